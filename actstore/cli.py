@@ -1,0 +1,207 @@
+"""The `actstore` command line: a thin shell over the library.
+
+Each command opens the store, calls one library function and prints. Library errors
+(`ActstoreError`) become one-sentence messages and a non-zero exit; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import click
+
+from actstore.errors import ActstoreError
+from actstore.output import FORMATS, write_frame
+from actstore.store import DEFAULT_URI, Store
+
+db_option = click.option(
+    "--db", default=DEFAULT_URI, show_default=True, envvar="ACTSTORE_DB",
+    help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
+)
+
+
+def output_options(func):
+    """--format and --output, shared by every command that prints a table."""
+    func = click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+                        help="Write to this file instead of stdout.")(func)
+    func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                        show_default=True, help="Output format.")(func)
+    return func
+
+
+def friendly_errors(func):
+    """Turn library errors into `Error: <sentence>` and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ActstoreError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="actstore")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+def main(verbose: bool) -> None:
+    """actstore: pooled activations of speech/text models in LanceDB, SQL, analyses and reports."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------------------- ingest
+@main.command()
+@db_option
+@click.option("--model", required=True, help="Hub id (from the local HF cache), a model directory, or all-MiniLM-L6-v2.")
+@click.option("--name", default=None, help="Name stored in the `model` column (default: hub id or directory name).")
+@click.option("--source", type=click.Choice(["flores", "fleurs", "manifest"]), default="flores", show_default=True,
+              help="flores: shipped FLORES-200 text + espeak-ng speech; fleurs: raw FLEURS layout; manifest: CSV/Parquet.")
+@click.option("--data-dir", default=None, help="FLEURS/FLORES directory, or the manifest file for --source manifest.")
+@click.option("--split", default="devtest", show_default=True, help="Dataset split (FLORES dev/devtest, FLEURS train/dev/test).")
+@click.option("--langs", default="all", show_default=True, help="Comma-separated ISO 639-3 codes, or 'all'.")
+@click.option("--modalities", default="speech,text", show_default=True, help="speech, text or both.")
+@click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (1,2,4,...,22,23,24). Default: all.")
+@click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
+@click.option("--limit", type=int, default=None, help="At most this many sentence ids per language (first by id).")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda:0.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Model dtype (pooling is always float32).")
+@click.option("--vector-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Stored vector dtype (float16 halves disk; DuckDB cannot read it).")
+@click.option("--overwrite", is_flag=True, help="Recompute and replace rows already stored (default: resume, skipping them).")
+@click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Your own language CSV (same columns as the shipped catalogue) to add or override languages.")
+@click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def ingest(db, model, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
+           device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
+    """Pool a model's activations over a parallel corpus into the store.
+
+    \b
+    Example:
+        actstore ingest --model all-MiniLM-L6-v2 --langs eng,fra,deu --limit 200
+        actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
+            --source fleurs --data-dir ~/fleurs --split test --device cuda
+    """
+    from ingest.pipeline import IngestRequest, ingest as run_ingest, parse_layers
+
+    request = IngestRequest(
+        model=model, name=name, source=source, data_dir=data_dir, split=split, langs=langs,
+        modalities=[m.strip() for m in modalities.split(",") if m.strip()],
+        layers=parse_layers(layers),
+        points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
+        limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
+        overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
+    )
+    store = Store.open(db)
+    summary = run_ingest(store, request, progress=not quiet)
+    label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
+    click.echo(f"run {summary.run_id}: {summary.model}{label}: {summary.items} items in {summary.jobs} jobs, "
+               f"{summary.rows} rows written, {summary.skipped_items} already stored.")
+    for key, why in summary.skipped_langs.items():
+        click.echo(f"skipped {key}: {why}")
+
+
+# ---------------------------------------------------------------------------------------- query
+@main.command()
+@db_option
+@click.argument("sql", required=False)
+@click.option("--named", default=None, help="Run a named query shipped in sql/ (see --list).")
+@click.option("--list", "list_named", is_flag=True, help="List the named queries.")
+@output_options
+@friendly_errors
+def query(db, sql, named, list_named, fmt, output):
+    """Run read-only SQL over the store.
+
+    Tables: activations (every row of every model, with vector), runs, points, sentences, and
+    the analysis result tables. Statements that write are refused.
+
+    \b
+    Example:
+        actstore query "SELECT lang, COUNT(*) FROM activations GROUP BY lang"
+        actstore query --named coverage --format csv
+    """
+    from actstore.query import named_queries, named_query, run_query
+
+    if list_named:
+        for name, text in named_queries().items():
+            first = text.strip().splitlines()[0].lstrip("- ").strip()
+            click.echo(f"{name}: {first}")
+        return
+    if (sql is None) == (named is None):
+        raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
+    text = named_query(named) if named else sql
+    store = Store.open(db, create=False)
+    write_frame(run_query(store, text), fmt, output)
+
+
+# ---------------------------------------------------------------------------------------- info
+@main.command()
+@db_option
+@friendly_errors
+def info(db):
+    """Show what the store holds: models, points, languages, rows, runs, results.
+
+    \b
+    Example:
+        actstore info --db ./actstore.lance
+    """
+    from actstore.summary import describe
+
+    click.echo(describe(Store.open(db, create=False)))
+
+
+@main.command()
+@click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Your own language CSV layered over the shipped catalogue.")
+@output_options
+@friendly_errors
+def languages(languages_csv, fmt, output):
+    """List the language catalogue (the study's 36 languages plus your own).
+
+    \b
+    Example:
+        actstore languages --format csv
+    """
+    import dataclasses
+
+    import polars as pl
+
+    from actstore.catalogue import Catalogue
+
+    cat = Catalogue.load(languages_csv)
+    write_frame(pl.DataFrame([dataclasses.asdict(lang) for lang in cat]), fmt, output)
+
+
+@main.command()
+@db_option
+@click.option("--model", required=True, help="Model whose activations to delete.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def delete(db, model, yes):
+    """Delete every stored activation of a model (runs and results stay).
+
+    \b
+    Example:
+        actstore delete --model my-model --yes
+    """
+    store = Store.open(db, create=False)
+    store.require_model(model)
+    if not yes:
+        click.confirm(f"Delete all activations of {model!r} from {db}?", abort=True)
+    n = store.delete_model(model)
+    click.echo(f"deleted {n} rows of {model}.")
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main(prog_name="actstore")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

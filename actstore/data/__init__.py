@@ -1,0 +1,1 @@
+"""Data files shipped with actstore (the study's language catalogue)."""

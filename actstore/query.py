@@ -1,0 +1,100 @@
+"""Read-only SQL over a store (Polars SQL over lazy Lance scans, with pushdown).
+
+Tables visible to SQL:
+- `activations`: every stored row of every model (metadata and `vector` as a list of floats; a
+  query that does not select `vector` never reads it);
+- `runs` (provenance), `points` (registered points and widths), `sentences` (texts);
+- every analysis result table (`similarity`, `retrieval`, `tsne`, `neurons_top`, ...).
+
+Only one SELECT/WITH statement is accepted: statements that write (DROP, DELETE, INSERT, UPDATE,
+CREATE, ...) are refused before anything runs, and the engine only ever sees read-only scans.
+Named queries ship as `.sql` files in the top-level `sql` package.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import polars as pl
+
+from actstore.errors import QueryError
+from actstore.schema import POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE
+from actstore.store import Store
+
+_WRITE_WORDS = ("insert", "update", "delete", "drop", "create", "alter", "truncate", "replace",
+                "merge", "copy", "attach", "detach", "grant", "revoke", "vacuum", "set", "pragma")
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", sql)
+
+
+def check_read_only(sql: str) -> str:
+    """Return the single statement if it is a read-only query; raise QueryError otherwise."""
+    body = _strip_comments(sql).strip()
+    # drop string literals before looking for a second statement
+    no_strings = re.sub(r"'(?:[^']|'')*'", "''", body)
+    statements = [s for s in no_strings.split(";") if s.strip()]
+    if not statements:
+        raise QueryError("The query is empty; pass one SELECT statement, e.g. \"SELECT * FROM runs\".")
+    if len(statements) > 1:
+        raise QueryError("Only one SQL statement is accepted per query; remove the extra statements after ';'.")
+    first = statements[0].strip().split(None, 1)[0].lower()
+    if first in _WRITE_WORDS:
+        raise QueryError(
+            f"actstore query is read-only: {first.upper()} statements are refused and the store is "
+            "unchanged; use SELECT (ingest with `actstore ingest`, remove with `actstore delete`)."
+        )
+    if first not in ("select", "with", "(", "explain", "show"):
+        raise QueryError(f"Only SELECT queries are accepted, not {first.upper()!r}; write SELECT ... FROM activations.")
+    return body.rstrip().rstrip(";")
+
+
+def named_queries() -> dict[str, str]:
+    """Name -> SQL text of the queries shipped in the `sql` package."""
+    out = {}
+    for entry in resources.files("sql").iterdir():
+        if entry.name.endswith(".sql"):
+            out[entry.name[:-4]] = entry.read_text("utf-8")
+    return dict(sorted(out.items()))
+
+
+def named_query(name: str) -> str:
+    queries = named_queries()
+    if name not in queries:
+        raise QueryError(f"No named query {name!r}; choose one of {', '.join(queries)}.")
+    return queries[name]
+
+
+def sql_context(store: Store) -> pl.SQLContext:
+    """A Polars SQL context whose tables are lazy, read-only scans of the store."""
+    frames: dict[str, pl.LazyFrame] = {"activations": store.scan_activations()}
+    for name in (RUNS_TABLE, POINTS_TABLE, SENTENCES_TABLE, *store.result_tables()):
+        if store.has_table(name):
+            frames[name] = pl.scan_pyarrow_dataset(store.dataset(name))
+    return pl.SQLContext(frames=frames)
+
+
+def run_query(store: Store, sql: str) -> pl.DataFrame:
+    """Run one read-only SQL query over the store and return the result."""
+    statement = check_read_only(sql)
+    ctx = sql_context(store)
+    try:
+        return ctx.execute(statement).collect()
+    except pl.exceptions.SQLSyntaxError as exc:
+        raise QueryError(f"The SQL does not parse ({_first_line(exc)}); fix the statement and retry.") from None
+    except pl.exceptions.SQLInterfaceError as exc:
+        msg = _first_line(exc)
+        if "not found" in msg.lower() or "no table" in msg.lower():
+            raise QueryError(f"{msg}; tables are: {', '.join(ctx.tables())}.") from None
+        raise QueryError(f"The SQL could not run ({msg}); fix the statement and retry.") from None
+    except (pl.exceptions.ColumnNotFoundError, pl.exceptions.InvalidOperationError,
+            pl.exceptions.SchemaError, pl.exceptions.ComputeError) as exc:
+        raise QueryError(f"The SQL could not run ({_first_line(exc)}); check column names with "
+                         "`actstore query \"SELECT * FROM activations LIMIT 1\"`.") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,136 @@
+"""The store's schema: table names, Arrow schemas and the schema version.
+
+Layout of a store (a LanceDB database: a local directory or any Lance URI):
+
+- `meta`: key/value rows; `schema_version` is checked on every open.
+- `points`: one row per (model, point): width, layer, modality, the activation table holding it.
+- `act_<model slug>_d<width>`: pooled activations, one row per (model, point, modality, lang,
+  sample_id). A fixed-size-list column has one width, so every distinct vector width of a model
+  gets its own table (SeamlessM4T v2: one table of 1024; a model mixing a 1280-wide audio encoder
+  and a 4096-wide LLM: two tables). `points` says which table holds which point; readers never
+  guess table names.
+- `runs`: provenance of every ingest, one row per run.
+- `sentences`: sentence text by (source, split, lang, sentence_id), for tooltips and SQL joins.
+- result tables written by analyses (`similarity`, `retrieval`, `tsne`, `neurons_top`, ...).
+
+Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+META_TABLE = "meta"
+POINTS_TABLE = "points"
+RUNS_TABLE = "runs"
+SENTENCES_TABLE = "sentences"
+ACTIVATION_PREFIX = "act_"
+
+#: the key a re-ingest replaces on (never duplicates)
+ACTIVATION_KEY = ("model", "point", "modality", "lang", "sample_id")
+
+VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+
+METADATA_FIELDS = [
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("point", pa.string(), nullable=False),
+    pa.field("layer", pa.int32()),
+    pa.field("modality", pa.string(), nullable=False),
+    pa.field("lang", pa.string(), nullable=False),
+    pa.field("sentence_id", pa.int64(), nullable=False),
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("split", pa.string()),
+    pa.field("n_frames", pa.int32()),
+    pa.field("resource_level", pa.string()),
+    pa.field("script", pa.string()),
+    pa.field("family", pa.string()),
+    pa.field("run_id", pa.string()),
+]
+METADATA_COLUMNS = [f.name for f in METADATA_FIELDS]
+
+
+def activation_schema(width: int, vector_dtype: str = "float32") -> pa.Schema:
+    """Arrow schema of an activation table holding vectors of `width`."""
+    return pa.schema(METADATA_FIELDS + [
+        pa.field("vector", pa.list_(VECTOR_DTYPES[vector_dtype], width), nullable=False)
+    ])
+
+
+META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
+
+POINTS_SCHEMA = pa.schema([
+    pa.field("model", pa.string()),
+    pa.field("point", pa.string()),
+    pa.field("modality", pa.string()),
+    pa.field("layer", pa.int32()),
+    pa.field("width", pa.int32()),
+    pa.field("vector_dtype", pa.string()),
+    pa.field("table_name", pa.string()),
+    pa.field("random_init", pa.bool_()),
+])
+
+RUNS_SCHEMA = pa.schema([
+    pa.field("run_id", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("model_id", pa.string()),
+    pa.field("model_revision", pa.string()),
+    pa.field("adapter", pa.string()),
+    pa.field("random_init", pa.bool_()),
+    pa.field("source", pa.string()),
+    pa.field("dataset_revision", pa.string()),
+    pa.field("split", pa.string()),
+    pa.field("langs", pa.list_(pa.string())),
+    pa.field("modalities", pa.list_(pa.string())),
+    pa.field("points", pa.list_(pa.string())),
+    pa.field("pooling", pa.string()),
+    pa.field("dtype", pa.string()),
+    pa.field("vector_dtype", pa.string()),
+    pa.field("device", pa.string()),
+    pa.field("batch_size", pa.int32()),
+    pa.field("package_version", pa.string()),
+    pa.field("started_at", pa.timestamp("us", tz="UTC")),
+    pa.field("ended_at", pa.timestamp("us", tz="UTC")),
+    pa.field("status", pa.string()),
+    pa.field("n_items", pa.int64()),
+    pa.field("n_rows", pa.int64()),
+    pa.field("params", pa.string()),
+])
+
+SENTENCES_SCHEMA = pa.schema([
+    pa.field("source", pa.string()),
+    pa.field("split", pa.string()),
+    pa.field("lang", pa.string()),
+    pa.field("sentence_id", pa.int64()),
+    pa.field("text", pa.string()),
+])
+SENTENCES_KEY = ("source", "split", "lang", "sentence_id")
+
+
+def model_slug(model: str) -> str:
+    """A table-name-safe, collision-free slug for a model name."""
+    readable = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:40] or "model"
+    digest = hashlib.sha1(model.encode("utf-8")).hexdigest()[:8]
+    return f"{readable}_{digest}"
+
+
+def activation_table_name(model: str, width: int) -> str:
+    return f"{ACTIVATION_PREFIX}{model_slug(model)}_d{width}"
+
+
+def sql_quote(value: str) -> str:
+    """Quote a string literal for a Lance/DataFusion filter."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_in(column: str, values) -> str:
+    vals = list(values)
+    if len(vals) == 1:
+        v = vals[0]
+        return f"{column} = {v}" if isinstance(v, int) else f"{column} = {sql_quote(v)}"
+    inner = ", ".join(str(v) if isinstance(v, int) else sql_quote(v) for v in vals)
+    return f"{column} IN ({inner})"

@@ -1,0 +1,1 @@
+"""Ingest: sources of parallel speech/text items, model adapters, pooling and the pipeline."""
