@@ -1,0 +1,54 @@
+# Set-up and main jobs. `make demo` and `make test` work on a fresh Debian machine with Python 3.10+:
+# they install system packages (espeak-ng, chromium) when missing, create .venv, install actstore.
+#
+# torch: TORCH_SPEC is installed into the venv only when the venv has no torch yet. Here
+# `torch==2.13.0` resolves to a local CPU build; elsewhere pass your own, e.g.
+#   make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+# or reuse a torch you already have: make demo VENV_FLAGS=--system-site-packages
+
+PYTHON     ?= python3
+VENV       ?= .venv
+VENV_FLAGS ?=
+TORCH_SPEC ?= torch==2.13.0
+DB         ?= actstore.lance
+OUT        ?= demo-out
+LIMIT      ?= 200
+BIN        := $(VENV)/bin
+APT_PKGS   := espeak-ng chromium
+
+.PHONY: demo test bench system-deps install install-dev clean
+
+system-deps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: system-deps install
+	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) BIN=$(BIN) bash scripts/demo.sh
+
+test: system-deps install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(DB) $(OUT) .pytest_cache
