@@ -87,6 +87,8 @@ def run_query(store: Store, sql: str) -> pl.DataFrame:
         raise QueryError(f"The SQL does not parse ({_first_line(exc)}); fix the statement and retry.") from None
     except pl.exceptions.SQLInterfaceError as exc:
         msg = _first_line(exc)
+        if "parser error" in msg:
+            raise QueryError(f"The SQL does not parse ({msg}); fix the statement and retry.") from None
         if "not found" in msg.lower() or "no table" in msg.lower():
             raise QueryError(f"{msg}; tables are: {', '.join(ctx.tables())}.") from None
         raise QueryError(f"The SQL could not run ({msg}); fix the statement and retry.") from None
