@@ -199,6 +199,87 @@ def delete(db, model, yes):
     click.echo(f"deleted {n} rows of {model}.")
 
 
+# ---------------------------------------------------------------------------------------- analyze
+@main.group()
+def analyze():
+    """Compute the study's analyses over a stored model and save them as result tables."""
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class _Bar:
+    """A tqdm progress bar whose total is learnt once the work is planned."""
+
+    def __init__(self, desc: str, enabled: bool = True):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=0, desc=desc, unit="score", disable=not enabled)
+
+    def total(self, n: int) -> None:
+        self._bar.total = n
+        self._bar.refresh()
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@analyze.command("svcca")
+@db_option
+@click.option("--model", required=True, help="Stored model name (see `actstore info`).")
+@click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual"]), required=True)
+@click.option("--kinds", default=None, help="Cross-lingual kinds: speech-speech,text-text,speech-text (default: all the model has).")
+@click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@click.option("--measure", type=click.Choice(["svcca", "pwcca", "cka", "cka_debiased", "knn"]), default="svcca", show_default=True)
+@click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
+@click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language/pair).")
+@click.option("--pairing", type=click.Choice(["pairwise", "global"]), default="pairwise", show_default=True,
+              help="Cross-lingual ids: each pair's intersection, or ids shared by every language.")
+@click.option("--recording", type=click.Choice(["random", "mean"]), default="random", show_default=True,
+              help="Several recordings per sentence: one at random (seeded) or their mean.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
+@click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
+@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
+@click.option("--device", default=None, help="torch device for --backend torch, e.g. cuda.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@output_options
+@friendly_errors
+def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
+                  bootstrap, no_null, backend, device, quiet, fmt, output):
+    """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
+
+    \b
+    Example:
+        actstore analyze svcca --model tiny-random-seamless-m4t-v2 --kind cross-modal
+        actstore analyze svcca --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
+    """
+    from analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
+                                similarity_grid)
+
+    store = Store.open(db, create=False)
+    options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
+                          bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
+                          device=device)
+    bar = _Bar(f"{measure} {kind}", enabled=not quiet)
+    try:
+        frame = similarity_grid(store, model, kind, kinds=_csv(kinds), depths=_csv(points),
+                                langs=_csv(langs), options=options, progress=bar.update, on_total=bar.total)
+    finally:
+        bar.close()
+    save_grid(store, frame)
+    summary = cross_modal_summary(frame) if kind == "cross-modal" else cross_lingual_summary(frame)
+    if store.is_random_init(model):
+        click.echo(f"note: {model} is a RANDOM-INIT model: these scores check the pipeline, they are not findings.", err=True)
+    click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
+    write_frame(summary.drop("model"), fmt, output)
+
+
 def run() -> None:  # pragma: no cover - console entry point alias
     main(prog_name="actstore")
 

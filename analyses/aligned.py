@@ -1,0 +1,244 @@
+"""Aligned sets: which stored rows are compared with which, paired by sentence id.
+
+Everything here is decided on metadata with Polars (pushdown reads, no vectors) and only then are
+vectors read, once per (depth, modality): one scan per point for all languages.
+
+Vocabulary
+- *depth*: the part of a point name after the modality, shared by the speech and text points of
+  the same depth (`speech.L4` and `text.L4` are depth `L4`); `speech.adaptor` is depth `adaptor`.
+- *set*: for one depth, one (lang, modality): a matrix with ONE row per sentence id, sorted by
+  id. Speech may hold several recordings per id (FLEURS speakers): the study keeps one, chosen at
+  random with a recorded seed (`recording="random"`), or all recordings are averaged
+  (`recording="mean"`). The same recording is used at every depth.
+- *pair*: two sets and the sentence ids they are compared on. Rows are always paired BY ID, never
+  by position: `PairSpec.x_rows[j]` and `y_rows[j]` are the rows of the same sentence id `ids[j]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import polars as pl
+
+from actstore.errors import AnalysisInputError
+from actstore.store import Store
+
+Recording = Literal["random", "mean"]
+SetKey = tuple[str, str]  # (lang, modality)
+
+#: the three cross-lingual kinds and the modalities of their two sides
+CROSS_LINGUAL_KINDS = {
+    "speech-speech": ("speech", "speech"),
+    "text-text": ("text", "text"),
+    "speech-text": ("speech", "text"),
+}
+
+
+def depth_of(point: str) -> str:
+    return point.split(".", 1)[1] if "." in point else point
+
+
+@dataclass(frozen=True)
+class Depth:
+    """One depth of a model: its points per modality and an order for plotting."""
+
+    name: str
+    order: int
+    layer: int | None
+    points: dict[str, str]  # modality -> point name
+
+
+def model_depths(store: Store, model: str) -> list[Depth]:
+    """Every depth stored for a model, in depth order (embeddings first, layers, then the rest)."""
+    pts = store.require_model(model)
+    by_depth: dict[str, dict] = {}
+    for r in pts.iter_rows(named=True):
+        d = by_depth.setdefault(depth_of(r["point"]), {"points": {}, "layer": r["layer"]})
+        d["points"][r["modality"]] = r["point"]
+        if d["layer"] is None:
+            d["layer"] = r["layer"]
+    ordered = sorted(by_depth.items(), key=lambda kv: (kv[1]["layer"] is None, kv[1]["layer"] or 0, kv[0]))
+    return [Depth(name=k, order=i, layer=v["layer"], points=v["points"]) for i, (k, v) in enumerate(ordered)]
+
+
+def choose_depths(store: Store, model: str, wanted: Sequence[str] | None,
+                  need: Sequence[str] = ()) -> list[Depth]:
+    """Depths by name (`L4`, or a point name like `speech.L4`), restricted to those having `need`."""
+    depths = model_depths(store, model)
+    usable = [d for d in depths if all(m in d.points for m in need)]
+    if wanted:
+        names = {depth_of(w) for w in wanted}
+        unknown = sorted(names - {d.name for d in depths})
+        if unknown:
+            raise AnalysisInputError(
+                f"Point(s) {unknown} are not stored for model {model!r}; stored depths: "
+                f"{', '.join(d.name for d in depths)}."
+            )
+        usable = [d for d in usable if d.name in names]
+    if not usable:
+        raise AnalysisInputError(
+            f"Model {model!r} has no depth stored with {' and '.join(need) or 'any modality'}"
+            f"{' among ' + ', '.join(sorted(wanted)) if wanted else ''}; ingest those modalities first."
+        )
+    return usable
+
+
+@dataclass
+class Selection:
+    """Which stored row stands for each (lang, modality, sentence_id): the recording choice."""
+
+    rows: pl.DataFrame  # lang, modality, sentence_id, sample_id (one per id, or all for "mean")
+    recording: Recording
+    seed: int
+
+    def ids(self, lang: str, modality: str) -> np.ndarray:
+        sub = self.rows.filter((pl.col("lang") == lang) & (pl.col("modality") == modality))
+        return np.unique(sub["sentence_id"].to_numpy())
+
+
+def select_recordings(store: Store, model: str, point_by_modality: dict[str, str],
+                      langs: Sequence[str] | None, *, recording: Recording = "random",
+                      seed: int = 0) -> Selection:
+    """One recording per (lang, modality, sentence_id), chosen at random with `seed`.
+
+    The draw is made over `sample_id`s sorted lexicographically, so it is reproducible from the
+    seed and the stored data alone, and the same recording is used at every depth.
+    """
+    if recording not in ("random", "mean"):
+        raise AnalysisInputError(f"recording must be 'random' or 'mean', not {recording!r}.")
+    frames = []
+    for modality, point in point_by_modality.items():
+        s = store.read(model, points=point, modality=modality, langs=langs,
+                       columns=["lang", "modality", "sentence_id", "sample_id"], vectors=False)
+        frames.append(s.meta)
+    meta = pl.concat(frames).sort("lang", "modality", "sentence_id", "sample_id")
+    if recording == "random":
+        rng = np.random.default_rng(seed)
+        meta = (meta.with_columns(pl.Series("_draw", rng.random(meta.height)))
+                .sort("lang", "modality", "sentence_id", "_draw")
+                .unique(["lang", "modality", "sentence_id"], keep="first", maintain_order=True)
+                .drop("_draw"))
+    return Selection(rows=meta, recording=recording, seed=seed)
+
+
+@dataclass
+class DepthSets:
+    """For one depth: a matrix per (lang, modality), one row per sentence id sorted by id."""
+
+    depth: Depth
+    vectors: dict[SetKey, np.ndarray]
+    ids: dict[SetKey, np.ndarray]
+
+    def rows_for(self, key: SetKey, ids: np.ndarray) -> np.ndarray:
+        """Row indices of `ids` in the set `key` (every id must be present)."""
+        have = self.ids[key]
+        pos = np.searchsorted(have, ids)
+        if np.any(pos >= have.size) or np.any(have[np.minimum(pos, have.size - 1)] != ids):
+            raise AnalysisInputError(f"Set {key} lacks some requested sentence ids; this is a bug in pairing.")
+        return pos
+
+
+def load_depth_sets(store: Store, model: str, depth: Depth, selection: Selection,
+                    modalities: Sequence[str]) -> DepthSets:
+    """Read one depth's vectors (one pushdown scan per modality) and arrange them by id."""
+    vectors: dict[SetKey, np.ndarray] = {}
+    ids: dict[SetKey, np.ndarray] = {}
+    for modality in modalities:
+        point = depth.points[modality]
+        chosen = selection.rows.filter(pl.col("modality") == modality)
+        langs = chosen["lang"].unique().to_list()
+        sl = store.read(model, points=point, modality=modality, langs=langs,
+                        columns=["lang", "sentence_id", "sample_id"])
+        meta = sl.meta.with_row_index("_row")
+        joined = chosen.join(meta, on=["lang", "sentence_id", "sample_id"], how="inner")
+        for (lang,), grp in joined.group_by(["lang"], maintain_order=True):
+            grp = grp.sort("sentence_id")
+            rows = grp["_row"].to_numpy()
+            x = sl.vectors[rows]
+            sid = grp["sentence_id"].to_numpy()
+            if selection.recording == "mean":
+                uniq, inverse = np.unique(sid, return_inverse=True)
+                summed = np.zeros((uniq.size, x.shape[1]), np.float64)
+                np.add.at(summed, inverse, x)
+                x = (summed / np.bincount(inverse)[:, None]).astype(np.float32)
+                sid = uniq
+            vectors[(lang, modality)] = np.ascontiguousarray(x)
+            ids[(lang, modality)] = sid
+    return DepthSets(depth=depth, vectors=vectors, ids=ids)
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """Two sets compared on `ids` (sorted); the measure sees rows in this order."""
+
+    kind: str
+    x: SetKey
+    y: SetKey
+    ids: np.ndarray = field(compare=False)
+
+
+def cross_modal_pairs(selection: Selection, langs: Sequence[str], n: int | None = None) -> list[PairSpec]:
+    """Per language, speech vs text on the first N ids both modalities have (by id).
+
+    N defaults to the smallest language's count of shared ids (the study: 251), so every
+    language is compared on the same number of sentences.
+    """
+    shared = {}
+    for lang in langs:
+        common = np.intersect1d(selection.ids(lang, "speech"), selection.ids(lang, "text"))
+        if common.size:
+            shared[lang] = common
+    if not shared:
+        raise AnalysisInputError("No language has both speech and text stored for the same sentence ids; "
+                                 "ingest both modalities first.")
+    size = min(c.size for c in shared.values()) if n is None else n
+    if n is not None and any(c.size < n for c in shared.values()):
+        short = {k: int(v.size) for k, v in shared.items() if v.size < n}
+        raise AnalysisInputError(f"--n {n} exceeds the shared ids of {short}; use a smaller --n.")
+    return [PairSpec("cross-modal", (lang, "speech"), (lang, "text"), ids[:size]) for lang, ids in shared.items()]
+
+
+def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *, n: int | None = None,
+                        mode: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
+    """Language x language pairs of one kind on the ids both sides have.
+
+    speech-speech and text-text are symmetric: the lower triangle (lang_a > lang_b) plus the
+    diagonal is not computed (a set against itself is 1). speech-text is the full matrix
+    (speech of A vs text of B, diagonal included). `pairwise`: each pair uses its own
+    intersection, every pair cut to the smallest intersection's size (the study: 194) unless `n`
+    is given; `global`: the ids every language has, first N.
+    """
+    if kind not in CROSS_LINGUAL_KINDS:
+        raise AnalysisInputError(f"Unknown kind {kind!r}; use one of {', '.join(CROSS_LINGUAL_KINDS)}.")
+    if len(langs) < 2:
+        raise AnalysisInputError("Cross-lingual comparisons need at least 2 languages; pass more --langs.")
+    ma, mb = CROSS_LINGUAL_KINDS[kind]
+    langs = sorted(langs)
+    if kind == "speech-text":
+        pairs = [(a, b) for a in langs for b in langs]
+    else:
+        pairs = [(a, b) for i, a in enumerate(langs) for b in langs[:i]]
+    if mode == "global":
+        common = None
+        for lang in langs:
+            for m in {ma, mb}:
+                ids = selection.ids(lang, m)
+                common = ids if common is None else np.intersect1d(common, ids)
+        inter = {p: common for p in pairs}
+    elif mode == "pairwise":
+        inter = {(a, b): np.intersect1d(selection.ids(a, ma), selection.ids(b, mb)) for a, b in pairs}
+    else:
+        raise AnalysisInputError(f"mode must be 'pairwise' or 'global', not {mode!r}.")
+    smallest = min(v.size for v in inter.values())
+    size = smallest if n is None else n
+    if n is not None and n > smallest:
+        raise AnalysisInputError(f"--n {n} exceeds the smallest pair intersection ({smallest} ids); use a smaller --n.")
+    if size < 3:
+        worst = min(inter, key=lambda p: inter[p].size)
+        raise AnalysisInputError(
+            f"Languages {worst[0]} and {worst[1]} share only {inter[worst].size} sentence ids for {kind}; "
+            "at least 3 are needed: drop one of them from --langs or ingest more sentences."
+        )
+    return [PairSpec(kind, (a, ma), (b, mb), inter[(a, b)][:size]) for a, b in pairs]

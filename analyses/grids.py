@@ -1,0 +1,238 @@
+"""Similarity grids over a stored model: cross-modal and cross-lingual, per depth (DESIGN §5).
+
+- cross-modal: SVCCA(speech, text) per depth and language on the first N shared ids; means over
+  languages and per resource level come from `cross_modal_summary`.
+- cross-lingual: speech-speech and text-text (lower triangle) and speech-text (full matrix) per
+  depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
+  come from `cross_lingual_summary` and `depth_delta`.
+Beside every score: kx and ky (kept directions), a random baseline of the same shapes, the
+shuffled-row null, and (optionally) a bootstrap confidence interval over sentences.
+
+The heavy lifting is `analyses.similarity.batched.score_pairs`: one reduction per set and row
+subset, shared by every score that uses it (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import polars as pl
+
+from actstore.errors import AnalysisInputError
+from actstore.schema import sql_in, sql_quote
+from actstore.store import Store
+from analyses.aligned import (
+    CROSS_LINGUAL_KINDS,
+    PairSpec,
+    choose_depths,
+    cross_lingual_pairs,
+    cross_modal_pairs,
+    load_depth_sets,
+    select_recordings,
+)
+from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+
+RESULT_TABLE = "similarity"
+Kind = Literal["cross-modal", "cross-lingual"]
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """How scores are computed; recorded beside every result row."""
+
+    measure: str = "svcca"
+    keep: float = 0.9
+    n: int | None = None
+    seed: int = 0
+    null: bool = True
+    bootstrap: int = 0
+    recording: Literal["random", "mean"] = "random"
+    mode: Literal["pairwise", "global"] = "pairwise"
+    knn_k: int = 10
+    backend: str = "numpy"
+    device: str | None = None
+
+
+def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
+    """lang -> resource level for the languages stored for `model` (validating requested ones)."""
+    have = (store.scan_activations(model, with_vectors=False)
+            .select("lang", "resource_level").unique().collect())
+    levels = dict(zip(have["lang"].to_list(), have["resource_level"].to_list()))
+    if langs:
+        missing = [lang for lang in langs if lang not in levels]
+        if missing:
+            raise AnalysisInputError(
+                f"Language(s) {', '.join(missing)} are not stored for model {model!r}; stored: "
+                f"{', '.join(sorted(levels))}."
+            )
+        return {lang: levels[lang] for lang in langs}
+    return dict(sorted(levels.items()))
+
+
+def _stored_modalities(store: Store, model: str) -> set[str]:
+    return set(store.require_model(model)["modality"].to_list())
+
+
+def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
+                    depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
+                    options: GridOptions = GridOptions(),
+                    progress: Callable[[int], object] | None = None,
+                    on_total: Callable[[int], object] | None = None) -> pl.DataFrame:
+    """Compute a cross-modal or cross-lingual grid; returns the result rows (not yet saved)."""
+    modalities_stored = _stored_modalities(store, model)
+    if kind == "cross-modal":
+        if modalities_stored != {"speech", "text"}:
+            raise AnalysisInputError(
+                f"Cross-modal similarity needs speech and text; model {model!r} has only "
+                f"{', '.join(sorted(modalities_stored))}: ingest the other modality or use --kind cross-lingual."
+            )
+        kinds_used = ["cross-modal"]
+        need = ("speech", "text")
+    elif kind == "cross-lingual":
+        if kinds:
+            unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
+            if unknown:
+                raise AnalysisInputError(f"Unknown kind {unknown[0]!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
+            for k in kinds:
+                lacking = set(CROSS_LINGUAL_KINDS[k]) - modalities_stored
+                if lacking:
+                    raise AnalysisInputError(
+                        f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
+                    )
+            kinds_used = list(kinds)
+        else:
+            kinds_used = [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= modalities_stored]
+        need = tuple(sorted({m for k in kinds_used for m in CROSS_LINGUAL_KINDS[k]}))
+    else:
+        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal or cross-lingual.")
+
+    levels = stored_languages(store, model, langs)
+    lang_list = list(levels)
+    chosen_depths = choose_depths(store, model, depths, need=need)
+    selection = select_recordings(store, model, {m: chosen_depths[0].points[m] for m in need},
+                                  lang_list, recording=options.recording, seed=options.seed)
+    if kind == "cross-modal":
+        specs: list[PairSpec] = cross_modal_pairs(selection, lang_list, options.n)
+    else:
+        specs = [s for k in kinds_used
+                 for s in cross_lingual_pairs(selection, lang_list, k, n=options.n, mode=options.mode)]
+    if on_total is not None:
+        on_total(len(specs) * len(chosen_depths))
+
+    version = store.activation_version(model)
+    random_init = store.is_random_init(model)
+    now = datetime.now(timezone.utc)
+    frames = []
+    for depth in chosen_depths:
+        sets = load_depth_sets(store, model, depth, selection, need)
+        requests = [PairRequest(s.x, sets.rows_for(s.x, s.ids), s.y, sets.rows_for(s.y, s.ids)) for s in specs]
+        scored = score_pairs(sets.vectors, requests, measure=options.measure, keep=options.keep,
+                             null=options.null, seed=options.seed, k=options.knn_k,
+                             backend=options.backend, device=options.device, progress=progress)
+        baselines = {}
+        for s in specs:
+            shape = (s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])
+            if shape not in baselines:
+                baselines[shape] = random_baseline(*shape, measure=options.measure, keep=options.keep,
+                                                   seed=options.seed)
+        ci_low = np.full(len(specs), np.nan)
+        ci_high = np.full(len(specs), np.nan)
+        if options.bootstrap:
+            for i, req in enumerate(requests):
+                ci_low[i], ci_high[i] = bootstrap_ci(sets.vectors, req, measure=options.measure,
+                                                     keep=options.keep, n_boot=options.bootstrap,
+                                                     seed=options.seed, k=options.knn_k)
+        frames.append(pl.DataFrame({
+            "model": model,
+            "random_init": random_init,
+            "measure": options.measure,
+            "kind": [s.kind for s in specs],
+            "depth": depth.name,
+            "layer": pl.Series([depth.layer] * len(specs), dtype=pl.Int32),
+            "point_order": depth.order,
+            "point": [depth.points[s.x[1]] for s in specs],
+            "point_b": [depth.points[s.y[1]] for s in specs],
+            "lang_a": [s.x[0] for s in specs],
+            "lang_b": [s.y[0] for s in specs],
+            "modality_a": [s.x[1] for s in specs],
+            "modality_b": [s.y[1] for s in specs],
+            "resource_level_a": [levels[s.x[0]] for s in specs],
+            "resource_level_b": [levels[s.y[0]] for s in specs],
+            "n": scored["n"].astype(np.int32),
+            "kx": scored["kx"].astype(np.int32),
+            "ky": scored["ky"].astype(np.int32),
+            "score": scored["score"].astype(np.float64),
+            "baseline": [baselines[(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])] for s in specs],
+            "null": scored["null"].astype(np.float64) if options.null else np.full(len(specs), np.nan),
+            "ci_low": ci_low,
+            "ci_high": ci_high,
+            "keep": options.keep,
+            "seed": options.seed,
+            "recording": options.recording,
+            "pairing": options.mode if kind == "cross-lingual" else "cross-modal",
+            "store_version": version,
+            "computed_at": now,
+        }))
+    out = pl.concat(frames)
+    return out.with_columns(pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
+                            pl.col("ci_high").fill_nan(None))
+
+
+def save_grid(store: Store, frame: pl.DataFrame) -> None:
+    """Write grid rows to the `similarity` table, replacing earlier rows of the same grid."""
+    if frame.height == 0:
+        return
+    model = frame["model"][0]
+    measure = frame["measure"][0]
+    where = " AND ".join([
+        f"model = {sql_quote(model)}", f"measure = {sql_quote(measure)}",
+        sql_in("kind", frame["kind"].unique().to_list()),
+        sql_in("depth", frame["depth"].unique().to_list()),
+    ])
+    store.write_results(RESULT_TABLE, frame, replace_where=where)
+
+
+def load_grid(store: Store, model: str, *, measure: str | None = None) -> pl.DataFrame | None:
+    where = f"model = {sql_quote(model)}" + (f" AND measure = {sql_quote(measure)}" if measure else "")
+    return store.read_results(RESULT_TABLE, where)
+
+
+def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per depth: mean score, baseline and null over all languages and per resource level."""
+    xm = frame.filter(pl.col("kind") == "cross-modal")
+    aggs = [pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
+            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages")]
+    keys = ["model", "measure", "depth", "point_order"]
+    overall = xm.group_by(keys).agg(aggs).with_columns(pl.lit("all").alias("group"))
+    per_level = (xm.filter(pl.col("resource_level_a").is_not_null())
+                 .group_by(keys + ["resource_level_a"]).agg(aggs)
+                 .rename({"resource_level_a": "group"}))
+    return pl.concat([overall, per_level.select(overall.columns)]).sort("point_order", "group")
+
+
+def cross_lingual_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per kind and depth: mean over language pairs, leaving out same-language pairs."""
+    xl = frame.filter((pl.col("kind") != "cross-modal") & (pl.col("lang_a") != pl.col("lang_b")))
+    return (xl.group_by("model", "measure", "kind", "depth", "point_order")
+            .agg(pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
+                 pl.len().alias("pairs"))
+            .sort("kind", "point_order"))
+
+
+def depth_delta(frame: pl.DataFrame, depth_from: str, depth_to: str) -> pl.DataFrame:
+    """score(depth_to) - score(depth_from) per kind and language pair."""
+    keys = ["model", "measure", "kind", "lang_a", "lang_b"]
+    a = frame.filter(pl.col("depth") == depth_from).select(keys + [pl.col("score").alias("score_from")])
+    b = frame.filter(pl.col("depth") == depth_to).select(keys + [pl.col("score").alias("score_to")])
+    if a.height == 0 or b.height == 0:
+        missing = depth_from if a.height == 0 else depth_to
+        raise AnalysisInputError(f"No similarity results at depth {missing!r}; compute that depth first.")
+    return (a.join(b, on=keys).with_columns((pl.col("score_to") - pl.col("score_from")).alias("delta"))
+            .with_columns(pl.lit(depth_from).alias("depth_from"), pl.lit(depth_to).alias("depth_to")))
+
+
+def options_dict(options: GridOptions) -> dict:
+    return asdict(options)
