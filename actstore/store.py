@@ -95,6 +95,8 @@ class Store:
         self._db = db
         self.uri = uri
         self._tables: dict[str, object] = {}
+        self._datasets: dict[str, object] = {}
+        self._points_cache: tuple[int, pl.DataFrame] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -174,10 +176,19 @@ class Store:
         return name in self.table_names()
 
     def dataset(self, name: str):
-        """The Lance dataset of a table at its latest version (for pushdown scans)."""
+        """The Lance dataset of a table at its latest version (for pushdown scans).
+
+        Datasets are cached and reopened only when a newer version exists (a cheap check), so
+        reads see other processes' commits without paying to reopen the table every time.
+        """
+        ds = self._datasets.get(name)
+        if ds is not None and ds.latest_version == ds.version:
+            return ds
         tbl = self._open_table(name)
         tbl.checkout_latest()
-        return tbl.to_lance()
+        ds = tbl.to_lance()
+        self._datasets[name] = ds
+        return ds
 
     def table_version(self, name: str) -> int:
         tbl = self._open_table(name)
@@ -187,11 +198,16 @@ class Store:
     # ------------------------------------------------------------------ points registry
     def points(self, model: str | None = None) -> pl.DataFrame:
         """Registered points: model, point, modality, layer, width, vector_dtype, table_name."""
-        if not self.has_table(POINTS_TABLE):
+        try:
+            ds = self.dataset(POINTS_TABLE)
+        except (ValueError, FileNotFoundError, RuntimeError):
+            if self.has_table(POINTS_TABLE):
+                raise
             return pl.DataFrame(schema=pl.Schema(POINTS_SCHEMA))  # type: ignore[arg-type]
-        ds = self.dataset(POINTS_TABLE)
-        flt = f"model = {sql_quote(model)}" if model is not None else None
-        return pl.from_arrow(ds.to_table(filter=flt))  # type: ignore[return-value]
+        if self._points_cache is None or self._points_cache[0] != ds.version:
+            self._points_cache = (ds.version, pl.from_arrow(ds.to_table()))  # type: ignore[assignment]
+        allpts = self._points_cache[1]
+        return allpts if model is None else allpts.filter(pl.col("model") == model)
 
     def models(self) -> list[str]:
         return sorted(self.points()["model"].unique().to_list())

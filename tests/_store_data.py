@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-
-from actstore.schema import METADATA_FIELDS
-from actstore.store import Store, numpy_to_vectors
-
-
-def activation_rows(model: str, point: str, modality: str, lang: str, sentence_ids, vectors: np.ndarray,
-                    *, layer: int | None = 1, run_id: str = "test", sample_suffix: str = "") -> pa.Table:
-    n = len(sentence_ids)
-    cols = {
-        "model": [model] * n, "point": [point] * n, "layer": pa.array([layer] * n, pa.int32()),
-        "modality": [modality] * n, "lang": [lang] * n,
-        "sentence_id": pa.array(list(sentence_ids), pa.int64()),
-        "sample_id": [f"{lang}:{modality}:{s}{sample_suffix}" for s in sentence_ids],
-        "split": ["devtest"] * n, "n_frames": pa.array([5] * n, pa.int32()),
-        "resource_level": ["high"] * n, "script": ["Latin"] * n, "family": ["Indo-European"] * n,
-        "run_id": [run_id] * n,
-    }
-    names = [f.name for f in METADATA_FIELDS]
-    return pa.table({**{k: cols[k] for k in names}, "vector": numpy_to_vectors(vectors)})
+from actstore.store import Store
+from actstore.synthetic import activation_rows
 
 
 def put(store: Store, model: str, point: str, modality: str, lang: str, sentence_ids, vectors,
