@@ -274,10 +274,122 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
         bar.close()
     save_grid(store, frame)
     summary = cross_modal_summary(frame) if kind == "cross-modal" else cross_lingual_summary(frame)
-    if store.is_random_init(model):
-        click.echo(f"note: {model} is a RANDOM-INIT model: these scores check the pipeline, they are not findings.", err=True)
+    _note_random_init(store, model)
     click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
     write_frame(summary.drop("model"), fmt, output)
+
+
+def _note_random_init(store, model) -> None:
+    if store.is_random_init(model):
+        click.echo(f"note: {model} is a RANDOM-INIT model: these numbers check the pipeline, they are not findings.", err=True)
+
+
+@analyze.command("retrieval")
+@db_option
+@click.option("--model", required=True, help="Stored model name.")
+@click.option("--kinds", default=None, help="speech-text,speech-speech,text-text (default: all the model has).")
+@click.option("--points", default=None, help="Depths or points (default: all).")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@click.option("--n", "n_rows", type=int, default=None, help="Sentences per pair (default: the smallest intersection).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+@output_options
+@friendly_errors
+def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
+    """Nearest-neighbour retrieval (P@1, recall@k, xsim error) per depth and language pair.
+
+    \b
+    Example:
+        actstore analyze retrieval --model tiny-random-seamless-m4t-v2 --points L4
+    """
+    import polars as pl
+
+    from analyses.retrieval_grid import retrieval_grid, save_retrieval
+
+    store = Store.open(db, create=False)
+    bar = _Bar("retrieval", enabled=not quiet)
+    try:
+        frame = retrieval_grid(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
+                               n=n_rows, seed=seed, backend=backend, device=device,
+                               progress=bar.update, on_total=bar.total)
+    finally:
+        bar.close()
+    save_retrieval(store, frame)
+    _note_random_init(store, model)
+    click.echo(f"{frame.height} rows saved to table 'retrieval'.", err=True)
+    summary = (frame.group_by("kind", "depth", "point_order", "direction")
+               .agg(pl.col("p_at_1").mean(), pl.col("xsim_error").mean(), pl.len().alias("pairs"))
+               .sort("kind", "point_order", "direction").drop("point_order"))
+    write_frame(summary, fmt, output)
+
+
+@analyze.command("tsne")
+@db_option
+@click.option("--model", required=True, help="Stored model name.")
+@click.option("--points", default=None, help="Depths or points (default: all).")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@click.option("--per-language", type=int, default=100, show_default=True, help="Sentences per language and modality.")
+@click.option("--perplexity", type=float, default=30.0, show_default=True)
+@click.option("--max-iter", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@friendly_errors
+def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, seed, quiet):
+    """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
+
+    \b
+    Example:
+        actstore analyze tsne --model all-MiniLM-L6-v2 --points L1,L6 --per-language 50
+    """
+    import polars as pl
+
+    from analyses.tsne_maps import save_tsne, tsne_maps
+
+    store = Store.open(db, create=False)
+    bar = _Bar("t-SNE", enabled=not quiet)
+    try:
+        frame = tsne_maps(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
+                          perplexity=perplexity, max_iter=max_iter, seed=seed, progress=bar.update)
+    finally:
+        bar.close()
+    save_tsne(store, frame)
+    _note_random_init(store, model)
+    per_depth = frame.group_by("depth", "point_order").agg(pl.len().alias("n"), pl.col("kl_divergence").first())
+    for row in per_depth.sort("point_order").iter_rows(named=True):
+        click.echo(f"{row['depth']}: {row['n']} points, KL {row['kl_divergence']:.3f}")
+
+
+@analyze.command("neurons")
+@db_option
+@click.option("--model", required=True, help="Stored model name.")
+@click.option("--points", default=None, help="Depths or points (default: all).")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@click.option("--k", type=int, default=20, show_default=True, help="Top dimensions kept per language/modality.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@friendly_errors
+def analyze_neurons(db, model, points, langs, k, seed, quiet):
+    """Language/modality-selective dimensions (average precision) and activation concentration.
+
+    \b
+    Example:
+        actstore analyze neurons --model tiny-random-seamless-m4t-v2 --points L1,L4
+    """
+    from analyses.neuron_maps import neuron_tables, save_neurons
+
+    store = Store.open(db, create=False)
+    bar = _Bar("neurons", enabled=not quiet)
+    try:
+        tables = neuron_tables(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
+                               progress=bar.update)
+    finally:
+        bar.close()
+    save_neurons(store, tables)
+    _note_random_init(store, model)
+    for name, frame in tables.items():
+        click.echo(f"{frame.height} rows saved to table '{name}'.")
 
 
 def run() -> None:  # pragma: no cover - console entry point alias

@@ -40,6 +40,26 @@ def depth_of(point: str) -> str:
     return point.split(".", 1)[1] if "." in point else point
 
 
+def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
+    """lang -> resource level for the languages stored for `model` (validating requested ones)."""
+    have = (store.scan_activations(model, with_vectors=False)
+            .select("lang", "resource_level").unique().collect())
+    levels = dict(zip(have["lang"].to_list(), have["resource_level"].to_list()))
+    if langs:
+        missing = [lang for lang in langs if lang not in levels]
+        if missing:
+            raise AnalysisInputError(
+                f"Language(s) {', '.join(missing)} are not stored for model {model!r}; stored: "
+                f"{', '.join(sorted(levels))}."
+            )
+        return {lang: levels[lang] for lang in langs}
+    return dict(sorted(levels.items()))
+
+
+def stored_modalities(store: Store, model: str) -> set[str]:
+    return set(store.require_model(model)["modality"].to_list())
+
+
 @dataclass(frozen=True)
 class Depth:
     """One depth of a model: its points per modality and an order for plotting."""

@@ -22,10 +22,11 @@ import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
-from actstore.schema import sql_in, sql_quote
 from actstore.store import Store
 from analyses.aligned import (
     CROSS_LINGUAL_KINDS,
+    stored_languages,
+    stored_modalities,
     PairSpec,
     choose_depths,
     cross_lingual_pairs,
@@ -33,6 +34,7 @@ from analyses.aligned import (
     load_depth_sets,
     select_recordings,
 )
+from analyses.results import load_results, save_results
 from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 
 RESULT_TABLE = "similarity"
@@ -56,33 +58,13 @@ class GridOptions:
     device: str | None = None
 
 
-def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
-    """lang -> resource level for the languages stored for `model` (validating requested ones)."""
-    have = (store.scan_activations(model, with_vectors=False)
-            .select("lang", "resource_level").unique().collect())
-    levels = dict(zip(have["lang"].to_list(), have["resource_level"].to_list()))
-    if langs:
-        missing = [lang for lang in langs if lang not in levels]
-        if missing:
-            raise AnalysisInputError(
-                f"Language(s) {', '.join(missing)} are not stored for model {model!r}; stored: "
-                f"{', '.join(sorted(levels))}."
-            )
-        return {lang: levels[lang] for lang in langs}
-    return dict(sorted(levels.items()))
-
-
-def _stored_modalities(store: Store, model: str) -> set[str]:
-    return set(store.require_model(model)["modality"].to_list())
-
-
 def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
                     depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
                     options: GridOptions = GridOptions(),
                     progress: Callable[[int], object] | None = None,
                     on_total: Callable[[int], object] | None = None) -> pl.DataFrame:
     """Compute a cross-modal or cross-lingual grid; returns the result rows (not yet saved)."""
-    modalities_stored = _stored_modalities(store, model)
+    modalities_stored = stored_modalities(store, model)
     if kind == "cross-modal":
         if modalities_stored != {"speech", "text"}:
             raise AnalysisInputError(
@@ -183,21 +165,14 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
 
 def save_grid(store: Store, frame: pl.DataFrame) -> None:
     """Write grid rows to the `similarity` table, replacing earlier rows of the same grid."""
-    if frame.height == 0:
-        return
-    model = frame["model"][0]
-    measure = frame["measure"][0]
-    where = " AND ".join([
-        f"model = {sql_quote(model)}", f"measure = {sql_quote(measure)}",
-        sql_in("kind", frame["kind"].unique().to_list()),
-        sql_in("depth", frame["depth"].unique().to_list()),
-    ])
-    store.write_results(RESULT_TABLE, frame, replace_where=where)
+    save_results(store, RESULT_TABLE, frame, keys=("model", "measure", "kind", "depth"))
 
 
 def load_grid(store: Store, model: str, *, measure: str | None = None) -> pl.DataFrame | None:
-    where = f"model = {sql_quote(model)}" + (f" AND measure = {sql_quote(measure)}" if measure else "")
-    return store.read_results(RESULT_TABLE, where)
+    frame = load_results(store, RESULT_TABLE, model)
+    if frame is not None and measure is not None:
+        frame = frame.filter(pl.col("measure") == measure)
+    return frame
 
 
 def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,82 @@
+"""Neuron-level tables per depth (following the SeamlessM4T v2 neuron study).
+
+- `neurons_top`: for each language, the dimensions whose activation best separates it from the
+  other languages (average precision), ranked separately on speech rows and on text rows; and
+  for each modality, the dimensions that best separate it from the other modality.
+- `neurons_overlap`: per language, how many of its top-k dimensions speech and text share.
+- `concentration`: per language and modality, the Gini coefficient of mean |activation| over
+  dimensions (0: spread evenly; towards 1: a few dimensions carry it).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+from actstore.store import Store
+from analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from analyses.neurons import activation_concentration, modality_overlap, top_selective
+from analyses.results import load_results, save_results, stamp
+
+TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE = "neurons_top", "neurons_overlap", "concentration"
+
+
+def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
+                  langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
+                  progress=None) -> dict[str, pl.DataFrame]:
+    """Compute the three neuron-level tables for every chosen depth (not yet saved)."""
+    modalities = tuple(sorted(stored_modalities(store, model)))
+    lang_list = list(stored_languages(store, model, langs))
+    chosen = choose_depths(store, model, depths, need=())
+    first = chosen[0]
+    selection = select_recordings(store, model, {m: first.points[m] for m in first.points}, lang_list, seed=seed)
+    tops, overlaps, conc = [], [], []
+    for depth in chosen:
+        mods = [m for m in modalities if m in depth.points]
+        sets = load_depth_sets(store, model, depth, selection, mods)
+        by_mod, lang_top = {}, {}
+        for modality in mods:
+            keys = sorted(key for key in sets.vectors if key[1] == modality)
+            x = np.concatenate([sets.vectors[key] for key in keys])
+            labels = np.concatenate([[key[0]] * sets.vectors[key].shape[0] for key in keys])
+            by_mod[modality] = (x, labels)
+            if len(keys) >= 2:
+                top = top_selective(x, labels, k=k).with_columns(
+                    pl.lit("language").alias("target_kind"), pl.lit(modality).alias("modality"))
+                lang_top[modality] = top
+                tops.append(top.with_columns(pl.lit(depth.name).alias("depth"),
+                                             pl.lit(depth.order).alias("point_order")))
+            c = activation_concentration(x, labels).rename({"group": "lang"})
+            conc.append(c.with_columns(pl.lit(modality).alias("modality"), pl.lit(depth.name).alias("depth"),
+                                       pl.lit(depth.order).alias("point_order")))
+        widths = {x.shape[1] for x in sets.vectors.values()}
+        if len(mods) == 2 and len(widths) == 1:  # modality selectivity needs one dimension space
+            xs, xt = by_mod["speech"][0], by_mod["text"][0]
+            x = np.concatenate([xs, xt])
+            labels = np.array(["speech"] * xs.shape[0] + ["text"] * xt.shape[0])
+            top = top_selective(x, labels, k=k).with_columns(
+                pl.lit("modality").alias("target_kind"), pl.lit("all").alias("modality"))
+            tops.append(top.with_columns(pl.lit(depth.name).alias("depth"), pl.lit(depth.order).alias("point_order")))
+            if "speech" in lang_top and "text" in lang_top:
+                ov = modality_overlap(lang_top["speech"], lang_top["text"], n_dims=x.shape[1])
+                overlaps.append(ov.select(pl.col("target").alias("lang"), pl.lit(k).alias("k"),
+                                          pl.col("n_shared").alias("shared"), "jaccard", "expected_by_chance")
+                                .with_columns(pl.lit(depth.name).alias("depth"), pl.lit(depth.order).alias("point_order")))
+        if progress is not None:
+            progress(1)
+    out = {}
+    for name, parts in ((TOP_TABLE, tops), (OVERLAP_TABLE, overlaps), (CONCENTRATION_TABLE, conc)):
+        if parts:
+            out[name] = stamp(pl.concat(parts, how="diagonal_relaxed"), store, model)
+    return out
+
+
+def save_neurons(store: Store, tables: dict[str, pl.DataFrame]) -> None:
+    for name, frame in tables.items():
+        save_results(store, name, frame, keys=("model", "depth"))
+
+
+def load_neurons(store: Store, model: str) -> dict[str, pl.DataFrame | None]:
+    return {name: load_results(store, name, model) for name in (TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE)}

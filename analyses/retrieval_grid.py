@@ -1,0 +1,95 @@
+"""Retrieval grids over a stored model: nearest neighbours by cosine between aligned sides.
+
+Per depth and language pair (the same id pairing as the similarity grids): speech->text of one
+language (the diagonal of speech-text) and of two languages, and lang A -> lang B within speech
+and within text; both directions, P@1, recall@5/10 and LASER-style xsim error (ratio margin,
+k=4). Saved to the `retrieval` table.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import polars as pl
+
+from actstore.errors import AnalysisInputError
+from actstore.store import Store
+from analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
+from analyses.results import load_results, save_results, stamp
+from analyses.retrieval import retrieval_scores
+
+RESULT_TABLE = "retrieval"
+
+
+def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = None,
+                   depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
+                   n: int | None = None, seed: int = 0, margin_k: int = 4, backend: str = "numpy",
+                   device: str | None = None, progress: Callable[[int], object] | None = None,
+                   on_total: Callable[[int], object] | None = None) -> pl.DataFrame:
+    """Retrieval scores for every pair of every kind at every chosen depth (not yet saved)."""
+    have = stored_modalities(store, model)
+    kinds = list(kinds) if kinds else [k for k, m in CROSS_LINGUAL_KINDS.items() if set(m) <= have]
+    for k in kinds:
+        if k not in CROSS_LINGUAL_KINDS:
+            raise AnalysisInputError(f"Unknown kind {k!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
+        if not set(CROSS_LINGUAL_KINDS[k]) <= have:
+            raise AnalysisInputError(f"{k} retrieval needs both sides stored; model {model!r} has {', '.join(sorted(have))}.")
+    need = tuple(sorted({m for k in kinds for m in CROSS_LINGUAL_KINDS[k]}))
+    levels = stored_languages(store, model, langs)
+    lang_list = list(levels)
+    chosen = choose_depths(store, model, depths, need=need)
+    selection = select_recordings(store, model, {m: chosen[0].points[m] for m in need}, lang_list, seed=seed)
+    specs = [s for k in kinds for s in _pairs(selection, lang_list, k, n)]
+    if on_total is not None:
+        on_total(len(specs) * len(chosen))
+    rows = []
+    for depth in chosen:
+        sets = load_depth_sets(store, model, depth, selection, need)
+        for spec in specs:
+            a = sets.vectors[spec.x][sets.rows_for(spec.x, spec.ids)]
+            b = sets.vectors[spec.y][sets.rows_for(spec.y, spec.ids)]
+            result = retrieval_scores(a, b, ks=(1, 5, 10), margin_k=margin_k, backend=backend, device=device)
+            for r in result.to_rows():
+                rows.append({
+                    "depth": depth.name, "point_order": depth.order, "layer": depth.layer,
+                    "point": depth.points[spec.x[1]], "point_b": depth.points[spec.y[1]],
+                    "kind": spec.kind, "lang_a": spec.x[0], "lang_b": spec.y[0],
+                    "direction": r["direction"], "n": r["n"], "p_at_1": r["p_at_1"],
+                    "recall_at_5": r["recall@5"], "recall_at_10": r["recall@10"],
+                    "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
+                })
+            if progress is not None:
+                progress(1)
+    frame = pl.DataFrame(rows, schema_overrides={"layer": pl.Int32})
+    return stamp(frame, store, model)
+
+
+def _pairs(selection, langs, kind, n):
+    """Like the similarity pairs; speech-text always includes each language with itself."""
+    if len(langs) < 2:
+        if kind != "speech-text":
+            raise AnalysisInputError(f"{kind} retrieval needs at least 2 languages; pass more --langs.")
+        import numpy as np
+
+        from analyses.aligned import PairSpec
+
+        lang = langs[0]
+        ids = np.intersect1d(selection.ids(lang, "speech"), selection.ids(lang, "text"))
+        return [PairSpec(kind, (lang, "speech"), (lang, "text"), ids[:n] if n else ids)]
+    return cross_lingual_pairs(selection, langs, kind, n=n)
+
+
+def save_retrieval(store: Store, frame: pl.DataFrame) -> None:
+    save_results(store, RESULT_TABLE, frame, keys=("model", "depth", "kind"))
+
+
+def load_retrieval(store: Store, model: str) -> pl.DataFrame | None:
+    return load_results(store, RESULT_TABLE, model)
+
+
+def per_language_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per depth and language: speech->text and text->speech P@1 of the language with itself."""
+    same = frame.filter((pl.col("kind") == "speech-text") & (pl.col("lang_a") == pl.col("lang_b")))
+    return (same.pivot(on="direction", index=["depth", "point_order", "lang_a"], values="p_at_1")
+            .rename({"lang_a": "lang", "a->b": "speech_to_text_p1", "b->a": "text_to_speech_p1"})
+            .sort("point_order", "lang"))

@@ -1,0 +1,68 @@
+"""t-SNE maps per depth: speech and text vectors of every language in one embedding.
+
+Rows are the same one-recording-per-sentence selection as the similarity grids, at most
+`per_language` sentence ids per (language, modality) (first by id) so maps stay readable and
+fast; widths are zero-padded (as the study did). Coordinates go to the `tsne` table with
+modality, language, sentence id and the sentence text (for tooltips).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+from actstore.store import Store
+from analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from analyses.results import load_results, save_results, stamp
+from analyses.tsne import pad_widths, tsne_embed
+
+RESULT_TABLE = "tsne"
+
+
+def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
+              langs: Sequence[str] | None = None, per_language: int | None = 100,
+              perplexity: float = 30.0, max_iter: int = 1000, seed: int = 0,
+              progress=None) -> pl.DataFrame:
+    """One joint t-SNE per depth over every stored modality and language (not yet saved)."""
+    modalities = tuple(sorted(stored_modalities(store, model)))
+    lang_list = list(stored_languages(store, model, langs))
+    chosen = choose_depths(store, model, depths, need=())
+    chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
+    first = chosen[0]
+    selection = select_recordings(store, model, {m: first.points[m] for m in first.points}, lang_list, seed=seed)
+    texts = store.sentences(lang_list)
+    text_of = {(r["lang"], r["sentence_id"]): r["text"] for r in texts.iter_rows(named=True)}
+    frames = []
+    for depth in chosen:
+        mods = [m for m in modalities if m in depth.points]
+        sets = load_depth_sets(store, model, depth, selection, mods)
+        blocks, meta = [], []
+        for (lang, modality), x in sorted(sets.vectors.items()):
+            ids = sets.ids[(lang, modality)]
+            take = slice(None) if per_language is None else slice(0, per_language)
+            blocks.append(x[take])
+            for sid in ids[take]:
+                meta.append((modality, lang, int(sid), text_of.get((lang, int(sid)))))
+        result = tsne_embed(pad_widths(blocks), perplexity=perplexity, max_iter=max_iter, seed=seed)
+        frames.append(pl.DataFrame({
+            "depth": depth.name, "point_order": depth.order,
+            "modality": [m[0] for m in meta], "lang": [m[1] for m in meta],
+            "sentence_id": pl.Series([m[2] for m in meta], dtype=pl.Int64),
+            "x": result.coords[:, 0].astype(np.float32), "y": result.coords[:, 1].astype(np.float32),
+            "text": pl.Series([m[3] for m in meta], dtype=pl.String),
+            "kl_divergence": result.kl_divergence, "perplexity": result.perplexity,
+            "method": result.method,
+        }))
+        if progress is not None:
+            progress(1)
+    return stamp(pl.concat(frames), store, model)
+
+
+def save_tsne(store: Store, frame: pl.DataFrame) -> None:
+    save_results(store, RESULT_TABLE, frame, keys=("model", "depth"))
+
+
+def load_tsne(store: Store, model: str) -> pl.DataFrame | None:
+    return load_results(store, RESULT_TABLE, model)

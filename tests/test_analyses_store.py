@@ -1,0 +1,82 @@
+"""Retrieval grids, t-SNE maps and neuron tables computed from a real store."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from actstore.errors import AnalysisInputError
+from actstore.query import run_query
+from actstore.store import Store
+from analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
+from analyses.retrieval_grid import load_retrieval, per_language_table, retrieval_grid, save_retrieval
+from analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
+
+from _store_data import put
+
+LANGS = ("eng", "fra", "deu")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Languages share a sentence signal; each language adds its own offset on a few dims."""
+    s = Store.open(tmp_path_factory.mktemp("an") / "db")
+    rng = np.random.default_rng(0)
+    ids = np.arange(40)
+    signal = rng.standard_normal((40, 16))
+    for li, lang in enumerate(LANGS):
+        for modality in ("speech", "text"):
+            x = signal + 0.1 * rng.standard_normal((40, 16))
+            x[:, li] += 4.0  # dimension li is selective for language li
+            put(s, "m", f"{modality}.L1", modality, lang, ids, x.astype(np.float32), layer=1)
+    return s
+
+
+def test_retrieval_grid_finds_aligned_sentences(store):
+    frame = retrieval_grid(store, "m")
+    assert set(frame["kind"].unique()) == {"speech-speech", "text-text", "speech-text"}
+    # 3 + 3 + 9 pairs, two directions each
+    assert frame.height == 2 * (3 + 3 + 9)
+    # chance is 1/40; the language offsets make cross-language retrieval harder than within
+    assert frame["p_at_1"].min() > 0.5
+    same = frame.filter(pl.col("lang_a") == pl.col("lang_b"))
+    assert same["p_at_1"].min() == 1.0 and same["xsim_error"].max() == 0.0
+    assert frame["random_init"].to_list()[0] is False
+    save_retrieval(store, frame)
+    save_retrieval(store, frame)
+    assert load_retrieval(store, "m").height == frame.height
+    table = per_language_table(frame)
+    assert table.columns == ["depth", "point_order", "lang", "speech_to_text_p1", "text_to_speech_p1"]
+    assert run_query(store, "SELECT COUNT(*) AS n FROM retrieval")["n"][0] == frame.height
+
+
+def test_tsne_maps_label_every_row(store):
+    frame = tsne_maps(store, "m", per_language=30, perplexity=10, max_iter=300)
+    assert frame.height == 3 * 2 * 30
+    assert set(frame["modality"].unique()) == {"speech", "text"}
+    assert frame["x"].is_finite().all()
+    save_tsne(store, frame)
+    assert load_tsne(store, "m").height == frame.height
+
+
+def test_neuron_tables_find_the_planted_dimension(store):
+    tables = neuron_tables(store, "m", k=3)
+    top = tables["neurons_top"]
+    best = (top.filter((pl.col("target_kind") == "language") & (pl.col("rank") == 1))
+            .select("target", "modality", "dim"))
+    for li, lang in enumerate(LANGS):
+        assert set(best.filter(pl.col("target") == lang)["dim"].to_list()) == {li}
+    overlap = tables["neurons_overlap"]
+    assert overlap.filter(pl.col("lang") == "eng")["shared"][0] >= 1
+    assert set(tables["concentration"]["modality"].unique()) == {"speech", "text"}
+    save_neurons(store, tables)
+    assert all(v is not None for v in load_neurons(store, "m").values())
+
+
+def test_text_only_model_rejects_speech_retrieval(tmp_path):
+    s = Store.open(tmp_path / "db")
+    rng = np.random.default_rng(0)
+    for lang in LANGS:
+        put(s, "t", "text.L1", "text", lang, range(10), rng.standard_normal((10, 4)).astype(np.float32))
+    with pytest.raises(AnalysisInputError, match="needs both sides stored"):
+        retrieval_grid(s, "t", kinds=["speech-text"])
+    assert set(retrieval_grid(s, "t")["kind"].unique()) == {"text-text"}
