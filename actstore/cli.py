@@ -392,6 +392,50 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
         click.echo(f"{frame.height} rows saved to table '{name}'.")
 
 
+# ---------------------------------------------------------------------------------------- report
+@main.command()
+@db_option
+@click.option("--model", required=True, help="Stored model name.")
+@click.option("--out", default="report.html", show_default=True, type=click.Path(), help="HTML file to write.")
+@click.option("--measure", type=click.Choice(["svcca", "pwcca", "cka", "cka_debiased", "knn"]), default="svcca", show_default=True)
+@click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
+@friendly_errors
+def report(db, model, out, measure, no_compute):
+    """Write one self-contained HTML report (works offline) for a stored model.
+
+    \b
+    Example:
+        actstore report --model tiny-random-seamless-m4t-v2 --out report.html
+    """
+    from reports.from_store import build_report
+
+    store = Store.open(db, create=False)
+    path = build_report(store, model, out, measure=measure, compute=not no_compute)
+    _note_random_init(store, model)
+    click.echo(str(path))
+
+
+@main.command("make-tiny-model")
+@click.option("--kind", type=click.Choice(["seamless-m4t-v2", "whisper", "bert"]), default="seamless-m4t-v2", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the model to.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@friendly_errors
+def make_tiny_model(kind, out, seed):
+    """Build a tiny RANDOM-INIT model from a config (offline pipeline checks and demos).
+
+    Its results are labelled random-init everywhere: they check the pipeline, not a hypothesis.
+
+    \b
+    Example:
+        actstore make-tiny-model --kind seamless-m4t-v2 --out ./tiny-random-seamless-m4t-v2
+    """
+    from ingest import tiny_models
+
+    build = {"seamless-m4t-v2": tiny_models.build_tiny_seamless_m4t_v2, "whisper": tiny_models.build_tiny_whisper,
+             "bert": tiny_models.build_tiny_bert}[kind]
+    click.echo(str(build(out, seed=seed)))
+
+
 def run() -> None:  # pragma: no cover - console entry point alias
     main(prog_name="actstore")
 
