@@ -1,8 +1,6 @@
 """FLORES-200 text: the shipped devtest files, a user's FLORES directory, selection and errors."""
 
 import hashlib
-from pathlib import Path
-
 import pytest
 
 from actstore.catalogue import Catalogue
@@ -116,6 +114,3 @@ def test_user_catalogue_language_with_flores_file(tmp_path, flores_dir):
     assert "xho" in src.languages()
     assert src.texts("xho") == {1: "Molo."}
 
-
-def test_shipped_dir_is_inside_the_package():
-    assert shipped_flores_dir() == Path(__file__).resolve().parents[1] / "ingest" / "data" / "flores200"
