@@ -1,0 +1,70 @@
+"""Shared helpers for the adapter tests: tiny models, synthetic audio, items.
+
+Import the fixtures into a test module (`from _models import tiny_seamless_dir`); each test
+module then builds its tiny model once (module scope) in a temporary directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.items import Item
+from ingest.tiny_models import (build_tiny_bert, build_tiny_seamless_m4t_v2, build_tiny_whisper,
+                                chirp)
+
+FLORES = Path(__file__).resolve().parent.parent / "ingest" / "data" / "flores200" / "devtest"
+CORPUS_FILES = ["eng_Latn", "fra_Latn", "arb_Arab", "hin_Deva", "zho_Hans", "amh_Ethi"]
+
+
+def flores_lines(flores_code: str, n: int) -> list[str]:
+    """The first n sentences of a shipped FLORES devtest file."""
+    lines = (FLORES / f"{flores_code}.devtest").read_text(encoding="utf-8").splitlines()
+    return lines[:n]
+
+
+def small_corpus() -> list[str]:
+    """60 sentences in six scripts: enough to train a test tokenizer in well under a second."""
+    return [s for code in CORPUS_FILES for s in flores_lines(code, 10)]
+
+
+def speech_items(lengths: list[int], lang: str = "eng") -> list[Item]:
+    """Speech items with deterministic chirps of the given lengths (samples at 16 kHz)."""
+    return [Item(sentence_id=i, lang=lang, modality="speech", sample_id=f"s{i}", split="devtest",
+                 audio=chirp(n, f0=150 + 50 * i, seed=i)) for i, n in enumerate(lengths)]
+
+
+def text_items(pairs: list[tuple[str, str]]) -> list[Item]:
+    """Text items from (lang, text) pairs."""
+    return [Item(sentence_id=i, lang=lang, modality="text", sample_id=f"t{i}", split="devtest",
+                 text=text) for i, (lang, text) in enumerate(pairs)]
+
+
+def assert_batch_equals_single(adapter, items: list[Item], points: list[str], atol=1e-5) -> dict:
+    """Encode `items` as one padded batch and one by one; the pooled vectors must agree."""
+    batch = adapter.encode(items, points)
+    for i, it in enumerate(items):
+        alone = adapter.encode([it], points)
+        for p in points:
+            np.testing.assert_allclose(batch[p].vectors[i], alone[p].vectors[0], atol=atol,
+                                       rtol=0, err_msg=f"{p} item {i}")
+            assert batch[p].n_frames[i] == alone[p].n_frames[0]
+    return batch
+
+
+@pytest.fixture(scope="module")
+def tiny_seamless_dir(tmp_path_factory) -> Path:
+    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("tiny_seamless"),
+                                      corpus_texts=small_corpus(), vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper_dir(tmp_path_factory) -> Path:
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())
