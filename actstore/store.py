@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import lancedb
+from lancedb.index import Bitmap, BTree
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -79,6 +80,24 @@ def numpy_to_vectors(x: np.ndarray, vector_dtype: str = "float32") -> pa.FixedSi
         raise StoreError(f"Vectors must be a 2-D array, got shape {x.shape}; pass (n_rows, width).")
     flat = np.ascontiguousarray(x, dtype=np.float16 if vector_dtype == "float16" else np.float32)
     return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), x.shape[1])
+
+
+def _plain_type(typ: pa.DataType) -> pa.DataType:
+    """large/view strings and lists -> plain ones: Lance's filter pushdown (Substrait) needs them."""
+    if pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return pa.string()
+    if pa.types.is_large_list(typ) or pa.types.is_list_view(typ) or pa.types.is_large_list_view(typ):
+        return pa.list_(_plain_type(typ.value_type))
+    if pa.types.is_list(typ):
+        return pa.list_(_plain_type(typ.value_type))
+    return typ
+
+
+def frame_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """A Polars frame as an Arrow table with plain types, fit for LanceDB and filter pushdown."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    schema = pa.schema([pa.field(f.name, _plain_type(f.type), f.nullable) for f in table.schema])
+    return table.cast(schema)
 
 
 def _utcnow() -> datetime:
@@ -326,10 +345,10 @@ class Store:
                 warnings.simplefilter("ignore", UserWarning)
                 tbl.optimize(cleanup_older_than=timedelta(seconds=0))
             existing = {idx.columns[0] for idx in tbl.list_indices()}
-            for col, kind in (("point", "BITMAP"), ("lang", "BITMAP"), ("modality", "BITMAP"),
-                              ("sentence_id", "BTREE")):
+            for col, config in (("point", Bitmap()), ("lang", Bitmap()), ("modality", Bitmap()),
+                                ("sentence_id", BTree())):
                 if col not in existing:
-                    tbl.create_scalar_index(col, index_type=kind)
+                    tbl.create_index(col, config=config)
 
     def delete_model(self, model: str) -> int:
         """Remove every activation row and point of a model (results stay, runs stay)."""
@@ -494,7 +513,7 @@ class Store:
         """
         if name.startswith(ACTIVATION_PREFIX) or name in (META_TABLE, POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE):
             raise StoreError(f"{name!r} is a reserved table name; choose another result table name.")
-        data = frame.to_arrow()
+        data = frame_to_arrow(frame)
         if self.has_table(name):
             tbl = self._open_table(name)
             if replace_where:
@@ -504,7 +523,7 @@ class Store:
             except Exception:  # schema evolved between versions of an analysis: rewrite the table
                 old = pl.from_arrow(tbl.to_lance().to_table())
                 merged = pl.concat([old, frame], how="diagonal_relaxed")  # type: ignore[list-item]
-                self._tables[name] = self._db.create_table(name, merged.to_arrow(), mode="overwrite")
+                self._tables[name] = self._db.create_table(name, frame_to_arrow(merged), mode="overwrite")
         else:
             self._tables[name] = self._db.create_table(name, data)
 
