@@ -13,6 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 DB         ?= actstore.lance
 OUT        ?= demo-out
 LIMIT      ?= 200
+SPEECH_LIMIT ?= 50
 BIN        := $(VENV)/bin
 APT_PKGS   := espeak-ng chromium
 
@@ -42,7 +43,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 install: $(VENV)/.installed
 
 demo: system-deps install
-	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) BIN=$(BIN) bash scripts/demo.sh
+	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) SPEECH_LIMIT=$(SPEECH_LIMIT) BIN=$(BIN) bash scripts/demo.sh
 
 test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

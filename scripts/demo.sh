@@ -5,6 +5,7 @@ set -euo pipefail
 DB=${DB:-actstore.lance}
 OUT=${OUT:-demo-out}
 LIMIT=${LIMIT:-200}
+SPEECH_LIMIT=${SPEECH_LIMIT:-50}
 BIN=${BIN:-.venv/bin}
 A="$BIN/actstore"
 TINY="$OUT/tiny-random-seamless-m4t-v2"
@@ -21,8 +22,9 @@ step "1/6 build a tiny RANDOM-INIT SeamlessM4T v2 (real weights cannot be downlo
 step "2/6 ingest FLORES-200 devtest text through all-MiniLM-L6-v2 (real weights), $LIMIT sentences x 36 languages"
 "$A" ingest --db "$DB" --model "$MINILM" --modalities text --limit "$LIMIT" --batch-size 32
 
-step "3/6 ingest the same sentences, text + espeak-ng speech, through the tiny random-init SeamlessM4T v2"
-"$A" ingest --db "$DB" --model "$TINY" --limit "$LIMIT" --batch-size 16
+step "3/6 ingest the same text, and espeak-ng speech of the first $SPEECH_LIMIT sentences, through the tiny random-init SeamlessM4T v2"
+"$A" ingest --db "$DB" --model "$TINY" --modalities text --limit "$LIMIT" --batch-size 32
+"$A" ingest --db "$DB" --model "$TINY" --modalities speech --limit "$SPEECH_LIMIT" --batch-size 8
 
 step "4/6 what is stored"
 "$A" info --db "$DB"
@@ -36,7 +38,7 @@ for M in "$SEAMLESS" "$MINILM"; do
   "$A" analyze retrieval --db "$DB" --model "$M" --quiet --format csv -o "$OUT/retrieval-$M.csv"
   "$A" analyze neurons --db "$DB" --model "$M" --quiet
 done
-"$A" analyze tsne --db "$DB" --model "$SEAMLESS" --points embed,L3 --per-language 40 --quiet
+"$A" analyze tsne --db "$DB" --model "$SEAMLESS" --points embed,L4 --per-language 40 --quiet
 "$A" analyze tsne --db "$DB" --model "$MINILM" --points embed,L6 --per-language 40 --quiet
 
 step "6/6 reports"
