@@ -392,6 +392,29 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
         click.echo(f"{frame.height} rows saved to table '{name}'.")
 
 
+@main.command()
+@db_option
+@click.option("--model", required=True, help="Stored model name.")
+@click.option("--point", required=True, help="Point to search, e.g. text.L6.")
+@click.option("--sample-id", required=True, help="A stored sample id to use as the query.")
+@click.option("--k", type=int, default=10, show_default=True)
+@click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")
+@output_options
+@friendly_errors
+def neighbours(db, model, point, sample_id, k, where, fmt, output):
+    """Nearest stored vectors (cosine) to one sample, across the whole table (LanceDB search).
+
+    \b
+    Example:
+        actstore neighbours --model all-MiniLM-L6-v2 --point text.L6 \\
+            --sample-id flores200:devtest:eng:1 --where "lang != 'eng'"
+    """
+    from analyses.table_search import nearest_in_table
+
+    store = Store.open(db, create=False)
+    write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
+
+
 # ---------------------------------------------------------------------------------------- report
 @main.command()
 @db_option

@@ -80,3 +80,21 @@ def test_text_only_model_rejects_speech_retrieval(tmp_path):
     with pytest.raises(AnalysisInputError, match="needs both sides stored"):
         retrieval_grid(s, "t", kinds=["speech-text"])
     assert set(retrieval_grid(s, "t")["kind"].unique()) == {"text-text"}
+
+
+def test_table_search_equals_brute_force_cosine(store):
+    from analyses.table_search import nearest_in_table
+
+    all_rows = store.read("m", points="text.L1")
+    query_id = all_rows.meta["sample_id"][5]
+    got = nearest_in_table(store, "m", "text.L1", sample_id=query_id, k=5)
+    x = all_rows.vectors / np.linalg.norm(all_rows.vectors, axis=1, keepdims=True)
+    cos = x @ x[5]
+    cos[5] = -np.inf
+    expected = all_rows.meta["sample_id"].to_numpy()[np.argsort(-cos)[:5]]
+    assert got["sample_id"].to_list() == list(expected)
+    np.testing.assert_allclose(got["cosine"].to_numpy(), np.sort(cos)[::-1][:5], atol=1e-5)
+    french = nearest_in_table(store, "m", "text.L1", sample_id=query_id, k=3, where="lang = 'fra'")
+    assert set(french["lang"].to_list()) == {"fra"}
+    with pytest.raises(AnalysisInputError, match="has 3 dims but text.L1 stores 16"):
+        nearest_in_table(store, "m", "text.L1", vector=np.ones(3))
