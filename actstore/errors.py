@@ -35,3 +35,7 @@ class QueryError(ActstoreError):
 
 class AnalysisInputError(ActstoreError):
     """Inputs to a measure or analysis that cannot give a meaningful number."""
+
+
+class ReportError(ActstoreError):
+    """Inputs a report cannot be drawn from, or an output path it cannot write."""

@@ -1,0 +1,12 @@
+"""HTML reports: Altair charts of the analyses in one self-contained, offline HTML file.
+
+`render_report(ReportInputs(provenance=..., similarity=..., ...), "report.html")` draws six
+sections (provenance, cross-modal, cross-lingual, retrieval, t-SNE, neurons) from Polars frames;
+a missing frame shows the command that fills it. Depends on `actstore` only, never on the CLI.
+"""
+
+from reports.inputs import COLUMNS, ReportError, ReportInputs
+from reports.render import render_html, render_report
+from reports.sections import FILL_COMMANDS, Limits
+
+__all__ = ["COLUMNS", "FILL_COMMANDS", "Limits", "ReportError", "ReportInputs", "render_html", "render_report"]

@@ -1,0 +1,146 @@
+"""The batched engine: equals the single-pair measures, reuses work correctly, refuses bad input."""
+
+import numpy as np
+import pytest
+
+from actstore.errors import AnalysisInputError
+from analyses.similarity import cka, knn_alignment, pwcca, svcca
+from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+
+
+@pytest.fixture(scope="module")
+def grid():
+    """Four sets of one point, two widths, sharing a latent; requests over overlapping subsets."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((90, 8))
+    sets = {}
+    for key, d in (("en-speech", 120), ("en-text", 120), ("fr-speech", 60), ("fr-text", 150)):
+        sets[key] = z @ rng.standard_normal((8, d)) + rng.standard_normal((90, d)) + 4.0
+    a, b = np.arange(0, 70), np.arange(15, 85)
+    requests = [
+        PairRequest("en-speech", a, "en-text", a),
+        PairRequest("en-speech", b, "fr-speech", b),
+        PairRequest("en-text", b, "fr-text", b),
+        PairRequest("en-speech", b, "fr-text", b),
+        PairRequest("fr-speech", b[::-1], "en-text", b[::-1]),
+        PairRequest("en-speech", np.r_[a[:30], a[:30]], "fr-text", np.r_[a[:30], a[:30]]),
+    ]
+    return sets, requests
+
+
+SINGLE = {
+    "svcca": lambda x, y: svcca(x, y).score,
+    "pwcca": lambda x, y: pwcca(x, y).score,
+    "cka": cka,
+    "cka_debiased": lambda x, y: cka(x, y, debiased=True),
+    "knn": lambda x, y: knn_alignment(x, y, k=10),
+}
+
+
+@pytest.mark.parametrize("measure", sorted(SINGLE))
+def test_score_pairs_equals_single_pair_measures(grid, measure):
+    sets, requests = grid
+    out = score_pairs(sets, requests, measure=measure, seed=3)
+    for i, req in enumerate(requests):
+        if measure == "knn" and i == 5:
+            continue  # repeated rows are exact cosine ties: neighbour order is rounding noise
+        x, y = sets[req.x_key][req.x_rows], sets[req.y_key][req.y_rows]
+        assert out["score"][i] == pytest.approx(SINGLE[measure](x, y), abs=1e-8)
+        perm = np.random.default_rng([3, i]).permutation(len(req.x_rows))
+        assert out["null"][i] == pytest.approx(SINGLE[measure](x, y[perm]), abs=1e-8)
+        assert out["n"][i] == len(req.x_rows)
+    assert set(out) == {"score", "kx", "ky", "n", "null"}
+
+
+def test_kx_ky_and_null_below_score(grid):
+    sets, requests = grid
+    out = score_pairs(sets, requests)
+    for i, req in enumerate(requests):
+        single = svcca(sets[req.x_key][req.x_rows], sets[req.y_key][req.y_rows])
+        assert (out["kx"][i], out["ky"][i]) == (single.kx, single.ky)
+    assert np.all(out["null"] < out["score"])
+
+
+def test_results_do_not_depend_on_order_threads_or_batching(grid):
+    sets, requests = grid
+    base = score_pairs(sets, requests, n_jobs=1)
+    order = [3, 0, 5, 1, 4, 2]
+    shuffled = score_pairs(sets, [requests[i] for i in order], n_jobs=2)
+    np.testing.assert_allclose(shuffled["score"], base["score"][order], atol=1e-12)
+    alone = score_pairs(sets, requests[2:3])
+    assert alone["score"][0] == pytest.approx(base["score"][2], abs=1e-12)
+    again = score_pairs(sets, requests, n_jobs=2)
+    np.testing.assert_array_equal(again["null"], base["null"])  # same seed, same null
+
+
+def test_torch_backend_matches_numpy(grid):
+    sets, requests = grid
+    a = score_pairs(sets, requests, backend="numpy")
+    b = score_pairs(sets, requests, backend="torch", device="cpu")
+    np.testing.assert_allclose(b["score"], a["score"], atol=1e-8, rtol=0)
+    np.testing.assert_allclose(b["null"], a["null"], atol=1e-8, rtol=0)
+    np.testing.assert_array_equal(b["kx"], a["kx"])
+    np.testing.assert_array_equal(b["ky"], a["ky"])
+
+
+def test_progress_reports_every_request(grid):
+    sets, requests = grid
+    seen = []
+    score_pairs(sets, requests, null=False, progress=seen.append)
+    assert sum(seen) == len(requests)
+
+
+def test_random_baseline_is_chance_level_and_cached():
+    low_n = random_baseline(40, 200, 200)
+    assert 0.75 < low_n < 0.95  # k approaches n: inflated
+    assert random_baseline(400, 20, 20) < 0.3  # n >> d: near zero
+    assert random_baseline(40, 200, 200) == low_n  # cached and deterministic
+    assert abs(random_baseline(60, 100, 100, measure="cka_debiased")) < 0.05
+
+
+def test_bootstrap_interval_brackets_the_score(grid):
+    sets, requests = grid
+    req = requests[1]
+    score = score_pairs(sets, [req], null=False)["score"][0]
+    low, high = bootstrap_ci(sets, req, measure="svcca", keep=0.9, n_boot=30, seed=0)
+    assert low < high
+    assert low - 0.1 < score < high + 0.1
+    assert (low, high) == bootstrap_ci(sets, req, measure="svcca", keep=0.9, n_boot=30, seed=0)
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, fragment",
+    [
+        (lambda s: [PairRequest("de", np.arange(5), "en-text", np.arange(5))], {}, "not in sets"),
+        (lambda s: [PairRequest("en-text", np.arange(5), "fr-text", np.arange(6))], {}, "same number"),
+        (lambda s: [PairRequest("en-text", np.arange(2), "fr-text", np.arange(2))], {}, "at least 3"),
+        (lambda s: [PairRequest("en-text", np.arange(85, 95), "fr-text", np.arange(10))], {},
+         "outside 0..89"),
+        (lambda s: [PairRequest("en-text", np.linspace(0, 5, 6), "fr-text", np.arange(6))], {},
+         "integer row indices"),
+        (lambda s: [("en-text", np.arange(5), "fr-text", np.arange(5))], {}, "PairRequest"),
+        (lambda s: [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))],
+         {"measure": "rsa"}, "unknown"),
+        (lambda s: [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))],
+         {"keep": 2.0}, "outside (0, 1]"),
+        (lambda s: [PairRequest("en-text", np.arange(8), "fr-text", np.arange(8))],
+         {"measure": "knn", "k": 10}, "at least 11"),
+        (lambda s: [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))],
+         {"backend": "numpy", "device": "cuda"}, "backend='torch'"),
+    ],
+)
+def test_bad_requests_raise_one_clear_sentence(grid, make, kwargs, fragment):
+    sets, _ = grid
+    with pytest.raises(AnalysisInputError, match="^[^\n]*$") as err:
+        score_pairs(sets, make(sets), **kwargs)
+    assert fragment in str(err.value)
+
+
+def test_bad_set_raises(grid):
+    sets, _ = grid
+    bad = dict(sets, **{"en-text": np.where(np.eye(90, 120) > 0, np.nan, 1.0)})
+    with pytest.raises(AnalysisInputError, match="NaN"):
+        score_pairs(bad, [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))])
+    const = dict(sets, **{"en-text": np.ones((90, 120))})
+    with pytest.raises(AnalysisInputError, match="zero variance"):
+        score_pairs(const, [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))])
