@@ -224,9 +224,9 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
                         mode: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
     """Language x language pairs of one kind on the ids both sides have.
 
-    speech-speech and text-text are symmetric: the lower triangle (lang_a > lang_b) plus the
-    diagonal is not computed (a set against itself is 1). speech-text is the full matrix
-    (speech of A vs text of B, diagonal included). `pairwise`: each pair uses its own
+    speech-speech and text-text are symmetric: only the lower triangle (lang_a > lang_b) is
+    computed, without the diagonal (a set against itself scores 1). speech-text is the full
+    matrix (speech of A vs text of B, diagonal included). `pairwise`: each pair uses its own
     intersection, every pair cut to the smallest intersection's size (the study: 194) unless `n`
     is given; `global`: the ids every language has, first N.
     """
