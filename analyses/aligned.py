@@ -19,11 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
+import logging
+
 import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
+
+log = logging.getLogger("actstore.analyses")
 
 Recording = Literal["random", "mean"]
 SetKey = tuple[str, str]  # (lang, modality)
@@ -236,16 +240,29 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
         raise AnalysisInputError("Cross-lingual comparisons need at least 2 languages; pass more --langs.")
     ma, mb = CROSS_LINGUAL_KINDS[kind]
     langs = sorted(langs)
+    # a language with no rows of a modality (e.g. no speech voice) takes no part in that side
+    side_a = [lang for lang in langs if selection.ids(lang, ma).size]
+    side_b = [lang for lang in langs if selection.ids(lang, mb).size]
+    dropped = sorted(set(langs) - (set(side_a) & set(side_b)))
+    if dropped:
+        log.warning("%s: %s left out (no %s stored)", kind, ", ".join(dropped),
+                    " or ".join(sorted({ma, mb})))
     if kind == "speech-text":
-        pairs = [(a, b) for a in langs for b in langs]
+        pairs = [(a, b) for a in side_a for b in side_b]
     else:
-        pairs = [(a, b) for i, a in enumerate(langs) for b in langs[:i]]
+        both = [lang for lang in side_a if lang in side_b]
+        if len(both) < 2:
+            raise AnalysisInputError(
+                f"{kind} needs at least 2 languages with {ma} stored; only {len(both)} have it."
+            )
+        pairs = [(a, b) for i, a in enumerate(both) for b in both[:i]]
+    if not pairs:
+        raise AnalysisInputError(f"No language pair has data for {kind}; ingest both modalities first.")
     if mode == "global":
         common = None
-        for lang in langs:
-            for m in {ma, mb}:
-                ids = selection.ids(lang, m)
-                common = ids if common is None else np.intersect1d(common, ids)
+        for lang, m in [(a, ma) for a in side_a] + [(b, mb) for b in side_b]:
+            ids = selection.ids(lang, m)
+            common = ids if common is None else np.intersect1d(common, ids)
         inter = {p: common for p in pairs}
     elif mode == "pairwise":
         inter = {(a, b): np.intersect1d(selection.ids(a, ma), selection.ids(b, mb)) for a, b in pairs}

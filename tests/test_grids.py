@@ -122,3 +122,20 @@ def test_bad_requests(tmp_path):
         similarity_grid(store, "m", "cross-lingual", langs=["eng"])
     with pytest.raises(AnalysisInputError, match="keep"):
         similarity_grid(store, "m", "cross-modal", options=GridOptions(keep=1.5))
+
+
+def test_language_without_speech_is_left_out_of_speech_kinds(tmp_path):
+    store = _make_store(tmp_path)
+    rng = np.random.default_rng(5)
+    for layer in (1, 2):  # khm: text only (espeak-ng has no Khmer voice)
+        put(store, "m", f"text.L{layer}", "text", "khm", np.arange(1, 61),
+            rng.standard_normal((60, D)).astype(np.float32), layer=layer)
+    frame = similarity_grid(store, "m", "cross-lingual", depths=["L1"])
+    tt = frame.filter(pl.col("kind") == "text-text")
+    assert "khm" in set(tt["lang_a"]) | set(tt["lang_b"])
+    ss = frame.filter(pl.col("kind") == "speech-speech")
+    assert "khm" not in set(ss["lang_a"]) | set(ss["lang_b"]) and ss.height == 3
+    st = frame.filter(pl.col("kind") == "speech-text")
+    assert st.height == 3 * 4 and "khm" not in set(st["lang_a"])
+    xm = similarity_grid(store, "m", "cross-modal", depths=["L1"])
+    assert "khm" not in set(xm["lang_a"])
