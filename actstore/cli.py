@@ -231,7 +231,8 @@ class _Bar:
 @analyze.command("svcca")
 @db_option
 @click.option("--model", required=True, help="Stored model name (see `actstore info`).")
-@click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual"]), required=True)
+@click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual", "all"]), required=True,
+              help="all: the study's whole grid (cross-modal and every cross-lingual kind) in one pass.")
 @click.option("--kinds", default=None, help="Cross-lingual kinds: speech-speech,text-text,speech-text (default: all the model has).")
 @click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
@@ -259,6 +260,8 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
         actstore analyze svcca --model tiny-random-seamless-m4t-v2 --kind cross-modal
         actstore analyze svcca --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
     """
+    import polars as pl
+
     from analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
                                 similarity_grid)
 
@@ -273,9 +276,16 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     finally:
         bar.close()
     save_grid(store, frame)
-    summary = cross_modal_summary(frame) if kind == "cross-modal" else cross_lingual_summary(frame)
     _note_random_init(store, model)
     click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
+    if kind == "cross-modal":
+        summary = cross_modal_summary(frame)
+    elif kind == "cross-lingual" or "cross-modal" not in frame["kind"].unique().to_list():
+        summary = cross_lingual_summary(frame)
+    else:  # all: one table, cross-modal rows (per resource level) then cross-lingual kinds
+        xm = cross_modal_summary(frame).with_columns(pl.lit("cross-modal").alias("kind"))
+        xl = cross_lingual_summary(frame).with_columns(pl.lit("all").alias("group"))
+        summary = pl.concat([xm, xl], how="diagonal_relaxed")
     write_frame(summary.drop("model"), fmt, output)
 
 

@@ -116,10 +116,14 @@ class Selection:
     rows: pl.DataFrame  # lang, modality, sentence_id, sample_id (one per id, or all for "mean")
     recording: Recording
     seed: int
+    _ids: dict[SetKey, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def ids(self, lang: str, modality: str) -> np.ndarray:
-        sub = self.rows.filter((pl.col("lang") == lang) & (pl.col("modality") == modality))
-        return np.unique(sub["sentence_id"].to_numpy())
+        """Sorted sentence ids of (lang, modality); an empty array if none."""
+        if not self._ids:
+            for (lg, mod), grp in self.rows.group_by(["lang", "modality"]):
+                self._ids[(lg, mod)] = np.unique(grp["sentence_id"].to_numpy())
+        return self._ids.get((lang, modality), np.empty(0, dtype=np.int64))
 
 
 def select_recordings(store: Store, model: str, point_by_modality: dict[str, str],

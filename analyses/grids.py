@@ -38,7 +38,7 @@ from analyses.results import load_results, save_results
 from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 
 RESULT_TABLE = "similarity"
-Kind = Literal["cross-modal", "cross-lingual"]
+Kind = Literal["cross-modal", "cross-lingual", "all"]
 
 
 @dataclass(frozen=True)
@@ -63,17 +63,22 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
                     options: GridOptions = GridOptions(),
                     progress: Callable[[int], object] | None = None,
                     on_total: Callable[[int], object] | None = None) -> pl.DataFrame:
-    """Compute a cross-modal or cross-lingual grid; returns the result rows (not yet saved)."""
+    """Compute a cross-modal, cross-lingual or both ("all") grid; returns rows (not yet saved).
+
+    "all" computes the study's whole grid in one pass per depth: each depth's vectors are read
+    and their Gram matrices formed once for the cross-modal and every cross-lingual kind.
+    """
     modalities_stored = stored_modalities(store, model)
-    if kind == "cross-modal":
-        if modalities_stored != {"speech", "text"}:
-            raise AnalysisInputError(
-                f"Cross-modal similarity needs speech and text; model {model!r} has only "
-                f"{', '.join(sorted(modalities_stored))}: ingest the other modality or use --kind cross-lingual."
-            )
-        kinds_used = ["cross-modal"]
-        need = ("speech", "text")
-    elif kind == "cross-lingual":
+    if kind not in ("cross-modal", "cross-lingual", "all"):
+        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
+    both = modalities_stored == {"speech", "text"}
+    if kind == "cross-modal" and not both:
+        raise AnalysisInputError(
+            f"Cross-modal similarity needs speech and text; model {model!r} has only "
+            f"{', '.join(sorted(modalities_stored))}: ingest the other modality or use --kind cross-lingual."
+        )
+    kinds_used: list[str] = ["cross-modal"] if kind == "cross-modal" or (kind == "all" and both) else []
+    if kind in ("cross-lingual", "all"):
         if kinds:
             unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
             if unknown:
@@ -84,23 +89,25 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
                     raise AnalysisInputError(
                         f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
                     )
-            kinds_used = list(kinds)
+            kinds_used += list(kinds)
         else:
-            kinds_used = [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= modalities_stored]
-        need = tuple(sorted({m for k in kinds_used for m in CROSS_LINGUAL_KINDS[k]}))
-    else:
-        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal or cross-lingual.")
+            kinds_used += [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= modalities_stored]
+    need = tuple(sorted({m for k in kinds_used
+                         for m in (("speech", "text") if k == "cross-modal" else CROSS_LINGUAL_KINDS[k])}))
 
     levels = stored_languages(store, model, langs)
     lang_list = list(levels)
     chosen_depths = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen_depths[0].points[m] for m in need},
                                   lang_list, recording=options.recording, seed=options.seed)
-    if kind == "cross-modal":
-        specs: list[PairSpec] = cross_modal_pairs(selection, lang_list, options.n)
-    else:
-        specs = [s for k in kinds_used
-                 for s in cross_lingual_pairs(selection, lang_list, k, n=options.n, mode=options.mode)]
+    specs: list[PairSpec] = []
+    for k in kinds_used:
+        if k == "cross-modal":
+            specs += cross_modal_pairs(selection, lang_list, options.n)
+        elif kind == "all" and len(lang_list) < 2:
+            continue  # one language: nothing cross-lingual to compare
+        else:
+            specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, mode=options.mode)
     if on_total is not None:
         on_total(len(specs) * len(chosen_depths))
 
@@ -154,7 +161,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "keep": options.keep,
             "seed": options.seed,
             "recording": options.recording,
-            "pairing": options.mode if kind == "cross-lingual" else "cross-modal",
+            "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.mode) for sp in specs],
             "store_version": version,
             "computed_at": now,
         }))

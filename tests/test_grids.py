@@ -139,3 +139,14 @@ def test_language_without_speech_is_left_out_of_speech_kinds(tmp_path):
     assert st.height == 3 * 4 and "khm" not in set(st["lang_a"])
     xm = similarity_grid(store, "m", "cross-modal", depths=["L1"])
     assert "khm" not in set(xm["lang_a"])
+
+
+def test_all_in_one_pass_equals_separate_grids(tmp_path):
+    store = _make_store(tmp_path)
+    both = similarity_grid(store, "m", "all", depths=["L1"])
+    xm = similarity_grid(store, "m", "cross-modal", depths=["L1"])
+    xl = similarity_grid(store, "m", "cross-lingual", depths=["L1"])
+    assert both.height == xm.height + xl.height
+    key = ["kind", "lang_a", "lang_b"]
+    joined = both.join(pl.concat([xm, xl]), on=key, suffix="_sep")
+    np.testing.assert_allclose(joined["score"].to_numpy(), joined["score_sep"].to_numpy(), atol=1e-12)
