@@ -8,13 +8,8 @@ and to /tmp/actstore-shots/ for a human to look at.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import select
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +17,7 @@ import pytest
 import _report_fixtures as fx
 from reports import render_report
 
-from _chromium import CHROMIUM, Chromium
+from _chromium import CHROMIUM, open_report, screenshots
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
@@ -32,17 +27,8 @@ def loaded(tmp_path_factory):
     """The full synthetic report opened in Chromium, all charts settled."""
     tmp = tmp_path_factory.mktemp("browser")
     report = render_report(fx.full_inputs(), tmp / "report.html")
-    browser = Chromium(tmp / "profile")
+    browser = open_report(report, tmp / "profile")
     try:
-        browser.open_page()
-        browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
-        browser.send("Page.navigate", {"url": report.as_uri()})
-        browser.wait_event("Page.loadEventFired")
-        deadline = time.monotonic() + 40
-        while browser.evaluate("document.body.dataset.charts") != "ready":
-            assert time.monotonic() < deadline, "charts did not finish drawing within 40 s"
-            time.sleep(0.2)
         yield browser, report
     finally:
         browser.close()
@@ -132,19 +118,8 @@ def test_tsne_colour_toggle_switches_legend(loaded):
 def test_screenshot_is_saved(loaded):
     """A full-page PNG plus one PNG per section (easier to read) land in the screenshot folders."""
     browser, report = loaded
-    height = browser.send("Page.getLayoutMetrics")["cssContentSize"]["height"]
-    browser.send("Emulation.setDeviceMetricsOverride",
-                 {"width": 1400, "height": int(height), "deviceScaleFactor": 1, "mobile": False})
-    shots = {"report-full": browser.send("Page.captureScreenshot", {"format": "png"})["data"]}
-    boxes = json.loads(browser.evaluate("""JSON.stringify([...document.querySelectorAll('section')].map(s => {
-        const r = s.getBoundingClientRect();
-        return [s.id, r.x, r.y + window.scrollY, r.width, r.height]; }))"""))
-    for name, x, y, width, box_height in boxes:
-        clip = {"x": x, "y": y, "width": width, "height": box_height, "scale": 1}
-        shots[f"section-{name}"] = browser.send("Page.captureScreenshot", {"format": "png", "clip": clip})["data"]
     targets = {Path(os.environ.get("ACTSTORE_SCREENSHOT_DIR", report.parent)), Path("/tmp/actstore-shots")}
-    for name, data in shots.items():
-        png = base64.b64decode(data)
+    for name, png in screenshots(browser).items():
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
         for directory in targets:
             directory.mkdir(parents=True, exist_ok=True)
