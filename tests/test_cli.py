@@ -221,3 +221,21 @@ def test_report_unwritable_and_unknown_model(tmp_path, demo_db):
     result = run("report", "--db", demo_db, "--model", SEAMLESS, "--out", "/nonexistent/dir/r.html", ok=False)
     assert result.exit_code != 0 and "not a writable directory" in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "cross-modal", "--keep", "1.5"], "keep"),
+    (["--kind", "cross-modal", "--points", "L99"], "not stored for model"),
+    (["--kind", "cross-modal", "--langs", "eng,jpn"], "jpn"),
+    (["--kind", "cross-lingual", "--langs", "eng"], "at least 2 languages"),
+])
+def test_analyze_bad_input(demo_db, args, message):
+    result = run("analyze", "svcca", "--db", demo_db, "--model", SEAMLESS, "--quiet", *args, ok=False)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_analyze_text_only_model_refuses_cross_modal(demo_db):
+    result = run("analyze", "svcca", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--kind", "cross-modal",
+                 "--quiet", ok=False)
+    assert result.exit_code != 0 and "needs speech and text" in result.output
