@@ -14,12 +14,16 @@ subset, shared by every score that uses it (DESIGN §6).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
@@ -56,6 +60,7 @@ class GridOptions:
     knn_k: int = 10
     backend: str = "numpy"
     device: str | None = None
+    workers: int | None = None  # processes for large numpy grids (None: one per core)
 
 
 def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
@@ -115,25 +120,14 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     random_init = store.is_random_init(model)
     now = datetime.now(timezone.utc)
     frames = []
-    for depth in chosen_depths:
-        sets = load_depth_sets(store, model, depth, selection, need)
-        requests = [PairRequest(s.x, sets.rows_for(s.x, s.ids), s.y, sets.rows_for(s.y, s.ids)) for s in specs]
-        scored = score_pairs(sets.vectors, requests, measure=options.measure, keep=options.keep,
-                             null=options.null, seed=options.seed, k=options.knn_k,
-                             backend=options.backend, device=options.device, progress=progress)
+    for depth, sets, requests, (scored, ci_low, ci_high) in _scored_depths(
+            store, model, chosen_depths, selection, need, specs, options, progress):
         baselines = {}
         for s in specs:
             shape = (s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])
             if shape not in baselines:
                 baselines[shape] = random_baseline(*shape, measure=options.measure, keep=options.keep,
                                                    seed=options.seed)
-        ci_low = np.full(len(specs), np.nan)
-        ci_high = np.full(len(specs), np.nan)
-        if options.bootstrap:
-            for i, req in enumerate(requests):
-                ci_low[i], ci_high[i] = bootstrap_ci(sets.vectors, req, measure=options.measure,
-                                                     keep=options.keep, n_boot=options.bootstrap,
-                                                     seed=options.seed, k=options.knn_k)
         frames.append(pl.DataFrame({
             "model": model,
             "random_init": random_init,
@@ -168,6 +162,69 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     out = pl.concat(frames)
     return out.with_columns(pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
                             pl.col("ci_high").fill_nan(None))
+
+
+def _score_depth(vectors: dict, requests: list, options: GridOptions, n_jobs: int | None = None,
+                 progress: Callable[[int], object] | None = None):
+    """Scores, nulls and (optional) bootstrap intervals of one depth's requests.
+
+    Module-level so a worker process can run it (see `_scored_depths`).
+    """
+    # a single-threaded worker keeps BLAS single-threaded too: two workers already fill two cores
+    with threadpool_limits(limits=1 if n_jobs == 1 else None, user_api="blas"):
+        scored = score_pairs(vectors, requests, measure=options.measure, keep=options.keep,
+                             null=options.null, seed=options.seed, k=options.knn_k,
+                             backend=options.backend, device=options.device, n_jobs=n_jobs,
+                             progress=progress)
+    ci_low = np.full(len(requests), np.nan)
+    ci_high = np.full(len(requests), np.nan)
+    if options.bootstrap:
+        for i, req in enumerate(requests):
+            ci_low[i], ci_high[i] = bootstrap_ci(vectors, req, measure=options.measure, keep=options.keep,
+                                                 n_boot=options.bootstrap, seed=options.seed, k=options.knn_k)
+    return scored, ci_low, ci_high
+
+
+#: below this many scores a grid runs in-process (spawning workers costs ~2 s)
+_PROCESS_THRESHOLD = 4000
+
+
+def _scored_depths(store, model, depths, selection, need, specs, options: GridOptions, progress):
+    """Yield (depth, sets, requests, scores) for every depth, in depth order.
+
+    Large numpy grids score depths in worker processes, one depth per process, each single
+    threaded: the per-pair reductions are small LAPACK calls wrapped in Python, and in one
+    process the GIL held by that Python caps two threads at ~1.6x, while two processes use both
+    cores fully. Reading and aligning the next depths overlaps with the scoring. Results are
+    identical either way (the null's permutations are seeded per request).
+    """
+    def prepared(depth):
+        sets = load_depth_sets(store, model, depth, selection, need)
+        requests = [PairRequest(s.x, sets.rows_for(s.x, s.ids), s.y, sets.rows_for(s.y, s.ids)) for s in specs]
+        return depth, sets, requests
+
+    workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
+    use_processes = (options.backend == "numpy" and workers > 1 and len(depths) > 1
+                     and (options.workers is not None or len(specs) * len(depths) >= _PROCESS_THRESHOLD))
+    if not use_processes:
+        for depth in depths:
+            depth, sets, requests = prepared(depth)
+            yield depth, sets, requests, _score_depth(sets.vectors, requests, options, progress=progress)
+        return
+    context = multiprocessing.get_context("spawn")  # Lance is not fork-safe
+    with ProcessPoolExecutor(max_workers=min(workers, len(depths)), mp_context=context) as pool:
+        pending = []
+        todo = list(depths)
+        while todo or pending:
+            while todo and len(pending) < workers + 1:
+                depth, sets, requests = prepared(todo.pop(0))
+                pending.append((depth, sets, requests,
+                                pool.submit(_score_depth, sets.vectors, requests, options, 1)))
+            depth, sets, requests, future = pending.pop(0)
+            result = future.result()
+            if progress is not None:
+                progress(len(requests))
+            yield depth, sets, requests, result
 
 
 def save_grid(store: Store, frame: pl.DataFrame) -> None:

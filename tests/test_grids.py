@@ -150,3 +150,11 @@ def test_all_in_one_pass_equals_separate_grids(tmp_path):
     key = ["kind", "lang_a", "lang_b"]
     joined = both.join(pl.concat([xm, xl]), on=key, suffix="_sep")
     np.testing.assert_allclose(joined["score"].to_numpy(), joined["score_sep"].to_numpy(), atol=1e-12)
+
+
+def test_worker_processes_give_identical_results(tmp_path):
+    store = _make_store(tmp_path)
+    inline = similarity_grid(store, "m", "all", options=GridOptions(workers=1))
+    spawned = similarity_grid(store, "m", "all", options=GridOptions(workers=2))
+    for column in ("score", "null", "kx", "ky", "baseline"):
+        np.testing.assert_array_equal(inline[column].to_numpy(), spawned[column].to_numpy())
