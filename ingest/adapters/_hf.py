@@ -9,6 +9,8 @@ batch mixing modalities, an unknown point, empty text or audio) is checked here 
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import contextlib
 import re
 from typing import Sequence
@@ -155,9 +157,10 @@ class HFAdapter(Adapter):
                                           "samples; fix the audio file or drop it.")
         return modality
 
+    @abstractmethod
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]
                  ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError
+        """Preprocess and run one batch; {point: (hidden [B, T, d], mask [B, T])} per point."""
 
     def encode(self, items: Sequence[Item], points: Sequence[str]) -> dict[str, Pooled]:
         if len(items) == 0:
