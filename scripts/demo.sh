@@ -35,8 +35,7 @@ step "4/6 what is stored"
 "$A" query --db "$DB" "SELECT model, modality, COUNT(DISTINCT lang) AS langs, COUNT(DISTINCT point) AS points, COUNT(*) AS rows FROM activations GROUP BY model, modality ORDER BY model, modality"
 
 step "5/6 analyses: SVCCA grids, retrieval, t-SNE, neurons"
-"$A" analyze svcca --db "$DB" --model "$SEAMLESS" --kind cross-modal --quiet
-"$A" analyze svcca --db "$DB" --model "$SEAMLESS" --kind cross-lingual --quiet
+"$A" analyze svcca --db "$DB" --model "$SEAMLESS" --kind all --quiet
 "$A" analyze svcca --db "$DB" --model "$MINILM" --kind cross-lingual --quiet
 for M in "$SEAMLESS" "$MINILM"; do
   "$A" analyze retrieval --db "$DB" --model "$M" --quiet --format csv -o "$OUT/retrieval-$M.csv"
