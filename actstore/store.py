@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import lancedb
 from lancedb.index import Bitmap, BTree
@@ -541,7 +541,3 @@ class Store:
 def open_store(uri: str | Path = DEFAULT_URI, *, create: bool = True) -> Store:
     return Store.open(uri, create=create)
 
-
-def iter_batches(table: pa.Table, size: int) -> Iterable[pa.Table]:
-    for start in range(0, table.num_rows, size):
-        yield table.slice(start, size)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
@@ -272,6 +272,3 @@ def depth_delta(frame: pl.DataFrame, depth_from: str, depth_to: str) -> pl.DataF
     return (a.join(b, on=keys).with_columns((pl.col("score_to") - pl.col("score_from")).alias("delta"))
             .with_columns(pl.lit(depth_from).alias("depth_from"), pl.lit(depth_to).alias("depth_to")))
 
-
-def options_dict(options: GridOptions) -> dict:
-    return asdict(options)
