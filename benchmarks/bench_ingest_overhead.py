@@ -19,14 +19,13 @@ Run: `python benchmarks/bench_ingest_overhead.py [--langs 8] [--limit 100]`. Pri
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from _machine import machine
 from actstore.catalogue import Catalogue
 from actstore.store import Store
 from ingest.adapters import load_adapter
@@ -36,10 +35,6 @@ from ingest.sources import open_source
 from ingest.tiny_models import build_tiny_seamless_m4t_v2
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
 
 
 def run_model(model_path: str, store: Store, jobs, catalogue: Catalogue, batch_size: int) -> dict[str, float]:
@@ -108,7 +103,7 @@ def main() -> None:
     prep = time.perf_counter() - t0
     tiny = build_tiny_seamless_m4t_v2(work / "tiny-random-seamless-m4t-v2")
     store = Store.open(work / "store.lance")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(f'torch {torch.__version__} ({torch.get_num_threads()} threads)')}")
     print(f"data: FLORES-200 devtest, {len(langs)} languages x {args.limit} sentences, speech by espeak-ng "
           f"(loaded/synthesised in {prep:.1f} s, not counted); batch size {args.batch_size}")
     total_f = total_o = 0.0

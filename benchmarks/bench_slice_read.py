@@ -17,8 +17,6 @@ Run: `python benchmarks/bench_slice_read.py [--quick]`. Prints times and ratios;
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -29,20 +27,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from _machine import machine
 from actstore.store import Store, vectors_to_numpy
 from actstore.synthetic import activation_rows
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()}: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def best_of(fn, repeats: int) -> float:

@@ -20,8 +20,6 @@ Run: `python benchmarks/bench_svcca_grid.py [--quick] [--backend torch --device 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
 from bench_svcca_math import reference_svcca  # noqa: E402  (the reference, written from the definition)
 
 from actstore.store import Store  # noqa: E402
@@ -42,10 +41,6 @@ from analyses.grids import GridOptions, similarity_grid  # noqa: E402
 MODEL = "synthetic-study"
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    return f"{os.cpu_count()} cores, {cpu}, numpy {np.__version__}, Python {platform.python_version()}"
 
 
 def build_store(path: Path, n_langs: int, n_points: int, per_lang: int, pool: int, dim: int, rank: int) -> Store:
@@ -87,7 +82,7 @@ def main() -> None:
     t0 = time.perf_counter()
     store = build_store(work / "store.lance", n_langs, n_points, per_lang, pool, dim, rank)
     build_s = time.perf_counter() - t0
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(f'numpy {np.__version__}')}")
     print(f"data: {n_langs} languages x 2 modalities x {n_points} points x {per_lang} sentences, {dim} dims, "
           f"synthetic (rank-{rank} latent + noise) in a real store ({build_s:.0f} s to build)")
 
