@@ -62,6 +62,24 @@ class Capture:
         """Register a plain forward pre-hook (e.g. one that rewrites the input) for this pass."""
         self._handles.append(module.register_forward_pre_hook(fn))
 
+    def layer_stack(self, prefix: str, order: list[str], layers, final_norm: nn.Module) -> None:
+        """Hook a pre-norm transformer encoder's points `{prefix}.embed` and `{prefix}.L{i}`.
+
+        embed = the input of layer 1 (embeddings + positions); L{i} = layer i's output, except
+        the last layer, taken after the encoder's final LayerNorm (as `hidden_states[N]` was in
+        transformers 4). `order` lists the requested points shallowest first; the forward stops
+        after the last one.
+        """
+        n_layers = len(layers)
+        for p in order:
+            last = p == order[-1]
+            if p == f"{prefix}.embed":
+                self.input_of(layers[0], p, stop=last)
+            elif p == f"{prefix}.L{n_layers}":
+                self.output_of(final_norm, p, stop=last)
+            else:
+                self.output_of(layers[int(p.split(".L")[1]) - 1], p, stop=last)
+
     def run(self, forward: Callable[[], object]) -> dict[str, torch.Tensor]:
         """Call `forward()`; an early stop raised by a hook counts as success."""
         try:

@@ -189,17 +189,9 @@ class SeamlessM4Tv2Adapter(HFAdapter):
     def _forward_text(self, items, points):
         enc = self.text_encoder
         ids, mask = self._token_ids(items)
-        n_layers = len(enc.layers)
         order = [p for p in self._points["text"] if p in set(points)]
         with Capture() as cap:
-            for p in order:
-                last = p == order[-1]
-                if p == "text.embed":
-                    cap.input_of(enc.layers[0], p, stop=last)
-                elif p == f"text.L{n_layers}":
-                    cap.output_of(enc.layer_norm, p, stop=last)
-                else:
-                    cap.output_of(enc.layers[int(p.split(".L")[1]) - 1], p, stop=last)
+            cap.layer_stack("text", order, enc.layers, enc.layer_norm)
             tensors = cap.run(lambda: enc(input_ids=ids, attention_mask=mask))
         return {p: (tensors[p], mask.bool()) for p in order}
 

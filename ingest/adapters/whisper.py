@@ -91,17 +91,9 @@ class WhisperAdapter(HFAdapter):
         n_frames = torch.tensor([whisper_frames(len(it.audio), hop_length=fe.hop_length,
                                                 max_positions=self.config.max_source_positions)
                                  for it in items], device=self.device)
-        n_layers = len(enc.layers)
         order = [p for p in self._points["speech"] if p in set(points)]
         with Capture() as cap:
-            for p in order:
-                last = p == order[-1]
-                if p == "speech.embed":
-                    cap.input_of(enc.layers[0], p, stop=last)
-                elif p == f"speech.L{n_layers}":
-                    cap.output_of(enc.layer_norm, p, stop=last)
-                else:
-                    cap.output_of(enc.layers[int(p.split(".L")[1]) - 1], p, stop=last)
+            cap.layer_stack("speech", order, enc.layers, enc.layer_norm)
             tensors = cap.run(lambda: enc(input_features=x))
         return {p: (tensors[p], lengths_to_mask(n_frames, tensors[p].shape[1])) for p in order}
 
