@@ -57,6 +57,7 @@ def main(verbose: bool) -> None:
 @main.command()
 @db_option
 @click.option("--model", required=True, help="Hub id (from the local HF cache), a model directory, or all-MiniLM-L6-v2.")
+@click.option("--adapter", default=None, help="Adapter registry name, skipping recognition by layout (see `actstore adapters`).")
 @click.option("--name", default=None, help="Name stored in the `model` column (default: hub id or directory name).")
 @click.option("--source", type=click.Choice(["flores", "fleurs", "manifest"]), default="flores", show_default=True,
               help="flores: shipped FLORES-200 text + espeak-ng speech; fleurs: raw FLEURS layout; manifest: CSV/Parquet.")
@@ -79,7 +80,7 @@ def main(verbose: bool) -> None:
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, model, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
+def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
            device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
@@ -89,10 +90,10 @@ def ingest(db, model, name, source, data_dir, split, langs, modalities, layers, 
         actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
             --source fleurs --data-dir ~/fleurs --split test --device cuda
     """
-    from ingest.pipeline import IngestRequest, ingest as run_ingest, parse_layers
+    from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest, parse_layers
 
     request = IngestRequest(
-        model=model, name=name, source=source, data_dir=data_dir, split=split, langs=langs,
+        model=model, adapter=adapter, name=name, source=source, data_dir=data_dir, split=split, langs=langs,
         modalities=[m.strip() for m in modalities.split(",") if m.strip()],
         layers=parse_layers(layers),
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
@@ -262,7 +263,7 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     """
     import polars as pl
 
-    from analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
+    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
                                 similarity_grid)
 
     store = Store.open(db, create=False)
@@ -316,7 +317,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
     """
     import polars as pl
 
-    from analyses.retrieval_grid import retrieval_grid, save_retrieval
+    from actstore.analyses.retrieval_grid import retrieval_grid, save_retrieval
 
     store = Store.open(db, create=False)
     bar = _Bar("retrieval", enabled=not quiet)
@@ -355,7 +356,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
     """
     import polars as pl
 
-    from analyses.tsne_maps import save_tsne, tsne_maps
+    from actstore.analyses.tsne_maps import save_tsne, tsne_maps
 
     store = Store.open(db, create=False)
     bar = _Bar("t-SNE", enabled=not quiet)
@@ -387,7 +388,7 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
     Example:
         actstore analyze neurons --model tiny-random-seamless-m4t-v2 --points L1,L4
     """
-    from analyses.neuron_maps import neuron_tables, save_neurons
+    from actstore.analyses.neuron_maps import neuron_tables, save_neurons
 
     store = Store.open(db, create=False)
     bar = _Bar("neurons", enabled=not quiet)
@@ -419,7 +420,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
         actstore neighbours --model all-MiniLM-L6-v2 --point text.L6 \\
             --sample-id flores200:devtest:eng:1 --where "lang != 'eng'"
     """
-    from analyses.table_search import nearest_in_table
+    from actstore.analyses.table_search import nearest_in_table
 
     store = Store.open(db, create=False)
     write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
@@ -440,7 +441,7 @@ def report(db, model, out, measure, no_compute):
     Example:
         actstore report --model tiny-random-seamless-m4t-v2 --out report.html
     """
-    from reports.from_store import build_report
+    from actstore.reports.from_store import build_report
 
     store = Store.open(db, create=False)
     path = build_report(store, model, out, measure=measure, compute=not no_compute)
@@ -462,7 +463,7 @@ def make_tiny_model(kind, out, seed):
     Example:
         actstore make-tiny-model --kind seamless-m4t-v2 --out ./tiny-random-seamless-m4t-v2
     """
-    from ingest import tiny_models
+    from actstore.ingest import tiny_models
 
     build = {"seamless-m4t-v2": tiny_models.build_tiny_seamless_m4t_v2, "whisper": tiny_models.build_tiny_whisper,
              "bert": tiny_models.build_tiny_bert}[kind]

@@ -55,7 +55,7 @@ def check_read_only(sql: str) -> str:
 def named_queries() -> dict[str, str]:
     """Name -> SQL text of the queries shipped in the `sql` package."""
     out = {}
-    for entry in resources.files("sql").iterdir():
+    for entry in resources.files("actstore.sql").iterdir():
         if entry.name.endswith(".sql"):
             out[entry.name[:-4]] = entry.read_text("utf-8")
     return dict(sorted(out.items()))

@@ -8,7 +8,7 @@
 Beside every score: kx and ky (kept directions), a random baseline of the same shapes, the
 shuffled-row null, and (optionally) a bootstrap confidence interval over sentences.
 
-The heavy lifting is `analyses.similarity.batched.score_pairs`: one reduction per set and row
+The heavy lifting is `actstore.analyses.similarity.batched.score_pairs`: one reduction per set and row
 subset, shared by every score that uses it (DESIGN §6).
 """
 
@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
-from analyses.aligned import (
+from actstore.analyses.aligned import (
     CROSS_LINGUAL_KINDS,
     stored_languages,
     stored_modalities,
@@ -38,8 +38,8 @@ from analyses.aligned import (
     load_depth_sets,
     select_recordings,
 )
-from analyses.results import load_results, save_results
-from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+from actstore.analyses.results import load_results, save_results
+from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 
 RESULT_TABLE = "similarity"
 Kind = Literal["cross-modal", "cross-lingual", "all"]

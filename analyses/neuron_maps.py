@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 
 from actstore.store import Store
-from analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
-from analyses.neurons import activation_concentration, modality_overlap, top_selective
-from analyses.results import load_results, save_results, stamp
+from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
+from actstore.analyses.results import load_results, save_results, stamp
 
 TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE = "neurons_top", "neurons_overlap", "concentration"
 

@@ -14,9 +14,9 @@ import polars as pl
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
-from analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
-from analyses.results import load_results, save_results, stamp
-from analyses.retrieval import retrieval_scores
+from actstore.analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
+from actstore.analyses.results import load_results, save_results, stamp
+from actstore.analyses.retrieval import retrieval_scores
 
 RESULT_TABLE = "retrieval"
 
@@ -71,7 +71,7 @@ def _pairs(selection, langs, kind, n):
             raise AnalysisInputError(f"{kind} retrieval needs at least 2 languages; pass more --langs.")
         import numpy as np
 
-        from analyses.aligned import PairSpec
+        from actstore.analyses.aligned import PairSpec
 
         lang = langs[0]
         ids = np.intersect1d(selection.ids(lang, "speech"), selection.ids(lang, "text"))

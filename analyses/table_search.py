@@ -1,6 +1,6 @@
 """Table-wide nearest neighbours with LanceDB vector search (cosine), for ad-hoc exploration.
 
-The study's retrieval scores use exact search on aligned slices (`analyses.retrieval`); this is
+The study's retrieval scores use exact search on aligned slices (`actstore.analyses.retrieval`); this is
 for a user who asks "what, anywhere in the store, is closest to this sentence at this point?".
 Without a vector index LanceDB scans exactly (a flat search, with the metadata filter applied
 before the search), so results equal brute-force cosine; build an IVF_PQ index only for global

@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 
 from actstore.store import Store
-from analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
-from analyses.results import load_results, save_results, stamp
-from analyses.tsne import pad_widths, tsne_embed
+from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.results import load_results, save_results, stamp
+from actstore.analyses.tsne import pad_widths, tsne_embed
 
 RESULT_TABLE = "tsne"
 

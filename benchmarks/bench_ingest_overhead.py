@@ -28,11 +28,11 @@ import torch
 from _machine import machine
 from actstore.catalogue import Catalogue
 from actstore.store import Store
-from ingest.adapters import load_adapter
-from ingest.pipeline import _batches, _job_rows
-from ingest.pooling import masked_mean
-from ingest.sources import open_source
-from ingest.tiny_models import build_tiny_seamless_m4t_v2
+from actstore.ingest.adapters import load_adapter
+from actstore.ingest.pipeline import _batches, _job_rows
+from actstore.ingest.pooling import masked_mean
+from actstore.ingest.sources import open_source
+from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
 
 
 

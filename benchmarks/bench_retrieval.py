@@ -24,7 +24,7 @@ import sklearn
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from analyses.retrieval import topk_cosine
+from actstore.analyses.retrieval import topk_cosine
 
 
 def _machine() -> str:

@@ -35,8 +35,8 @@ from bench_svcca_math import reference_svcca  # noqa: E402  (the reference, writ
 
 from actstore.store import Store  # noqa: E402
 from actstore.synthetic import activation_rows  # noqa: E402
-from analyses.aligned import choose_depths, load_depth_sets, select_recordings  # noqa: E402
-from analyses.grids import GridOptions, similarity_grid  # noqa: E402
+from actstore.analyses.aligned import choose_depths, load_depth_sets, select_recordings  # noqa: E402
+from actstore.analyses.grids import GridOptions, similarity_grid  # noqa: E402
 
 MODEL = "synthetic-study"
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from analyses.similarity.batched import PairRequest, score_pairs
+from actstore.analyses.similarity.batched import PairRequest, score_pairs
 
 
 def reference_svcca(x: np.ndarray, y: np.ndarray, keep: float = 0.9, eps: float = 1e-10) -> float:

@@ -22,7 +22,7 @@ import openTSNE
 import sklearn
 from sklearn.neighbors import KNeighborsClassifier
 
-from analyses.tsne import tsne_embed
+from actstore.analyses.tsne import tsne_embed
 
 
 def _data(n: int, dim: int, clusters: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from actstore.catalogue import Catalogue
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
-from ingest.items import MODALITIES, Item
+from actstore.ingest.items import MODALITIES, Item
 
 log = logging.getLogger("actstore.ingest")
 
@@ -37,6 +37,7 @@ class IngestRequest:
     """Everything `actstore ingest` needs; defaults are the offline demo's."""
 
     model: str
+    adapter: str | None = None
     name: str | None = None
     source: str = "flores"
     data_dir: str | None = None
@@ -133,8 +134,8 @@ def _check_finite(vectors: np.ndarray, point: str, lang: str, modality: str) -> 
 
 def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> IngestSummary:
     """Run one ingest; returns what was done. Raises ActstoreError on bad input before writing."""
-    from ingest.adapters import load_adapter
-    from ingest.sources import open_source
+    from actstore.ingest.adapters import load_adapter
+    from actstore.ingest.sources import open_source
 
     if request.vector_dtype not in ("float32", "float16"):
         raise ActstoreError(f"--vector-dtype {request.vector_dtype!r} is not supported; use float32 or float16.")
@@ -160,7 +161,8 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
         )
     langs = [c for c in wanted if c in available]
 
-    adapter = load_adapter(request.model, name=request.name, device=request.device, dtype=request.dtype)
+    adapter = load_adapter(request.model, adapter=request.adapter, name=request.name,
+                           device=request.device, dtype=request.dtype)
     info = adapter.info
     model = info.name
     points_by_mod: dict[str, list[str]] = {}

@@ -23,7 +23,6 @@ so the adapter's `src_lang` handling is the same code path as for the real model
 
 from __future__ import annotations
 
-import csv
 import json
 import unicodedata
 from pathlib import Path
@@ -44,7 +43,7 @@ _SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
 
 def _quiet():
     """transformers' logs and progress bars off while building (they are noise here)."""
-    from ingest.adapters._hf import quiet_transformers
+    from actstore.ingest.adapters._hf import quiet_transformers
 
     return quiet_transformers()
 
@@ -62,7 +61,9 @@ def _perturb_layernorms(model: torch.nn.Module, seed: int) -> None:
 
 def _flores_texts() -> list[str]:
     """All shipped FLORES devtest sentences (the demo corpus)."""
-    root = Path(__file__).parent / "data" / "flores200" / "devtest"
+    from actstore.ingest.sources.flores import shipped_flores_dir
+
+    root = shipped_flores_dir() / "devtest"
     texts: list[str] = []
     for f in sorted(root.glob("*.devtest")):
         texts.extend(line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -70,10 +71,10 @@ def _flores_texts() -> list[str]:
 
 
 def _catalogue_lang_codes() -> list[str]:
-    """ISO 639-3 codes of the study's catalogue (actstore/data/languages.csv)."""
-    path = Path(__file__).resolve().parent.parent / "actstore" / "data" / "languages.csv"
-    with path.open(encoding="utf-8") as fh:
-        return [row["code"] for row in csv.DictReader(fh)]
+    """ISO 639-3 codes of the study's catalogue (the shipped language table)."""
+    from actstore.catalogue import Catalogue
+
+    return Catalogue.load().codes
 
 
 def _train_bpe(texts: Iterable[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -5,8 +5,8 @@ sections (provenance, cross-modal, cross-lingual, retrieval, t-SNE, neurons) fro
 a missing frame shows the command that fills it. Depends on `actstore` only, never on the CLI.
 """
 
-from reports.inputs import COLUMNS, ReportError, ReportInputs
-from reports.render import render_html, render_report
-from reports.sections import FILL_COMMANDS, Limits
+from actstore.reports.inputs import COLUMNS, ReportError, ReportInputs
+from actstore.reports.render import render_html, render_report
+from actstore.reports.sections import FILL_COMMANDS, Limits
 
 __all__ = ["COLUMNS", "FILL_COMMANDS", "Limits", "ReportError", "ReportInputs", "render_html", "render_report"]

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import altair as alt
 
-from reports.assets import CATEGORY_PALETTE, MODALITY_COLOURS, RESOURCE_COLOURS, RESOURCE_ORDER
-from reports.summaries import RETRIEVAL_METRICS
+from actstore.reports.assets import CATEGORY_PALETTE, MODALITY_COLOURS, RESOURCE_COLOURS, RESOURCE_ORDER
+from actstore.reports.summaries import RETRIEVAL_METRICS
 
 KIND_COLOURS = {"speech-speech": MODALITY_COLOURS["speech"], "text-text": MODALITY_COLOURS["text"],
                 "speech-text": "#7b4fa0"}

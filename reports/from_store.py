@@ -18,13 +18,13 @@ import polars as pl
 from actstore.catalogue import Catalogue
 from actstore.errors import ActstoreError
 from actstore.store import Store
-from analyses.aligned import CROSS_LINGUAL_KINDS, model_depths, stored_modalities
-from analyses.grids import GridOptions, load_grid, save_grid, similarity_grid
-from analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
-from analyses.retrieval_grid import load_retrieval, retrieval_grid, save_retrieval
-from analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
-from reports.inputs import ReportInputs
-from reports.render import render_report
+from actstore.analyses.aligned import CROSS_LINGUAL_KINDS, model_depths, stored_modalities
+from actstore.analyses.grids import GridOptions, load_grid, save_grid, similarity_grid
+from actstore.analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
+from actstore.analyses.retrieval_grid import load_retrieval, retrieval_grid, save_retrieval
+from actstore.analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
+from actstore.reports.inputs import ReportInputs
+from actstore.reports.render import render_report
 
 log = logging.getLogger("actstore.report")
 

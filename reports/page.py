@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from reports.assets import EMBED_OPTIONS, STYLESHEET, vega_bundle, vegalite_version
-from reports.sections import Figure, Section
+from actstore.reports.assets import EMBED_OPTIONS, STYLESHEET, vega_bundle, vegalite_version
+from actstore.reports.sections import Figure, Section
 
 EMBED_SCRIPT = """
 (function () {

@@ -12,9 +12,9 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from reports.inputs import ReportError, ReportInputs, validated
-from reports.page import build_page
-from reports.sections import Limits, build_sections
+from actstore.reports.inputs import ReportError, ReportInputs, validated
+from actstore.reports.page import build_page
+from actstore.reports.sections import Limits, build_sections
 
 
 def render_html(inputs: ReportInputs, limits: Limits | None = None,

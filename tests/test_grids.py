@@ -7,7 +7,7 @@ import pytest
 from actstore.errors import AnalysisInputError
 from actstore.query import run_query
 from actstore.store import Store
-from analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, depth_delta,
+from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, depth_delta,
                             load_grid, save_grid, similarity_grid)
 
 from _store_data import put

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from actstore.errors import AnalysisInputError
-from analyses.neurons import (
+from actstore.analyses.neurons import (
     activation_concentration,
     gini,
     modality_overlap,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError
-from ingest.pooling import masked_mean
+from actstore.ingest.pooling import masked_mean
 
 
 def test_known_answer_ignores_padded_positions():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import _report_fixtures as fx
-from reports import render_report
+from actstore.reports import render_report
 
 from _chromium import CHROMIUM, open_report, screenshots
 

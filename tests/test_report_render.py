@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 import _report_fixtures as fx
-from reports import Limits, ReportError, ReportInputs, render_html, render_report
-from reports.assets import vega_bundle
-from reports.summaries import (
+from actstore.reports import Limits, ReportError, ReportInputs, render_html, render_report
+from actstore.reports.assets import vega_bundle
+from actstore.reports.summaries import (
     cross_lingual_means, cross_lingual_rows, cross_modal_summary, limit_depths, retrieval_rows,
     retrieval_table, tsne_sample,
 )

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from actstore.errors import AnalysisInputError
-from analyses.retrieval import retrieval_scores, topk_cosine
+from actstore.analyses.retrieval import retrieval_scores, topk_cosine
 
 
 def _clustered_pair(n: int, d: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +204,7 @@ def test_topk_bad_input():
 
 def test_bf16_certified_topk_equals_exact_float32():
     """The bf16 pass + float32 certificate gives exactly the float32 scan's neighbours."""
-    from analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
+    from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
 
     rng = np.random.default_rng(3)
     corpus = _normalise(rng.standard_normal((3000, 64)).astype(np.float32), "corpus")
@@ -217,7 +217,7 @@ def test_bf16_certified_topk_equals_exact_float32():
 
 def test_bf16_certificate_falls_back_on_near_ties():
     """Near-duplicate corpus rows defeat bf16 resolution: uncertified rows are redone exactly."""
-    from analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
+    from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
 
     rng = np.random.default_rng(4)
     base = rng.standard_normal(64)

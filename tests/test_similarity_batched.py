@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from actstore.errors import AnalysisInputError
-from analyses.similarity import cka, knn_alignment, pwcca, svcca
-from analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+from actstore.analyses.similarity import cka, knn_alignment, pwcca, svcca
+from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from actstore.errors import ActstoreError, AnalysisInputError
-from analyses.similarity import SVCCAResult, cka, knn_alignment, pwcca, svcca
+from actstore.analyses.similarity import SVCCAResult, cka, knn_alignment, pwcca, svcca
 
 
 def planted(rng, n=200, dx=120, dy=80, rank=10, noise=0.05):

@@ -12,7 +12,7 @@ from scipy.signal import resample_poly
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.sources import EspeakSynthesizer, FloresSource, open_source
+from actstore.ingest.sources import EspeakSynthesizer, FloresSource, open_source
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (apt-get install espeak-ng)")
 

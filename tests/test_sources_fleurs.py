@@ -11,7 +11,7 @@ import soundfile as sf
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.sources import FleursSource, open_source
+from actstore.ingest.sources import FleursSource, open_source
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_languages_ids_and_sample_ids(catalogue, repo):
 
 def test_speech_items_keep_every_recording_decoded_to_16khz(catalogue, repo, caplog):
     src = FleursSource(catalogue, repo / "data")   # the data/ directory works as well
-    with caplog.at_level(logging.WARNING, logger="ingest.sources.fleurs"):
+    with caplog.at_level(logging.WARNING, logger="actstore.ingest.sources.fleurs"):
         items = {i.sample_id: i for i in src.items("eng", "speech")}
     assert sorted(items) == [f"fleurs:en_us:test:{n}.wav" for n in (101, 102, 103, 104)]
     assert [items[f"fleurs:en_us:test:{n}.wav"].sentence_id for n in (101, 102, 103, 104)] == [1, 1, 2, 3]

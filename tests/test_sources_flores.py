@@ -5,8 +5,8 @@ import pytest
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.sources import FloresText, open_source
-from ingest.sources.flores import shipped_flores_dir
+from actstore.ingest.sources import FloresText, open_source
+from actstore.ingest.sources.flores import shipped_flores_dir
 
 ENG_1 = '"We now have 4-month-old mice that are non-diabetic that used to be diabetic," he added.'
 

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.sources import ManifestSource, open_source
+from actstore.ingest.sources import ManifestSource, open_source
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ epsilon 1e-10 on the diagonals, score = mean of the min(kx, ky) canonical correl
 import numpy as np
 import pytest
 
-from analyses.similarity import svcca
-from analyses.similarity.batched import PairRequest, score_pairs
-from analyses.similarity.reduction import reduce_gram_block, sum_correlations
+from actstore.analyses.similarity import svcca
+from actstore.analyses.similarity.batched import PairRequest, score_pairs
+from actstore.analyses.similarity.reduction import reduce_gram_block, sum_correlations
 
 
 def reference_svcca(x, y, keep=0.9, eps=1e-10):

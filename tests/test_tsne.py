@@ -5,7 +5,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 from actstore.errors import AnalysisInputError
-from analyses.tsne import joint_tsne, pad_widths, tsne_embed
+from actstore.analyses.tsne import joint_tsne, pad_widths, tsne_embed
 
 
 def _clusters(n_per: int = 60, k: int = 4, d: int = 20, seed: int = 0):
@@ -50,7 +50,7 @@ def test_affinities_equal_sklearns_for_large_distances():
     import scipy.sparse as sp
     from sklearn.manifold._t_sne import _joint_probabilities_nn
 
-    from analyses.tsne import _affinities, _exact_knn
+    from actstore.analyses.tsne import _affinities, _exact_knn
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((300, 1024)) + 0.35 * rng.standard_normal((10, 1024))[rng.integers(0, 10, 300)]
@@ -64,7 +64,7 @@ def test_affinities_equal_sklearns_for_large_distances():
 def test_exact_knn_equals_sklearn():
     from sklearn.neighbors import NearestNeighbors
 
-    from analyses.tsne import _exact_knn
+    from actstore.analyses.tsne import _exact_knn
 
     x = np.random.default_rng(9).standard_normal((300, 16))
     nb, dist = _exact_knn(x, 10)

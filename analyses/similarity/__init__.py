@@ -1,7 +1,7 @@
 """Similarity measures between paired sets of pooled vectors (SVCCA, PWCCA, CKA, mutual k-NN).
 
 Single pairs: `svcca`, `pwcca`, `cka`, `knn_alignment`. Whole grids of one extraction point:
-`analyses.similarity.batched.score_pairs` (shared Gram-route reductions, complement trick, null).
+`actstore.analyses.similarity.batched.score_pairs` (shared Gram-route reductions, complement trick, null).
 """
 
 from .cka import cka

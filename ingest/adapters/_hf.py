@@ -1,6 +1,6 @@
 """Shared plumbing for adapters over transformers models: dtype/device, checks, pooling.
 
-A subclass implements `matches`, `load` (which must set `self._points` {modality: [names]} and
+A subclass implements `matches(config)` (recognition by the transformers config), `load` (which must set `self._points` {modality: [names]} and
 `self._widths` {name: d}) and `_forward(modality, items, points)` returning
 {point: (hidden [B, T, d], mask [B, T])}. Everything a user can get wrong (dtype, device, a
 batch mixing modalities, an unknown point, empty text or audio) is checked here once, with an
@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError
-from ingest.adapters.base import Adapter, ModelInfo, Pooled
-from ingest.items import Item
-from ingest.pooling import masked_mean
+from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
+from actstore.ingest.items import Item
+from actstore.ingest.model_paths import ModelSource
+from actstore.ingest.pooling import masked_mean
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _LAYER = re.compile(r"^(speech|text)\.L(\d+)$")
@@ -72,19 +73,27 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 class HFAdapter(Adapter):
     """Common state and checks; subclasses add loading, point wiring and the forward pass."""
 
-    def __init__(self, path: str, *, name: str, device: str = "cpu", dtype: str = "float32",
-                 revision: str | None = None, model_id: str | None = None, source: str | None = None):
-        self.path = str(path)
-        self.name = name
-        self.revision = revision
-        self.model_id = model_id or str(path)
-        self.source = source
-        self.dtype_name = dtype
+    def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
+                 dtype: str = "float32", options: dict | None = None):
+        super().__init__(source, name=name, device=device, dtype=dtype, options=options)
+        self.path = str(source.path)
+        self.revision = source.revision
+        self.model_id = source.model_id
         self.torch_dtype = parse_dtype(dtype)
         self.device = parse_device(device)
         self.config = None
         self._points: dict[str, list[str]] = {}
         self._widths: dict[str, int] = {}
+
+    @classmethod
+    def matches(cls, config) -> bool:
+        """True if this adapter handles a transformers config (usually by `config.model_type`)."""
+        return False
+
+    @classmethod
+    def recognises(cls, source: ModelSource) -> bool:
+        config = source.hf_config()
+        return config is not None and cls.matches(config)
 
     # -- provenance -------------------------------------------------------------------------
     @property
@@ -95,9 +104,8 @@ class HFAdapter(Adapter):
             self.config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         extra = {"model_type": self.config.model_type, "dtype": self.dtype_name,
                  "device": str(self.device), "pooling": "masked mean, float32"}
-        if self.source:
-            extra["source"] = self.source
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=type(self).__name__,
+        extra["source"] = self.source.source
+        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
                          revision=self.revision,
                          random_init=bool(getattr(self.config, "actstore_random_init", False)),
                          extra=extra)
@@ -106,7 +114,7 @@ class HFAdapter(Adapter):
     def _require_loaded(self) -> None:
         if not self._points:
             raise ActstoreError(f"Adapter for {self.name} is not loaded; call load() first "
-                                "(or use ingest.adapters.load_adapter).")
+                                "(or use actstore.ingest.adapters.load_adapter).")
 
     def points(self, modality: str) -> list[str]:
         self._require_loaded()

@@ -1,23 +1,32 @@
-"""What every model adapter provides.
+"""What every model adapter provides: the contract third-party adapters are written against.
 
-An adapter loads one family of models (from a hub id, a local directory or the HF cache), names
-its extraction points, and turns a batch of `Item`s of one modality into one pooled float32
-vector per (item, point). Points are named `{modality}.{name}`: `speech.embed`, `speech.L3`,
-`speech.adaptor`, `text.embed`, `text.L12`, ... (names are the API; keep them stable).
+An adapter loads one family of models, names its extraction points, and turns a batch of
+`Item`s of one modality into one pooled float32 vector per (item, point). Points are named
+`{modality}.{name}`: `speech.embed`, `speech.L3`, `speech.adaptor`, `text.embed`, `text.L12`, ...
+(names are the API; keep them stable).
 
-Adding a model = adding one module in `ingest/adapters/` that defines `ADAPTER = YourAdapter`;
-`ingest.adapters.load_adapter` discovers it. Nothing else changes.
+How an adapter is found (docs/ARCHITECTURE.md, "Extension points"):
+- it is registered as a Python entry point in the group `actstore.adapters`
+  (`name = "package.module:AdapterClass"`); the built-ins register the same way;
+- `--adapter NAME` picks it explicitly; otherwise the model is resolved to a `ModelSource` (a
+  directory or a checkpoint file) and every adapter, in `priority` order, is asked whether it
+  `recognises` it: by its transformers config, by a checkpoint file layout, by an asset card;
+- `locate` lets a family resolve names of its own (e.g. fairseq2 asset cards in fairseq2's cache).
+
+The constructor does no heavy work: `load()` reads weights.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
 
-from ingest.items import Item
+from actstore.ingest.model_paths import ModelSource
+from actstore.ingest.items import Item
 
 
 @dataclass
@@ -38,7 +47,7 @@ class ModelInfo:
 
     model_id: str                  # what the user passed (hub id or directory)
     name: str                      # stored model name (the `model` column)
-    adapter: str                   # adapter class name
+    adapter: str                   # adapter registry name (or class name)
     revision: str | None = None    # hub commit hash when loaded from the HF cache
     random_init: bool = False      # True for random-initialised test/demo models: label results!
     extra: dict = field(default_factory=dict)
@@ -47,24 +56,50 @@ class ModelInfo:
 class Adapter(ABC):
     """Base class. Subclasses do no heavy work until `load()`."""
 
+    #: registry name (the entry point's name, e.g. "seamless-m4t-v2"); set by the registry
+    name: ClassVar[str] = ""
     #: modalities this adapter encodes, e.g. ("speech", "text")
     modalities: ClassVar[tuple[str, ...]] = ()
-    #: lower runs first when several adapters match a config (the generic text adapter is last)
+    #: lower is asked first when several adapters recognise a model (generic text is last)
     priority: ClassVar[int] = 50
+    #: True when a sentence's speech and text items must meet in ONE forward (SALMONN-style
+    #: prompts); the pipeline then calls `encode_pairs` instead of `encode`
+    paired: ClassVar[bool] = False
+    #: the study's layer set for `--layers study` (None: every layer)
+    study_layers: ClassVar[tuple[int, ...] | None] = None
 
     @classmethod
-    @abstractmethod
-    def matches(cls, config) -> bool:
-        """True if this adapter handles a transformers config (usually by `config.model_type`)."""
+    def recognises(cls, source: ModelSource) -> bool:
+        """True if this adapter reads `source` (cheap: look at files, never load weights)."""
+        return False
 
-    @abstractmethod
-    def __init__(self, path: str, *, name: str, device: str = "cpu", dtype: str = "float32",
-                 revision: str | None = None):
-        """Remember where to load from; `load()` does the work."""
+    @classmethod
+    def locate(cls, model: str, cache_dir: str | Path | None) -> ModelSource | None:
+        """Resolve a name only this family knows (e.g. a fairseq2 asset card), or None."""
+        return None
+
+    def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
+                 dtype: str = "float32", options: dict | None = None):
+        """Remember where to load from; `load()` does the work.
+
+        name: the stored model name (default: the source's); device/dtype: the model's (pooling
+        is float32 regardless); options: adapter-specific settings (e.g. a prompt template),
+        recorded in provenance through `info.extra`.
+        """
+        self.source = source
+        self.name = name or source.name
+        self.device_name = device
+        self.dtype_name = dtype
+        self.options = dict(options or {})
 
     @abstractmethod
     def load(self) -> None:
         """Load weights and the preprocessor, put the model in eval mode on the device."""
+
+    @property
+    def adapter_label(self) -> str:
+        """What provenance records as the adapter: registry name, else the class name."""
+        return type(self).name or type(self).__name__
 
     @property
     @abstractmethod
@@ -90,6 +125,15 @@ class Adapter(ABC):
         Pooling is a masked mean in float32 over each point's own valid positions, so a padded
         batch gives the same vectors as running each item alone (to 1e-5).
         """
+
+    def encode_pairs(self, speech: Sequence[Item], text: Sequence[Item],
+                     points: Sequence[str]) -> dict[str, Pooled]:
+        """For `paired` adapters: speech[i] and text[i] (same sentence id) in one forward.
+
+        Returns pooled vectors for speech points (rows follow `speech`) and text points (rows
+        follow `text`) together. Only called when `paired` is True.
+        """
+        raise TypeError(f"{type(self).__name__} is not a paired adapter; call encode().")
 
     def select_points(self, modality: str, *, layers: Sequence[int] | None = None,
                       names: Sequence[str] | None = None) -> list[str]:

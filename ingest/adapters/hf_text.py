@@ -27,8 +27,8 @@ from typing import Sequence
 import torch
 
 from actstore.errors import UnknownModelError
-from ingest.adapters._hf import HFAdapter, quiet_transformers
-from ingest.items import Item
+from actstore.ingest.adapters._hf import HFAdapter, quiet_transformers
+from actstore.ingest.items import Item
 
 
 class HFTextAdapter(HFAdapter):
@@ -94,6 +94,3 @@ class HFTextAdapter(HFAdapter):
         mask = enc["attention_mask"].bool()
         index = {p: i for i, p in enumerate(self._points["text"])}
         return {p: (hs[index[p]], mask) for p in points}
-
-
-ADAPTER = HFTextAdapter

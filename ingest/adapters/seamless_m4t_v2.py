@@ -40,9 +40,9 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
-from ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from ingest.adapters._hooks import Capture
-from ingest.items import SAMPLE_RATE, Item
+from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.items import SAMPLE_RATE, Item
 
 #: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.
 SEAMLESS_LANG_CODES = {
@@ -199,6 +199,3 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         if modality == "speech":
             return self._forward_speech(items, points)
         return self._forward_text(items, points)
-
-
-ADAPTER = SeamlessM4Tv2Adapter

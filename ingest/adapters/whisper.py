@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from actstore.errors import UnknownModelError
-from ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from ingest.adapters._hooks import Capture
-from ingest.items import SAMPLE_RATE, Item
+from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.items import SAMPLE_RATE, Item
 
 
 def whisper_frames(n_samples: int, *, hop_length: int = 160, max_positions: int = 1500) -> int:
@@ -96,6 +96,3 @@ class WhisperAdapter(HFAdapter):
             cap.layer_stack("speech", order, enc.layers, enc.layer_norm)
             tensors = cap.run(lambda: enc(input_features=x))
         return {p: (tensors[p], lengths_to_mask(n_frames, tensors[p].shape[1])) for p in order}
-
-
-ADAPTER = WhisperAdapter

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.sources.audio import load_audio, resample
-from ingest.sources.base import Entry, Source
-from ingest.sources.espeak import EspeakSynthesizer
-from ingest.sources.fleurs import FleursSource
-from ingest.sources.flores import FloresSource, FloresText
-from ingest.sources.manifest import ManifestSource
+from actstore.ingest.sources.audio import load_audio, resample
+from actstore.ingest.sources.base import Entry, Source
+from actstore.ingest.sources.espeak import EspeakSynthesizer
+from actstore.ingest.sources.fleurs import FleursSource
+from actstore.ingest.sources.flores import FloresSource, FloresText
+from actstore.ingest.sources.manifest import ManifestSource
 
 KINDS = ("flores", "fleurs", "manifest")
 _OPTIONS = {"flores": {"speech", "workers", "synthesizer"}, "fleurs": {"revision"}, "manifest": {"path"}}

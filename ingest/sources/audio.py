@@ -22,7 +22,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from actstore.errors import DataSourceError
-from ingest.items import SAMPLE_RATE
+from actstore.ingest.items import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

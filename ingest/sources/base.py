@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actstore.errors import DataSourceError
-from ingest.items import MODALITIES, Item
+from actstore.ingest.items import MODALITIES, Item
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ import numpy as np
 import soundfile as sf
 
 from actstore.errors import DataSourceError
-from ingest.items import SAMPLE_RATE
-from ingest.sources.audio import resample
+from actstore.ingest.items import SAMPLE_RATE
+from actstore.ingest.sources.audio import resample
 
 _TIMEOUT_S = 120
 

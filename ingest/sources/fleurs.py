@@ -38,9 +38,9 @@ from pathlib import Path
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.items import SAMPLE_RATE, Item
-from ingest.sources.audio import decode_audio
-from ingest.sources.base import Entry, Source
+from actstore.ingest.items import SAMPLE_RATE, Item
+from actstore.ingest.sources.audio import decode_audio
+from actstore.ingest.sources.base import Entry, Source
 
 log = logging.getLogger(__name__)
 

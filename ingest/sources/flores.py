@@ -22,9 +22,9 @@ from pathlib import Path
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from ingest.items import Item
-from ingest.sources.base import Entry, Source
-from ingest.sources.espeak import EspeakSynthesizer
+from actstore.ingest.items import Item
+from actstore.ingest.sources.base import Entry, Source
+from actstore.ingest.sources.espeak import EspeakSynthesizer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SPLITS = ("dev", "devtest")
 
 def shipped_flores_dir() -> Path:
     """The FLORES-200 directory shipped inside the package (devtest only)."""
-    return Path(str(resources.files("ingest.data").joinpath("flores200")))
+    return Path(str(resources.files("actstore.ingest.data").joinpath("flores200")))
 
 
 def read_flores_file(path: Path) -> list[str]:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError, UnknownLanguageError
-from ingest.items import MODALITIES, Item
-from ingest.sources.audio import load_audio
-from ingest.sources.base import Entry, Source
+from actstore.ingest.items import MODALITIES, Item
+from actstore.ingest.sources.audio import load_audio
+from actstore.ingest.sources.base import Entry, Source
 
 REQUIRED = ("sentence_id", "lang", "modality")
 KNOWN = REQUIRED + ("text", "audio", "sample_id", "split")

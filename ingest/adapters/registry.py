@@ -1,0 +1,77 @@
+"""The adapter registry: Python entry points in the group `actstore.adapters`.
+
+A distribution makes an adapter available by declaring, in its `pyproject.toml`,
+
+    [project.entry-points."actstore.adapters"]
+    my-family = "my_package.my_module:MyAdapter"
+
+actstore's own adapters are declared the same way, so a third-party adapter is a peer of the
+built-ins: it can be named with `--adapter my-family` or be picked by `recognises`. The registry
+name is copied onto the class (`Adapter.name`) so provenance records it.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+
+from actstore.errors import UnknownModelError
+from actstore.ingest.adapters.base import Adapter
+from actstore.ingest.model_paths import ModelSource
+
+GROUP = "actstore.adapters"
+log = logging.getLogger(__name__)
+
+
+def registered_adapters() -> dict[str, type[Adapter]]:
+    """Registry name -> adapter class, every entry point of the group, in (priority, name) order.
+
+    An entry point that fails to import is logged and left out rather than breaking every other
+    family (a broken third-party plug-in must not take the built-ins down).
+    """
+    found: dict[str, type[Adapter]] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in found:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a plug-in's import error is reported, not fatal
+            log.warning("adapter entry point %s = %s failed to load: %s", ep.name, ep.value, exc)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+            log.warning("adapter entry point %s = %s is not an Adapter subclass; ignored", ep.name, ep.value)
+            continue
+        cls.name = ep.name
+        found[ep.name] = cls
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].priority, kv[0])))
+
+
+def adapter_named(name: str) -> type[Adapter]:
+    """The adapter registered as `name` (for `--adapter NAME`)."""
+    adapters = registered_adapters()
+    if name not in adapters:
+        raise UnknownModelError(
+            f"No adapter is registered as {name!r}; use one of {', '.join(adapters) or 'none'} "
+            f"(or install the package that provides it: entry point group {GROUP!r})."
+        )
+    return adapters[name]
+
+
+def adapter_for(source: ModelSource) -> type[Adapter]:
+    """The first adapter (by priority) that recognises `source`."""
+    adapters = registered_adapters()
+    for cls in adapters.values():
+        if cls.recognises(source):
+            return cls
+    config = source.hf_config()
+    what = (f"a transformers model of model_type {getattr(config, 'model_type', None)!r}"
+            if config is not None else "a file layout")
+    raise UnknownModelError(
+        f"No adapter recognises {source.path} ({what}); name one with --adapter "
+        f"({', '.join(adapters)}) or install a package that registers an adapter for it."
+    )
+
+
+def locators():
+    """Every registered adapter's `locate` (family-specific names, e.g. fairseq2 asset cards)."""
+    return [cls.locate for cls in registered_adapters().values()]
