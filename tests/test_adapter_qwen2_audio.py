@@ -217,6 +217,10 @@ def test_bad_input_is_refused(paired, separate, tiny_dir):
     assert out["speech.L1"].n_frames[0] == WINDOW // 2
     with pytest.raises(ActstoreError, match="Unknown Qwen2-Audio mode"):
         load_adapter(str(tiny_dir), options={"mode": "both"})
+    with pytest.raises(ActstoreError, match=r"Unknown Qwen2-Audio option\(s\) \['moed'\]"):
+        load_adapter(str(tiny_dir), options={"moed": "separate"})
+    with pytest.raises(ActstoreError, match="Unknown text_pool"):
+        load_adapter(str(tiny_dir), options={"text_pool": "words"})
     with pytest.raises(ActstoreError, match="fields {audio} and {text}"):
         load_adapter(str(tiny_dir), options={"template": "{audio} only"})
 

@@ -81,6 +81,7 @@ PROMPT_TEMPLATE = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n
 #: how the chat template writes one audio (the processor expands the audio token to n copies)
 AUDIO_SLOT = "Audio 1: {bos}{audio}{eos}\n"
 MODES = ("paired", "separate")
+OPTIONS = ("mode", "template", "text_pool")
 TEXT_POOLS = ("prompt", "sentence")
 #: fewest samples giving 2 audio tokens: ceil(961/160) = 7 mel frames -> 4 tower -> 2 tokens
 MIN_SAMPLES = 961
@@ -133,6 +134,9 @@ class Qwen2AudioAdapter(HFAdapter):
 
     def __init__(self, source, *, name=None, device="cpu", dtype="float32", options=None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:
+            raise ActstoreError(f"Unknown Qwen2-Audio option(s) {unknown}; use {', '.join(OPTIONS)}.")
         self.mode = self.options.get("mode", "paired")
         if self.mode not in MODES:
             raise ActstoreError(f"Unknown Qwen2-Audio mode {self.mode!r}; use one of {', '.join(MODES)}.")
