@@ -247,3 +247,28 @@ def test_cli_builds_a_loadable_tiny_model(tmp_path):
     # the default tokenizer (all shipped FLORES text) turns any script into real tokens
     (item,) = text_items([("amh", flores_lines("amh_Ethi", 1)[0])])
     assert a.encode([item], ["text.llm.L1"])["text.llm.L1"].n_frames[0] > 10
+
+
+def test_tiny_checkpoint_uses_the_published_key_names(tiny_dir):
+    """The hub checkpoints' (transformers 4.x) names, so loading runs transformers' key conversion."""
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_dir / "model.safetensors"), "pt") as f:
+        roots = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("language_model") else "")
+                 for k in f.keys()}
+    assert roots == {"audio_tower", "multi_modal_projector", "language_model.model",
+                     "language_model.lm_head"}
+
+
+def test_custom_template_is_used_and_recorded(tiny_dir):
+    template = "{audio}Repeat: {text}"
+    a = load_adapter(str(tiny_dir), options={"template": template})
+    assert a.info.extra["prompt_template"] == template
+    speech, text = pairs(LENGTHS[:1])
+    batch = a._prompts(speech, text)
+    expected = a.tokenizer(template.format(
+        audio=a.audio_slot.replace("<|AUDIO|>", "<|AUDIO|>" * int(batch.token_len[0])),
+        text=text[0].text))["input_ids"]
+    assert batch.input_ids[0].tolist() == expected
+    out = a.encode_pairs(speech, text, ["text.llm.L1"])
+    assert out["text.llm.L1"].n_frames[0] == len(expected) - int(batch.token_len[0])
