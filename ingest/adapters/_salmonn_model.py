@@ -108,6 +108,7 @@ class SalmonnModel(nn.Module):
                                     "fix the config.")
         self.num_windows = num_windows(WHISPER_FRAMES, kernel, stride)
         self.num_speech_tokens = self.num_windows * parts.num_query_tokens
+        self.requires_grad_(False)  # inference only (peft marks LoRA weights trainable)
         self.eval()
 
     # -- loading -----------------------------------------------------------------------------
