@@ -286,6 +286,19 @@ def beats_tokens(n_frames: int, patch: int = 16, mel_bins: int = 128) -> int:
 
 
 # -- checkpoint ------------------------------------------------------------------------------
+def load_checkpoint(path: str | Path):
+    """`torch.load` with the restricted unpickler, memory-mapped when the file allows it.
+
+    Files written before torch 1.6's zip format cannot be memory-mapped; they are read normally.
+    """
+    try:
+        return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
 def _fold_weight_norm(sd: dict, prefix: str) -> None:
     """Replace a weight-normed conv's (g, v) by its weight: g * v / ||v||, norm over dims 0, 1."""
     for g_key, v_key in ((prefix + "weight_g", prefix + "weight_v"),
@@ -305,7 +318,7 @@ def read_beats_checkpoint(path: str | Path) -> tuple[BeatsConfig, dict]:
     `predictor.*` head, the per-layer copies of the shared bias table).
     """
     try:
-        ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        ckpt = load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise UnknownModelError(f"Cannot read the BEATs checkpoint {path} ({exc}); pass the "
                                 "original BEATs .pt file (a dict with 'cfg' and 'model').") from None

@@ -72,8 +72,10 @@ def find_decode_config(directory: Path) -> Path | None:
 
 def has_qformer_keys(path: Path) -> bool:
     """True if `path` is a torch checkpoint whose ['model'] holds SALMONN's speech Q-Former."""
+    from actstore.ingest.adapters._beats import load_checkpoint
+
     try:
-        ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        ckpt = load_checkpoint(path)
     except Exception:  # noqa: BLE001 - anything unreadable is simply not ours
         return False
     model = ckpt.get("model") if isinstance(ckpt, dict) else None
@@ -219,11 +221,13 @@ def llm_key(key: str) -> str | None:
 
 def read_salmonn_checkpoint(path: Path) -> SalmonnWeights:
     """Group the tensors of `salmonn*.pth` ['model'] (memory-mapped, restricted unpickler)."""
+    from actstore.ingest.adapters._beats import load_checkpoint
+
     try:
-        ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        ckpt = load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001
-        raise UnknownModelError(f"Cannot read the SALMONN checkpoint {path} ({exc}); pass the "
-                                "salmonn*.pth file released with the model.") from None
+        raise UnknownModelError(f"Cannot read the SALMONN checkpoint {path} with torch's safe loader "
+                                f"({exc}); pass the salmonn*.pth file released with the model.") from None
     sd = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not any(k.startswith("speech_Qformer.") for k in sd):
         raise UnknownModelError(f"{path} holds no SALMONN weights (no ['model'] with speech_Qformer.* "
