@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from actstore.ingest.adapters._salmonn_checkpoint import SALMONN_DECODE_DEFAULTS
 from actstore.ingest.tiny_models import _flores_texts, _perturb_layernorms, _quiet
 
 WHISPER_WIDTH = 32
@@ -194,15 +195,9 @@ def _salmonn_checkpoint(seed: int, beats_width: int, llm_layers: int) -> dict:
 def decode_config(ckpt: str = CKPT_FILE, beats: str = BEATS_FILE) -> dict:
     """SALMONN's configs/decode_config.yaml with this directory's relative paths."""
     return {
-        "model": {
-            "llama_path": "vicuna", "whisper_path": "whisper", "beats_path": beats, "ckpt": ckpt,
-            "freeze_whisper": True, "freeze_beats": True, "use_speech_Qformer": True,
-            "freeze_speech_QFormer": False, "window_level_Qformer": True, "num_speech_query_token": 1,
-            "second_per_window": 0.333333, "second_stride": 0.333333, "speech_llama_proj_model": "",
-            "freeze_speech_llama_proj": False, "lora": True, "lora_rank": LORA_RANK,
-            "lora_alpha": LORA_ALPHA, "lora_dropout": 0.1, "multi_prompt": True,
-            "prompt_template": TEMPLATE, "prompt_path": "", "test_prompt_path": "", "max_txt_len": 300,
-            "end_sym": "</s>"},
+        "model": {"llama_path": "vicuna", "whisper_path": "whisper", "beats_path": beats, "ckpt": ckpt,
+                  **SALMONN_DECODE_DEFAULTS, "lora_rank": LORA_RANK, "lora_alpha": LORA_ALPHA,
+                  "prompt_template": TEMPLATE},
         "generate": {"max_new_tokens": 200, "num_beams": 4, "do_sample": False, "min_length": 1,
                      "temperature": 1.0, "top_p": 0.9, "repetition_penalty": 1.0, "length_penalty": 1.0},
         "actstore": {"random_init": True,

@@ -193,3 +193,23 @@ def test_bfloat16_loads_without_float32_copy_and_pools_in_float32(tiny_dir, adap
         cos = float(np.dot(out[p].vectors[0], ref[p].vectors[0])
                     / np.linalg.norm(out[p].vectors[0]) / np.linalg.norm(ref[p].vectors[0]))
         assert cos > 0.99, (p, cos)
+
+
+def test_bare_checkpoint_with_part_options(tmp_path, tiny_dir, adapter):
+    """A salmonn*.pth without a decode config: SALMONN's released settings + options for the parts."""
+    import shutil
+
+    ckpt = tmp_path / "salmonn_v1.pth"
+    shutil.copy(tiny_dir / tiny_salmonn.CKPT_FILE, ckpt)
+    shutil.copytree(tiny_dir / "bert-base-uncased", tmp_path / "bert-base-uncased")
+    assert adapter_for(resolve_model(str(ckpt))) is SalmonnAdapter
+    with pytest.raises(UnknownModelError, match="whisper_path=DIR"):
+        load_adapter(str(ckpt))
+    bare = load_adapter(str(ckpt), options={"whisper_path": str(tiny_dir / "whisper"),
+                                            "beats_path": str(tiny_dir / tiny_salmonn.BEATS_FILE),
+                                            "llama_path": str(tiny_dir / "vicuna")})
+    assert bare.info.extra["decode_config"] == str(ckpt)
+    speech, text = pairs(LENGTHS[:1], TEXTS[:1])
+    got = bare.encode_pairs(speech, text, ["text.L2"])
+    want = adapter.encode_pairs(speech, text, ["text.L2"])
+    np.testing.assert_array_equal(got["text.L2"].vectors, want["text.L2"].vectors)

@@ -71,11 +71,12 @@ def find_decode_config(directory: Path) -> Path | None:
 
 
 def has_qformer_keys(path: Path) -> bool:
-    """True if `path` is a torch checkpoint whose ['model'] holds SALMONN's speech Q-Former."""
-    from actstore.ingest.adapters._beats import load_checkpoint
+    """True if `path` is a torch checkpoint whose ['model'] holds SALMONN's speech Q-Former.
 
+    Memory-mapped only: recognition must stay cheap, so a pre-zip-format file (which would have
+    to be read whole) is not recognised here; name it with --adapter salmonn instead."""
     try:
-        ckpt = load_checkpoint(path)
+        ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
     except Exception:  # noqa: BLE001 - anything unreadable is simply not ours
         return False
     model = ckpt.get("model") if isinstance(ckpt, dict) else None
@@ -89,7 +90,10 @@ def _hf_cached(repo_id: str) -> Path | None:
 
 
 def resolve_part(value: str, key: str, config_path: Path) -> Path:
-    """A decode-config path: relative to the config, then the working directory, then the HF cache."""
+    """A decode-config path: relative to the config, then the working directory, then the HF cache.
+
+    `config_path` may be the checkpoint itself when no decode config exists (paths then come from
+    options and resolve relative to the checkpoint's directory)."""
     p = Path(str(value)).expanduser()
     tries = [p] if p.is_absolute() else [config_path.parent / p, Path.cwd() / p]
     for t in tries:
@@ -143,9 +147,33 @@ def _bert_config_dir(config_path: Path) -> Path | None:
     return cached if cached is not None and (cached / "config.json").is_file() else None
 
 
-def read_parts(config_path: Path, overrides: dict | None = None, ckpt: Path | None = None) -> SalmonnParts:
-    """Parse a decode config; `overrides` (adapter options) replace its paths, `ckpt` its checkpoint."""
-    data = _read_yaml(config_path)
+#: the `model:` section of SALMONN's released configs/decode_config.yaml, without its paths
+SALMONN_DECODE_DEFAULTS = {
+    "freeze_whisper": True, "freeze_beats": True, "use_speech_Qformer": True,
+    "freeze_speech_QFormer": False, "window_level_Qformer": True, "num_speech_query_token": 1,
+    "second_per_window": 0.333333, "second_stride": 0.333333, "speech_llama_proj_model": "",
+    "freeze_speech_llama_proj": False, "lora": True, "lora_rank": 8, "lora_alpha": 32,
+    "lora_dropout": 0.1, "multi_prompt": True, "prompt_template": DEFAULT_TEMPLATE,
+    "prompt_path": "", "test_prompt_path": "", "max_txt_len": 300, "end_sym": "</s>",
+}
+
+
+def read_parts(config_path: Path | None, overrides: dict | None = None, ckpt: Path | None = None) -> SalmonnParts:
+    """Parse a decode config; `overrides` (adapter options) replace its paths, `ckpt` its checkpoint.
+
+    Without a decode config (`config_path=None`, a bare `salmonn*.pth`), SALMONN's released
+    decode settings are used and the options must name whisper_path and llama_path (beats_path
+    too for the released models)."""
+    if config_path is None:
+        given = {k: v for k, v in (overrides or {}).items() if v}
+        if ckpt is None or not {"whisper_path", "llama_path"} <= set(given):
+            raise UnknownModelError(
+                f"No SALMONN decode config next to {ckpt}; put SALMONN's decode_config.yaml there, or "
+                "pass the options whisper_path=DIR, beats_path=FILE and llama_path=DIR.")
+        data = {"model": {**SALMONN_DECODE_DEFAULTS, "ckpt": str(ckpt), "beats_path": "", **given}}
+        config_path = ckpt
+    else:
+        data = _read_yaml(config_path)
     if not _is_salmonn_config(data):
         raise UnknownModelError(f"{config_path} is not a SALMONN decode config (needs model: "
                                 "whisper_path, llama_path, ckpt); pass SALMONN's decode_config.yaml.")

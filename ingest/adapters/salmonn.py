@@ -2,8 +2,11 @@
 
 Recognised by layout: a directory holding SALMONN's decode config (`decode_config.yaml`, or any
 YAML whose `model:` names whisper_path, llama_path and ckpt), or a `salmonn*.pth` with
-`speech_Qformer.*` keys next to such a config. Every part is found through the config
-(`_salmonn_checkpoint`); the model is assembled natively (`_salmonn_model`); no SALMONN code runs.
+`speech_Qformer.*` keys (its directory's decode config is used; without one, SALMONN's released
+decode settings, and the options whisper_path / beats_path / llama_path name the parts: e.g.
+`--model salmonn_v1.pth` from the HF cache's tsinghua-ee/SALMONN). Every part is found through the
+config (`_salmonn_checkpoint`); the model is assembled natively (`_salmonn_model`); no SALMONN code
+runs.
 
 Points (names are the API):
 - `speech.encoder` (width Dw+Db = 2048 for SALMONN-7B/13B): the Q-Former input, i.e.
@@ -92,16 +95,18 @@ class SalmonnAdapter(HFAdapter):
 
     # -- recognition -------------------------------------------------------------------------
     @classmethod
-    def _config_for(cls, source: ModelSource) -> tuple[Path, Path | None] | None:
-        """(decode config, checkpoint override) of a source, or None if it is not SALMONN."""
+    def _config_for(cls, source: ModelSource) -> tuple[Path | None, Path | None] | None:
+        """(decode config or None, checkpoint override) of a source, or None if it is not SALMONN.
+
+        A directory needs a decode config; a checkpoint file needs SALMONN's Q-Former keys (its
+        decode config, if any, is the one in its directory; without one, options name the parts).
+        """
         path = source.path
         if path.is_dir():
             cfg = find_decode_config(path)
             return (cfg, None) if cfg is not None else None
-        if path.is_file() and path.suffix in (".pth", ".pt", ".bin"):
-            cfg = find_decode_config(path.parent)
-            if cfg is not None and has_qformer_keys(path):
-                return cfg, path
+        if path.is_file() and path.suffix in (".pth", ".pt", ".bin") and has_qformer_keys(path):
+            return find_decode_config(path.parent), path
         return None
 
     @classmethod
@@ -114,6 +119,8 @@ class SalmonnAdapter(HFAdapter):
         from actstore.ingest.adapters._salmonn_model import SalmonnModel
 
         found = self._config_for(self.source)
+        if found is None and self.source.path.is_file():
+            found = (None, self.source.path)  # named with --adapter salmonn (e.g. a pre-zip .pth)
         if found is None:
             raise UnknownModelError(f"{self.source.path} is not a SALMONN model: no decode config "
                                     "(decode_config.yaml naming whisper_path, llama_path, ckpt) found; "
