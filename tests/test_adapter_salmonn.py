@@ -213,3 +213,11 @@ def test_bare_checkpoint_with_part_options(tmp_path, tiny_dir, adapter):
     got = bare.encode_pairs(speech, text, ["text.L2"])
     want = adapter.encode_pairs(speech, text, ["text.L2"])
     np.testing.assert_array_equal(got["text.L2"].vectors, want["text.L2"].vectors)
+
+
+def test_long_audio_is_cut_at_30_s_with_a_warning(adapter):
+    speech = speech_items([30 * 16000 + 1600])
+    _, text = pairs(LENGTHS[:1], TEXTS[:1])
+    with pytest.warns(UserWarning, match="Truncating 1 clip"):
+        out = adapter.encode_pairs(speech, text, ["speech.encoder", "speech.qformer"])
+    assert out["speech.encoder"].n_frames[0] == 1500

@@ -226,17 +226,12 @@ def test_adapter_pooling_options(ref):
     speech, texts = _pairs(INPUTS["task_prompt"])
     out = a.encode_pairs(speech, texts, ["speech.qformer", "speech.L1", "text.L1"])
     names = INPUTS["llm_point_names"]
-    pieces = INPUTS["p_after_pieces"]
-    # the sentence = pieces of p_after from the task's first word to its final '.', i.e. the
-    # pieces that spell the task prompt after '</Speech> '
-    joined = "".join(pieces).replace("\u2581", " ")
-    start = joined.index(INPUTS["task_prompt"])
-    pos, own = 0, []
-    for i, piece in enumerate(pieces):
-        text = piece.replace("\u2581", " ")
-        if pos < start + len(INPUTS["task_prompt"]) and pos + len(text) > start and text.strip():
-            own.append(i)
-        pos += len(text)
+    # the task prompt's own tokens in p_after: exactly the task, once decoded
+    prompt = a.model.speech_prompt(INPUTS["task_prompt"])
+    assert prompt.after == INPUTS["p_after_ids"]
+    own = prompt.sentence
+    assert a.model.tokenizer.decode([prompt.after[i] for i in own]).strip() == INPUTS["task_prompt"]
+    assert own == list(range(own[0], own[-1] + 1))
     for b, clip in enumerate(CLIPS):
         k = clip["index"]
         close("e2e_qformer_valid_windows", out["speech.qformer"].vectors[b],

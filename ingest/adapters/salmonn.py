@@ -40,10 +40,22 @@ Modes (option `mode`):
   (`prompt_template.format(text)`, no speech tags) for text points; `encode(items, points)`.
 
 `--layers study` = 1, 2, 4, ..., 30, 31, 32, cut to the model's depth (tiny models).
+
+Audio: 16 kHz mono; SALMONN pads every clip to at least 1 s and cuts it at 30 s (Whisper's
+window; a `UserWarning` names truncated clips).
+
+Real weights: put SALMONN's `configs/decode_config.yaml` in a directory, edit its paths
+(whisper_path: openai/whisper-large-v2 dir or hub id in the HF cache; beats_path:
+BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt; llama_path: the Vicuna dir or hub id, e.g.
+lmsys/vicuna-13b-v1.1 for salmonn_v1.pth, lmsys/vicuna-7b-v1.5 for salmonn_7b_v0.pth; ckpt: the
+salmonn*.pth) and pass that directory as `--model`; or pass the .pth itself with
+`whisper_path=`, `beats_path=`, `llama_path=` options. Load in bfloat16/float16 on a GPU for the
+7B/13B models (`--dtype bfloat16`); nothing is ever materialised in float32 first.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -55,7 +67,7 @@ from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
 from actstore.ingest.adapters._salmonn_checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
                                                           has_qformer_keys, read_parts)
 from actstore.ingest.adapters.base import ModelInfo, Pooled
-from actstore.ingest.items import Item
+from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.model_paths import ModelSource
 from actstore.ingest.pooling import masked_mean
 
@@ -227,6 +239,10 @@ class SalmonnAdapter(HFAdapter):
         if speech is not None:
             from actstore.ingest.adapters._salmonn_model import salmonn_audio
 
+            long = [f"{it.lang}/{it.sample_id}" for it in speech if len(it.audio) > 30 * SAMPLE_RATE]
+            if long:
+                warnings.warn(f"Truncating {len(long)} clip(s) longer than SALMONN's 30 s window: "
+                              f"{long[:5]}", UserWarning, stacklevel=3)
             wavs = [salmonn_audio(it.audio) for it in speech]
             audio = m.encode_audio(wavs)
             if "speech.encoder" in sp:
