@@ -144,10 +144,8 @@ class BeatsConfig:
 
 
 # -- model -----------------------------------------------------------------------------------
-def relative_position_buckets(q_len: int, k_len: int, num_buckets: int, max_distance: int,
-                              device=None) -> torch.Tensor:
-    """[q_len, k_len] bucket index of key - query distances (two-sided T5 bucketing, float32 logs)."""
-    rel = torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+def bucket_distances(rel: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """Bucket of each key - query distance (two-sided T5 bucketing, logs in float32)."""
     half = num_buckets // 2
     buckets = (rel > 0).long() * half
     rel = rel.abs()
@@ -156,6 +154,13 @@ def relative_position_buckets(q_len: int, k_len: int, num_buckets: int, max_dist
                          * (half - max_exact)).long()
     large = torch.clamp(large, max=half - 1)
     return buckets + torch.where(rel < max_exact, rel, large)
+
+
+def relative_position_buckets(q_len: int, k_len: int, num_buckets: int, max_distance: int,
+                              device=None) -> torch.Tensor:
+    """[q_len, k_len] bucket index of the key - query distances."""
+    rel = torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+    return bucket_distances(rel, num_buckets, max_distance)
 
 
 class BeatsAttention(nn.Module):
