@@ -221,3 +221,17 @@ def test_long_audio_is_cut_at_30_s_with_a_warning(adapter):
     with pytest.warns(UserWarning, match="Truncating 1 clip"):
         out = adapter.encode_pairs(speech, text, ["speech.encoder", "speech.qformer"])
     assert out["speech.encoder"].n_frames[0] == 1500
+
+
+def test_lora_rank_that_does_not_match_the_checkpoint(tmp_path, tiny_dir):
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_dir, copy)
+    cfg = yaml.safe_load((copy / "decode_config.yaml").read_text())
+    cfg["model"]["lora_rank"] = 4
+    (copy / "decode_config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UnknownModelError, match="lora_rank"):
+        load_adapter(str(copy))

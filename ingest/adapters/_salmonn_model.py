@@ -185,7 +185,12 @@ class SalmonnModel(nn.Module):
             raise UnknownModelError(f"The LLM weights in {parts.ckpt} do not fit {parts.llama} with LoRA "
                                     f"r={parts.lora_rank} (missing {sorted(missing)[:2]}, unexpected "
                                     f"{sorted(unexpected)[:2]}); check lora_rank and the paths in the decode config.")
-        llm.load_state_dict(weights.llm, strict=False)
+        try:
+            llm.load_state_dict(weights.llm, strict=False)
+        except RuntimeError as exc:  # shape mismatch, e.g. lora_rank differs from the checkpoint's
+            raise UnknownModelError(f"The LLM weights in {parts.ckpt} do not fit {parts.llama} with LoRA "
+                                    f"r={parts.lora_rank} ({str(exc).splitlines()[-1].strip()}); check "
+                                    "lora_rank in the decode config.") from None
         self.llm = llm.to(device).eval()  # eval(): LoRA dropout modules are created in training mode
         self.llm_width = config.hidden_size
         self.n_layers = config.num_hidden_layers
