@@ -20,7 +20,7 @@ the process's RSS before loading, their ratio to the parameter bytes, and the lo
 that went through a float32 copy of the LLM would show a ratio near 2 or more.
 
 Run: `python benchmarks/bench_salmonn_load.py [--small] [--dir D] [--keep]`
-(`--small`: the same pipeline at a few hundred MB, for a quick check; the full size needs ~16 GB
+(`--small` or `--quick`: the same pipeline at ~100 MB, for a quick check; the full size needs ~16 GB
 of disk and about as much memory.) Prints; asserts nothing.
 """
 
@@ -252,7 +252,7 @@ def load_and_measure(model_dir: str, dtype: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--small", action="store_true", help="a few hundred MB instead of ~16 GB")
+    ap.add_argument("--small", "--quick", action="store_true", help="~100 MB instead of ~16 GB")
     ap.add_argument("--dir", help="where to write the model (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the written model")
     ap.add_argument("--dtype", default="bfloat16")
