@@ -14,7 +14,10 @@ import click
 
 from actstore.errors import ActstoreError
 from actstore.output import FORMATS, write_frame
+from actstore.ingest.tiny_builders import TINY_BUILDERS
 from actstore.store import DEFAULT_URI, Store
+
+TINY_KINDS = list(TINY_BUILDERS)
 
 db_option = click.option(
     "--db", default=DEFAULT_URI, show_default=True, envvar="ACTSTORE_DB",
@@ -450,7 +453,7 @@ def report(db, model, out, measure, no_compute):
 
 
 @main.command("make-tiny-model")
-@click.option("--kind", type=click.Choice(["seamless-m4t-v2", "whisper", "bert", "qwen2-audio"]), default="seamless-m4t-v2", show_default=True)
+@click.option("--kind", type=click.Choice(TINY_KINDS), default="seamless-m4t-v2", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the model to.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @friendly_errors
@@ -463,13 +466,9 @@ def make_tiny_model(kind, out, seed):
     Example:
         actstore make-tiny-model --kind seamless-m4t-v2 --out ./tiny-random-seamless-m4t-v2
     """
-    from actstore.ingest import tiny_models
+    from actstore.ingest.tiny_builders import build_tiny
 
-    build = {"seamless-m4t-v2": tiny_models.build_tiny_seamless_m4t_v2, "whisper": tiny_models.build_tiny_whisper,
-             "bert": tiny_models.build_tiny_bert}.get(kind)
-    if kind == "qwen2-audio":
-        from actstore.ingest.tiny_qwen2_audio import build_tiny_qwen2_audio as build
-    click.echo(str(build(out, seed=seed)))
+    click.echo(str(build_tiny(kind, out, seed=seed)))
 
 
 def run() -> None:  # pragma: no cover - console entry point alias

@@ -1,0 +1,33 @@
+"""Tiny random-initialised models, one builder per family, by kind name.
+
+Each builder writes a model in its family's PUBLISHED on-disk format (a transformers directory, a
+fairseq checkpoint, SALMONN's decode config + checkpoints, ...), so the demo and the tests
+exercise the same loading code as real weights. Every model is marked random-init, and results
+computed from it are labelled RANDOM-INIT wherever they appear.
+
+Builders are imported lazily (a builder module imports torch): the CLI lists the kinds without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+#: kind -> "module:function"; the function takes (out_dir, *, seed) and returns the written path
+TINY_BUILDERS: dict[str, str] = {
+    "seamless-m4t-v2": "actstore.ingest.tiny_models:build_tiny_seamless_m4t_v2",
+    "whisper": "actstore.ingest.tiny_models:build_tiny_whisper",
+    "bert": "actstore.ingest.tiny_models:build_tiny_bert",
+    "qwen2-audio": "actstore.ingest.tiny_qwen2_audio:build_tiny_qwen2_audio",
+    "salmonn": "actstore.ingest.tiny_salmonn:build_tiny_salmonn",
+}
+
+
+def build_tiny(kind: str, out: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random-init model of `kind` to `out`; returns the path to pass to --model."""
+    from actstore.errors import ActstoreError
+
+    if kind not in TINY_BUILDERS:
+        raise ActstoreError(f"Unknown tiny model kind {kind!r}; use one of {', '.join(TINY_BUILDERS)}.")
+    module, func = TINY_BUILDERS[kind].split(":")
+    return Path(getattr(importlib.import_module(module), func)(out, seed=seed))
