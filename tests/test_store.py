@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from actstore.errors import SchemaVersionError, StoreError
-from actstore.schema import META_TABLE
+from actstore.schema import META_TABLE, SCHEMA_VERSION
 from actstore.store import Store, vectors_to_numpy
 
 from _store_data import put
@@ -55,7 +55,7 @@ def test_schema_version_mismatch_fails_clearly(tmp_path):
     store = Store.open(tmp_path / "db")
     tbl = store._open_table(META_TABLE)
     tbl.update(where="key = 'schema_version'", values={"value": "999"})
-    with pytest.raises(SchemaVersionError, match="schema version 999.*reads version 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema version 999.*reads version {SCHEMA_VERSION}; open it with the actstore"):
         Store.open(tmp_path / "db")
 
 
