@@ -18,7 +18,7 @@ unenforced-primary-key field metadata: a `merge_insert` on them then detects con
 of the same key, so two processes writing the same keys leave one row per key (DESIGN §2).
 
 Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code, and teach
-`actstore migrate` (actstore/store/migrate.py) to upgrade the previous version in place.
+`actstore migrate` (actstore/store/migration.py) to upgrade the previous version in place.
 Version history: 1 = no primary keys; 2 = key columns declared as unenforced primary keys.
 """
 

@@ -8,7 +8,7 @@ One class, `Store`, assembled from modules with one job each:
 - `runs`, `sentences`: provenance rows and sentence texts;
 - `results`: analysis result tables, upserted by key in one commit;
 - `arrow`: copy-free Arrow <-> numpy/Polars conversions;
-- `migrate`: in-place upgrade of a store written by an older schema version.
+- `migration`: in-place upgrade of a store written by an older schema version.
 
 Why it looks like this (measurements in DESIGN §2): reads push filters and projections into the
 Lance scan; every write is one commit (atomic: a killed ingest leaves the previous version
@@ -18,27 +18,37 @@ keys never duplicate them; a store of another schema version is refused with the
 
 from __future__ import annotations
 
-from actstore.store.activations import ActivationWriter
-from actstore.store.arrow import frame_to_arrow, numpy_to_vectors, vectors_to_numpy
-from actstore.store.connection import DEFAULT_URI, Connection
-from actstore.store.migrate import MigrationReport, migrate
-from actstore.store.points import PointsRegistry
-from actstore.store.reads import ActivationReader, Slice
-from actstore.store.results import ResultTables
-from actstore.store.runs import RunLog
-from actstore.store.sentences import SentenceTexts
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+#: where a store lives when no --db is given
+DEFAULT_URI = "./actstore.lance"
+
+# Names load on first use, so `from actstore.store import DEFAULT_URI` (the CLI's option
+# defaults) does not import LanceDB and `actstore --help` stays fast.
+_LAZY = {
+    "Store": "actstore.store.api",
+    "Slice": "actstore.store.reads",
+    "frame_to_arrow": "actstore.store.arrow",
+    "numpy_to_vectors": "actstore.store.arrow",
+    "vectors_to_numpy": "actstore.store.arrow",
+    "migrate": "actstore.store.migration",
+    "MigrationReport": "actstore.store.migration",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actstore.store.api import Store
+    from actstore.store.arrow import frame_to_arrow, numpy_to_vectors, vectors_to_numpy
+    from actstore.store.migration import MigrationReport, migrate
+    from actstore.store.reads import Slice
 
 
-class Store(Connection, PointsRegistry, ActivationWriter, ActivationReader, RunLog, SentenceTexts,
-            ResultTables):
-    """A LanceDB database holding activations, provenance and analysis results.
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'actstore.store' has no attribute {name!r}")
 
-    Use `Store.open(uri)`; `create=False` refuses to make a new store (for read-only commands);
-    `storage_options` are passed to `lancedb.connect` (object-store credentials and endpoints).
-    """
 
-
-__all__ = [
-    "DEFAULT_URI", "MigrationReport", "Slice", "Store", "frame_to_arrow", "migrate",
-    "numpy_to_vectors", "vectors_to_numpy",
-]
+__all__ = ["DEFAULT_URI", *_LAZY]

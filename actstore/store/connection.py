@@ -32,7 +32,7 @@ from actstore.schema import (
     SENTENCES_TABLE,
 )
 
-DEFAULT_URI = "./actstore.lance"
+from actstore.store import DEFAULT_URI
 
 #: tables every store has from its creation on (result and activation tables come later)
 CORE_TABLES = {POINTS_TABLE: POINTS_SCHEMA, RUNS_TABLE: RUNS_SCHEMA, SENTENCES_TABLE: SENTENCES_SCHEMA}

@@ -47,16 +47,21 @@ def _stored_version(db, uri: str) -> int:
     return int(found)
 
 
-def _declare_key(tbl, name: str, key: tuple[str, ...]) -> bool:
-    """Make `key` non-nullable and mark it as the primary key; False when nothing was needed."""
-    ds = tbl.to_lance()
-    schema = ds.schema
-    dup = (pl.from_arrow(ds.to_table(columns=list(key))).select(pl.struct(list(key)).is_duplicated().sum()).item())
+def _refuse_duplicates(tbl, name: str, key: tuple[str, ...]) -> None:
+    """A key stored twice cannot become a primary key (a keyed update would hit both rows)."""
+    keys = pl.from_arrow(tbl.to_lance().to_table(columns=list(key)))
+    dup = keys.select(pl.struct(list(key)).is_duplicated().sum()).item()
     if dup:
         raise StoreError(
             f"Table {name!r} holds {dup} rows whose key ({', '.join(key)}) is stored twice; remove the "
             "duplicates (`actstore check --repair`) and run `actstore migrate` again."
         )
+
+
+def _declare_key(tbl, name: str, key: tuple[str, ...]) -> bool:
+    """Make `key` non-nullable and mark it as the primary key; False when nothing was needed."""
+    ds = tbl.to_lance()
+    schema = ds.schema
     changed = False
     nullable = [c for c in key if schema.field(c).nullable]
     if nullable:
@@ -93,9 +98,11 @@ def migrate(uri: str | Path, *, storage_options: dict | None = None) -> Migratio
             f"The store at {uri} has schema version {found}, which this actstore (version "
             f"{SCHEMA_VERSION}) cannot migrate; open it with the actstore that wrote it."
         )
-    for name in sorted(list_table_names(db)):
-        key = table_key(name)
-        if key is not None and _declare_key(db.open_table(name), name, key):
+    keyed = {name: table_key(name) for name in sorted(list_table_names(db)) if table_key(name)}
+    for name, key in keyed.items():  # check every table before changing any
+        _refuse_duplicates(db.open_table(name), name, key)
+    for name, key in keyed.items():
+        if _declare_key(db.open_table(name), name, key):
             report.tables.append(name)
     db.open_table(META_TABLE).update(where=f"key = {sql_quote('schema_version')}",
                                      values={"value": str(SCHEMA_VERSION)})
