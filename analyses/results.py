@@ -96,6 +96,17 @@ def widest_units(frame: pl.DataFrame | None, per: Sequence[str] = ("model", "dep
     return frame.join(units, on=[*per, "langs"], how="semi", nulls_equal=True)
 
 
+def missing_languages(frame: pl.DataFrame | None, langs: Sequence[str]) -> list[str]:
+    """Languages of `langs` that no row of `frame` covers: a non-empty answer means `frame` is a
+    subset (e.g. a rerun with --langs eng,fra on an empty table), not the model's whole grid."""
+    have: set[str] = set()
+    if frame is not None:
+        for column in ("lang_a", "lang_b", "lang"):
+            if column in frame.columns:
+                have |= set(frame[column].drop_nulls().to_list())
+    return sorted(set(langs) - have)
+
+
 def load_results(store: Store, table: str, model: str) -> pl.DataFrame | None:
     """Stored rows of one model, or None when the table was never written."""
     frame = store.read_results(table, f"model = {sql_quote(model)}")
