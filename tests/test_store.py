@@ -96,3 +96,28 @@ def test_runs_record_status(tmp_path):
     store.finish_run(run_id, status="complete", n_items=3, n_rows=6)
     row = store.runs().row(0, named=True)
     assert row["status"] == "complete" and row["n_rows"] == 6 and row["ended_at"] is not None
+
+
+def test_storage_options_reach_lancedb(tmp_path, monkeypatch):
+    import lancedb
+
+    seen = {}
+    connect = lancedb.connect
+
+    def spy(uri, **kw):
+        seen.update(kw)
+        return connect(uri, **kw)
+
+    monkeypatch.setattr(lancedb, "connect", spy)
+    store = Store.open(tmp_path / "db", storage_options={"timeout": "30s"})
+    assert seen["storage_options"] == {"timeout": "30s"} and store.storage_options == {"timeout": "30s"}
+    put(store, "m", "text.L1", "text", "eng", range(2), np.ones((2, 3), np.float32))
+    assert store.count_rows("m") == 2
+
+
+def test_a_new_store_has_its_core_tables_and_reopens_without_writing(tmp_path):
+    store = Store.open(tmp_path / "db")
+    assert set(store.table_names()) == {"meta", "points", "runs", "sentences"}
+    versions = {n: store.table_version(n) for n in store.table_names()}
+    again = Store.open(tmp_path / "db")
+    assert {n: again.table_version(n) for n in again.table_names()} == versions

@@ -88,9 +88,11 @@ def list_table_names(db: lancedb.DBConnection) -> list[str]:
 class Connection:
     """The LanceDB connection of one store and its table handles (cached per process)."""
 
-    def __init__(self, db: lancedb.DBConnection, uri: str):
+    def __init__(self, db: lancedb.DBConnection, uri: str, storage_options: dict | None = None):
         self._db = db
         self.uri = uri
+        #: object-store options (credentials, endpoint) for any direct `lance.dataset` open
+        self.storage_options = dict(storage_options or {})
         self._tables: dict[str, object] = {}
         self._datasets: dict[str, object] = {}
 
@@ -111,8 +113,8 @@ class Connection:
             )
         if is_local and Path(uri).exists() and not Path(uri).is_dir():
             raise StoreError(f"{uri} is a file, not a store directory; pass a directory for --db.")
-        db = lancedb.connect(uri, storage_options=storage_options) if storage_options else lancedb.connect(uri)
-        store = cls(db, uri)
+        db = lancedb.connect(uri, storage_options=storage_options or None)
+        store = cls(db, uri, storage_options)
         names = store.table_names()
         if META_TABLE in names:
             retry_race(store.meta, f"The meta table of {uri}")

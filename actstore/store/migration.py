@@ -88,7 +88,7 @@ def migrate(uri: str | Path, *, storage_options: dict | None = None) -> Migratio
     uri = str(uri)
     if "://" not in uri and not Path(uri).is_dir():
         raise StoreError(f"No actstore store at {uri}; pass the right --db.")
-    db = lancedb.connect(uri, storage_options=storage_options) if storage_options else lancedb.connect(uri)
+    db = lancedb.connect(uri, storage_options=storage_options or None)
     found = _stored_version(db, uri)
     report = MigrationReport(uri=uri, from_version=found, to_version=SCHEMA_VERSION)
     if found == SCHEMA_VERSION:
