@@ -41,6 +41,7 @@ CORE_TABLES = {POINTS_TABLE: POINTS_SCHEMA, RUNS_TABLE: RUNS_SCHEMA, SENTENCES_T
 _RACE_SECONDS = 20.0
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Connection")
 
 
 def utcnow() -> datetime:
@@ -98,8 +99,8 @@ class Connection:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, uri: str | Path = DEFAULT_URI, *, create: bool = True,
-             storage_options: dict | None = None):
+    def open(cls: type[C], uri: str | Path = DEFAULT_URI, *, create: bool = True,
+             storage_options: dict | None = None) -> C:
         """Open (or with `create`, make) the store at `uri`.
 
         `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints).
