@@ -203,6 +203,29 @@ def delete(db, model, yes):
     click.echo(f"deleted {n} rows of {model}.")
 
 
+@main.command()
+@db_option
+@friendly_errors
+def migrate(db):
+    """Upgrade a store written by an older actstore to this schema version, in place.
+
+    Only the tables' schemas change (key columns become Lance primary keys); no vector is
+    rewritten, and an interrupted migrate is finished by running it again.
+
+    \b
+    Example:
+        actstore migrate --db ./actstore.lance
+    """
+    from actstore.store import migrate as migrate_store
+
+    report = migrate_store(db)
+    if not report.changed:
+        click.echo(f"{db} already has schema version {report.to_version}; nothing to do.")
+    else:
+        click.echo(f"migrated {db} from schema version {report.from_version} to {report.to_version} "
+                   f"({len(report.tables)} tables upgraded).")
+
+
 # ---------------------------------------------------------------------------------------- analyze
 @main.group()
 def analyze():

@@ -13,7 +13,13 @@ Layout of a store (a LanceDB database: a local directory or any Lance URI):
 - `sentences`: sentence text by (source, split, lang, sentence_id), for tooltips and SQL joins.
 - result tables written by analyses (`similarity`, `retrieval`, `tsne`, `neurons_top`, ...).
 
-Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code.
+Key columns (`ACTIVATION_KEY`, `SENTENCES_KEY`, `POINTS_KEY`) are non-nullable and carry Lance's
+unenforced-primary-key field metadata: a `merge_insert` on them then detects concurrent inserts
+of the same key, so two processes writing the same keys leave one row per key (DESIGN §2).
+
+Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code, and teach
+`actstore migrate` (actstore/store/migration.py) to upgrade the previous version in place.
+Version history: 1 = no primary keys; 2 = key columns declared as unenforced primary keys.
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ import re
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: older versions `actstore migrate` upgrades in place
+MIGRATABLE_VERSIONS = (1,)
+
+#: Lance's field metadata marking a column as part of the table's unenforced primary key
+PRIMARY_KEY_METADATA = {"lance-schema:unenforced-primary-key": "true"}
 
 META_TABLE = "meta"
 POINTS_TABLE = "points"
@@ -31,19 +42,26 @@ RUNS_TABLE = "runs"
 SENTENCES_TABLE = "sentences"
 ACTIVATION_PREFIX = "act_"
 
-#: the key a re-ingest replaces on (never duplicates)
+#: the key a re-ingest replaces on (never duplicates); the activation tables' primary key
 ACTIVATION_KEY = ("model", "point", "modality", "lang", "sample_id")
+SENTENCES_KEY = ("source", "split", "lang", "sentence_id")
+POINTS_KEY = ("model", "point")
+
+
+def key_field(name: str, typ: pa.DataType) -> pa.Field:
+    """A non-nullable primary-key column (Lance reads the key from this field metadata)."""
+    return pa.field(name, typ, nullable=False, metadata=PRIMARY_KEY_METADATA)
 
 VECTOR_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
 
 METADATA_FIELDS = [
-    pa.field("model", pa.string(), nullable=False),
-    pa.field("point", pa.string(), nullable=False),
+    key_field("model", pa.string()),
+    key_field("point", pa.string()),
     pa.field("layer", pa.int32()),
-    pa.field("modality", pa.string(), nullable=False),
-    pa.field("lang", pa.string(), nullable=False),
+    key_field("modality", pa.string()),
+    key_field("lang", pa.string()),
     pa.field("sentence_id", pa.int64(), nullable=False),
-    pa.field("sample_id", pa.string(), nullable=False),
+    key_field("sample_id", pa.string()),
     pa.field("split", pa.string()),
     pa.field("n_frames", pa.int32()),
     pa.field("resource_level", pa.string()),
@@ -64,8 +82,8 @@ def activation_schema(width: int, vector_dtype: str = "float32") -> pa.Schema:
 META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
 
 POINTS_SCHEMA = pa.schema([
-    pa.field("model", pa.string()),
-    pa.field("point", pa.string()),
+    key_field("model", pa.string()),
+    key_field("point", pa.string()),
     pa.field("modality", pa.string()),
     pa.field("layer", pa.int32()),
     pa.field("width", pa.int32()),
@@ -102,13 +120,12 @@ RUNS_SCHEMA = pa.schema([
 ])
 
 SENTENCES_SCHEMA = pa.schema([
-    pa.field("source", pa.string()),
-    pa.field("split", pa.string()),
-    pa.field("lang", pa.string()),
-    pa.field("sentence_id", pa.int64()),
+    key_field("source", pa.string()),
+    key_field("split", pa.string()),
+    key_field("lang", pa.string()),
+    key_field("sentence_id", pa.int64()),
     pa.field("text", pa.string()),
 ])
-SENTENCES_KEY = ("source", "split", "lang", "sentence_id")
 
 
 def model_slug(model: str) -> str:
@@ -134,3 +151,10 @@ def sql_in(column: str, values) -> str:
         return f"{column} = {v}" if isinstance(v, int) else f"{column} = {sql_quote(v)}"
     inner = ", ".join(str(v) if isinstance(v, int) else sql_quote(v) for v in vals)
     return f"{column} IN ({inner})"
+
+
+def table_key(name: str) -> tuple[str, ...] | None:
+    """The primary key of a store table by name (None for meta, runs and result tables)."""
+    if name.startswith(ACTIVATION_PREFIX):
+        return ACTIVATION_KEY
+    return {SENTENCES_TABLE: SENTENCES_KEY, POINTS_TABLE: POINTS_KEY}.get(name)

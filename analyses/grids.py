@@ -38,10 +38,16 @@ from actstore.analyses.aligned import (
     load_depth_sets,
     select_recordings,
 )
-from actstore.analyses.results import load_results, save_results
+from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 
 RESULT_TABLE = "similarity"
+#: what identifies a similarity row: the cell plus every option that changes its number
+#: (`n_limit` is the requested n, 0 for "all shared ids"; `n` is the count actually used)
+KEY = ("model", "measure", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "modality_a",
+       "modality_b", "n_limit", "keep", "seed", "recording", "pairing", "knn_k")
+#: one chart cell: a report shows its latest computation
+CELL = ("model", "measure", "kind", "depth", "lang_a", "lang_b", "modality_a", "modality_b")
 Kind = Literal["cross-modal", "cross-lingual", "all"]
 
 
@@ -152,8 +158,10 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "null": scored["null"].astype(np.float64) if options.null else np.full(len(specs), np.nan),
             "ci_low": ci_low,
             "ci_high": ci_high,
+            "n_limit": pl.Series([options.n or 0] * len(specs), dtype=pl.Int32),
             "keep": options.keep,
             "seed": options.seed,
+            "knn_k": pl.Series([options.knn_k] * len(specs), dtype=pl.Int32),
             "recording": options.recording,
             "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.mode) for sp in specs],
             "store_version": version,
@@ -228,15 +236,17 @@ def _scored_depths(store, model, depths, selection, need, specs, options: GridOp
 
 
 def save_grid(store: Store, frame: pl.DataFrame) -> None:
-    """Write grid rows to the `similarity` table, replacing earlier rows of the same grid."""
-    save_results(store, RESULT_TABLE, frame, keys=("model", "measure", "kind", "depth"))
+    """Write grid rows to the `similarity` table, replacing the stored rows with the same KEY."""
+    save_results(store, RESULT_TABLE, frame, key=KEY)
 
 
-def load_grid(store: Store, model: str, *, measure: str | None = None) -> pl.DataFrame | None:
+def load_grid(store: Store, model: str, *, measure: str | None = None,
+              current: bool = True) -> pl.DataFrame | None:
+    """Stored grid rows of `model`; `current` keeps each cell's latest row (what a report shows)."""
     frame = load_results(store, RESULT_TABLE, model)
     if frame is not None and measure is not None:
         frame = frame.filter(pl.col("measure") == measure)
-    return frame
+    return current_rows(frame, CELL) if current else frame
 
 
 def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:

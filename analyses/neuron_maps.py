@@ -18,9 +18,17 @@ import polars as pl
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
-from actstore.analyses.results import load_results, save_results, stamp
+from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
 
 TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE = "neurons_top", "neurons_overlap", "concentration"
+#: Rankings and overlaps compare a language with the others of the run: one unit per language set
+#: (`langs`), replaced as a whole. Concentration is per (language, modality): replaced per row.
+KEYS = {
+    TOP_TABLE: ("model", "depth", "langs", "target_kind", "target", "modality", "rank"),
+    OVERLAP_TABLE: ("model", "depth", "langs", "lang"),
+    CONCENTRATION_TABLE: ("model", "depth", "lang", "modality"),
+}
+UNITS = {TOP_TABLE: ("model", "depth", "langs"), OVERLAP_TABLE: ("model", "depth", "langs")}
 
 
 def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
@@ -69,14 +77,23 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     out = {}
     for name, parts in ((TOP_TABLE, tops), (OVERLAP_TABLE, overlaps), (CONCENTRATION_TABLE, conc)):
         if parts:
-            out[name] = stamp(pl.concat(parts, how="diagonal_relaxed"), store, model)
+            frame = pl.concat(parts, how="diagonal_relaxed")
+            if name in UNITS:
+                frame = frame.with_columns(pl.lit(lang_set(lang_list)).alias("langs"))
+            out[name] = stamp(frame, store, model)
     return out
 
 
 def save_neurons(store: Store, tables: dict[str, pl.DataFrame]) -> None:
+    """Write each neuron table by its key (rankings and overlaps: unit by unit)."""
     for name, frame in tables.items():
-        save_results(store, name, frame, keys=("model", "depth"))
+        save_results(store, name, frame, key=KEYS[name], unit_by=UNITS.get(name))
 
 
-def load_neurons(store: Store, model: str) -> dict[str, pl.DataFrame | None]:
-    return {name: load_results(store, name, model) for name in (TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE)}
+def load_neurons(store: Store, model: str, *, current: bool = True) -> dict[str, pl.DataFrame | None]:
+    """Stored neuron tables of `model`; `current` keeps per depth the widest language set."""
+    out = {name: load_results(store, name, model) for name in (TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE)}
+    if current:
+        out = {name: (widest_units(frame) if name in UNITS else current_rows(frame, KEYS[name]))
+               for name, frame in out.items()}
+    return out

@@ -15,10 +15,15 @@ import polars as pl
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
-from actstore.analyses.results import load_results, save_results, stamp
+from actstore.analyses.results import current_rows, load_results, save_results, stamp
 from actstore.analyses.retrieval import retrieval_scores
 
 RESULT_TABLE = "retrieval"
+#: what identifies a retrieval row (`n_limit`: the requested n, 0 for all shared ids)
+KEY = ("model", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "direction", "n_limit",
+       "seed", "margin_k")
+#: one chart cell: a report shows its latest computation
+CELL = ("model", "kind", "depth", "lang_a", "lang_b", "direction")
 
 
 def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = None,
@@ -57,10 +62,11 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
                     "direction": r["direction"], "n": r["n"], "p_at_1": r["p_at_1"],
                     "recall_at_5": r["recall@5"], "recall_at_10": r["recall@10"],
                     "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
+                    "n_limit": n or 0, "seed": seed,
                 })
             if progress is not None:
                 progress(1)
-    frame = pl.DataFrame(rows, schema_overrides={"layer": pl.Int32})
+    frame = pl.DataFrame(rows, schema_overrides={"layer": pl.Int32, "n_limit": pl.Int32})
     return stamp(frame, store, model)
 
 
@@ -80,11 +86,14 @@ def _pairs(selection, langs, kind, n):
 
 
 def save_retrieval(store: Store, frame: pl.DataFrame) -> None:
-    save_results(store, RESULT_TABLE, frame, keys=("model", "depth", "kind"))
+    """Write retrieval rows, replacing the stored rows with the same KEY."""
+    save_results(store, RESULT_TABLE, frame, key=KEY)
 
 
-def load_retrieval(store: Store, model: str) -> pl.DataFrame | None:
-    return load_results(store, RESULT_TABLE, model)
+def load_retrieval(store: Store, model: str, *, current: bool = True) -> pl.DataFrame | None:
+    """Stored retrieval rows of `model`; `current` keeps each cell's latest row."""
+    frame = load_results(store, RESULT_TABLE, model)
+    return current_rows(frame, CELL) if current else frame
 
 
 def per_language_table(frame: pl.DataFrame) -> pl.DataFrame:

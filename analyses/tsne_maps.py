@@ -15,10 +15,13 @@ import polars as pl
 
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
-from actstore.analyses.results import load_results, save_results, stamp
+from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
 
 RESULT_TABLE = "tsne"
+#: a map is one embedding of one language set (`langs`): it is replaced as a whole (UNIT)
+KEY = ("model", "depth", "langs", "modality", "lang", "sentence_id")
+UNIT = ("model", "depth", "langs")
 
 
 def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
@@ -53,7 +56,7 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
             "x": result.coords[:, 0].astype(np.float32), "y": result.coords[:, 1].astype(np.float32),
             "text": pl.Series([m[3] for m in meta], dtype=pl.String),
             "kl_divergence": result.kl_divergence, "perplexity": result.perplexity,
-            "method": result.method,
+            "method": result.method, "langs": lang_set(lang_list),
         }))
         if progress is not None:
             progress(1)
@@ -61,8 +64,11 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
 
 
 def save_tsne(store: Store, frame: pl.DataFrame) -> None:
-    save_results(store, RESULT_TABLE, frame, keys=("model", "depth"))
+    """Write t-SNE maps, replacing each stored map of the same depth and language set."""
+    save_results(store, RESULT_TABLE, frame, key=KEY, unit_by=UNIT)
 
 
-def load_tsne(store: Store, model: str) -> pl.DataFrame | None:
-    return load_results(store, RESULT_TABLE, model)
+def load_tsne(store: Store, model: str, *, current: bool = True) -> pl.DataFrame | None:
+    """Stored maps of `model`; `current` keeps, per depth, the map over the most languages."""
+    frame = load_results(store, RESULT_TABLE, model)
+    return widest_units(frame) if current else frame

@@ -54,6 +54,7 @@ def test_tsne_maps_label_every_row(store):
     assert frame.height == 3 * 2 * 30
     assert set(frame["modality"].unique()) == {"speech", "text"}
     assert frame["x"].is_finite().all()
+    assert set(frame["langs"]) == {"deu,eng,fra"}  # the map's language set: part of its key
     save_tsne(store, frame)
     assert load_tsne(store, "m").height == frame.height
 

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from actstore.errors import SchemaVersionError, StoreError
-from actstore.schema import META_TABLE
+from actstore.schema import META_TABLE, SCHEMA_VERSION
 from actstore.store import Store, vectors_to_numpy
 
 from _store_data import put
@@ -55,7 +55,7 @@ def test_schema_version_mismatch_fails_clearly(tmp_path):
     store = Store.open(tmp_path / "db")
     tbl = store._open_table(META_TABLE)
     tbl.update(where="key = 'schema_version'", values={"value": "999"})
-    with pytest.raises(SchemaVersionError, match="schema version 999.*reads version 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema version 999.*reads version {SCHEMA_VERSION}; open it with the actstore"):
         Store.open(tmp_path / "db")
 
 
@@ -96,3 +96,28 @@ def test_runs_record_status(tmp_path):
     store.finish_run(run_id, status="complete", n_items=3, n_rows=6)
     row = store.runs().row(0, named=True)
     assert row["status"] == "complete" and row["n_rows"] == 6 and row["ended_at"] is not None
+
+
+def test_storage_options_reach_lancedb(tmp_path, monkeypatch):
+    import lancedb
+
+    seen = {}
+    connect = lancedb.connect
+
+    def spy(uri, **kw):
+        seen.update(kw)
+        return connect(uri, **kw)
+
+    monkeypatch.setattr(lancedb, "connect", spy)
+    store = Store.open(tmp_path / "db", storage_options={"timeout": "30s"})
+    assert seen["storage_options"] == {"timeout": "30s"} and store.storage_options == {"timeout": "30s"}
+    put(store, "m", "text.L1", "text", "eng", range(2), np.ones((2, 3), np.float32))
+    assert store.count_rows("m") == 2
+
+
+def test_a_new_store_has_its_core_tables_and_reopens_without_writing(tmp_path):
+    store = Store.open(tmp_path / "db")
+    assert set(store.table_names()) == {"meta", "points", "runs", "sentences"}
+    versions = {n: store.table_version(n) for n in store.table_names()}
+    again = Store.open(tmp_path / "db")
+    assert {n: again.table_version(n) for n in again.table_names()} == versions
