@@ -43,7 +43,7 @@ from typing import Sequence
 
 import torch
 
-from actstore.errors import ActstoreError, UnknownModelError
+from actstore.errors import ActstoreError, UnknownModelError, UnsupportedLanguageError
 from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
 from actstore.ingest.adapters._hooks import Capture
 from actstore.ingest.adapters._nllb_langs import NLLB_LANGS
@@ -67,10 +67,6 @@ HF_ROW_SOURCE = (2, 0, 3, 1)
 #: `basic` arch defaults, used when neither the card nor the shapes say otherwise
 BASIC_HEADS = 16
 _FLORES_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
-
-
-class UnsupportedLanguageError(ActstoreError):
-    """The model has no language token / checkpoint for an item's language (skip that job)."""
 
 
 def pt_has_key(path: Path, needle: str) -> bool:
