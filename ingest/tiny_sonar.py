@@ -86,7 +86,7 @@ def train_sentencepiece(texts: list[str], prefix: Path, vocab_size: int) -> Path
         input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size, model_type="bpe",
         character_coverage=1.0, normalization_rule_name="nmt_nfkc", unk_id=0, bos_id=1, eos_id=2,
         pad_id=-1, hard_vocab_limit=False, minloglevel=2, num_threads=1,
-        input_sentence_size=len(texts), shuffle_input_sentence=False)
+        input_sentence_size=0, shuffle_input_sentence=False)
     corpus.unlink()
     Path(f"{prefix}.vocab").unlink(missing_ok=True)  # not part of the published format
     return Path(f"{prefix}.model")

@@ -277,7 +277,7 @@ class SonarTextAdapter(HFAdapter):
             enc = M2M100Encoder(config)
         assign_state(enc, text_state_to_m2m100(state), f"Checkpoint {ckpt}")
         rebuild_meta_buffers(enc, {M2M100SinusoidalPositionalEmbedding: lambda m: M2M100SinusoidalPositionalEmbedding(
-            m.num_positions, m.embedding_dim, m.padding_idx)})
+            m.num_positions, m.embedding_dim, m.padding_idx).to(self.torch_dtype)})
         self.encoder = enc.to(self.device).eval().requires_grad_(False)
         self.checkpoint = ckpt
         points = ["text.embed"] + [f"text.L{i}" for i in range(1, n_layers + 1)] + ["text.pooled"]
