@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -128,10 +129,9 @@ def test_speech_batch_equals_single_items_at_every_point(speech):
 
 def test_speech_mixed_language_batch_uses_each_languages_checkpoint(speech):
     items = speech_items([9000, 12000, 7000])
-    items[1] = type(items[1])(**{**items[1].__dict__, "lang": "fra"})
+    items[1] = replace(items[1], lang="fra")
     batch = assert_batch_equals_single(speech, items, ["speech.L2", "speech.pooled"])
-    eng_as_fra = speech.encode([type(items[0])(**{**items[0].__dict__, "lang": "fra"})],
-                               ["speech.pooled"])["speech.pooled"].vectors[0]
+    eng_as_fra = speech.encode([replace(items[0], lang="fra")], ["speech.pooled"])["speech.pooled"].vectors[0]
     assert np.abs(eng_as_fra - batch["speech.pooled"].vectors[0]).max() > 1e-4
 
 

@@ -399,27 +399,19 @@ class SonarSpeechAdapter(HFAdapter):
         frames = torch.div(fbank_lengths, 2, rounding_mode="floor").to(self.device)
         mask = lengths_to_mask(frames, t2)
         order = [p for p in self._points["speech"] if p in set(points)]
-        wanted_pool = "speech.pooled" in order or query_states is not None
+        hooked = [p for p in order if p != "speech.pooled"]
+        pool = "speech.pooled" in order or query_states is not None
         enc = model.encoder
+        modules = {"speech.embed": model.feature_projection, "speech.final_norm": enc.layer_norm}
+        modules.update({f"speech.L{i}": layer for i, layer in enumerate(enc.layers, start=1)})
         with Capture() as cap, torch.inference_mode():
-            for p in order:
-                if p == "speech.embed":
-                    cap.output_of(model.feature_projection, p)
-                elif p == "speech.final_norm" or p == "speech.pooled":
-                    cap.output_of(enc.layer_norm, "speech.final_norm")
-                elif p.startswith("speech.L"):
-                    cap.output_of(enc.layers[int(p.split(".L")[1]) - 1], p)
-            if wanted_pool:
+            for p in hooked:  # without the pooler, stop after the deepest requested point
+                cap.output_of(modules[p], p, stop=(p == hooked[-1] and not pool))
+            if pool and "speech.final_norm" not in hooked:
                 cap.output_of(enc.layer_norm, "speech.final_norm")
-            deepest = order[-1] if order else None
-            # stop early unless the pooler or the final norm is needed
-            if deepest is not None and deepest.startswith("speech.L") and not wanted_pool:
-                cap.output_of(enc.layers[int(deepest.split(".L")[1]) - 1], deepest, stop=True)
-            elif deepest == "speech.embed" and not wanted_pool:
-                cap.output_of(model.feature_projection, deepest, stop=True)
             tensors = cap.run(lambda: enc(model.feature_projection(x), attention_mask=mask.long()))
-            out = {p: (tensors[p], mask) for p in order if p != "speech.pooled"}
-            if wanted_pool:
+            out = {p: (tensors[p], mask) for p in hooked}
+            if pool:
                 pooled = model.pooler(tensors["speech.final_norm"], mask, query_states)
                 if "speech.pooled" in order:
                     out["speech.pooled"] = (pooled[:, None, :],
