@@ -215,3 +215,20 @@ def test_cli_make_tiny_and_ingest_text_and_speech(tmp_path):
     assert "deu/speech" in out.output  # reported and skipped, not fatal
     speech = store.read("sonar-speech", points="speech.pooled")
     assert speech.vectors.shape == (2, TINY_D)
+
+
+class _TrainingConfig:  # stands for fairseq1's argparse/omegaconf training state
+    def __init__(self):
+        self.lr = [1e-4]
+
+
+def test_checkpoint_with_foreign_training_state_loads_model_only(speech_dir, speech, tmp_path):
+    state = torch.load(speech_dir / "spenc.eng.pt", weights_only=True)
+    state.update(cfg=_TrainingConfig(), optimizer_history=[{"num_updates": np.int64(3)}])
+    torch.save(state, tmp_path / "spenc.eng.pt")
+    with pytest.raises(Exception):  # the restricted unpickler refuses it ...
+        torch.load(tmp_path / "spenc.eng.pt", weights_only=True)
+    other = load_adapter(str(tmp_path))  # ... the adapter reads ["model"] with inert stubs
+    items = speech_items([9000])
+    np.testing.assert_array_equal(other.encode(items, ["speech.pooled"])["speech.pooled"].vectors,
+                                  speech.encode(items, ["speech.pooled"])["speech.pooled"].vectors)

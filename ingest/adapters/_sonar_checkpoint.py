@@ -20,7 +20,9 @@ whose download lives in fairseq2's asset cache (`_fairseq2_assets`).
 
 from __future__ import annotations
 
+import pickle
 import re
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,13 +33,49 @@ from actstore.errors import UnknownModelError
 CARD_NAMES = ("asset_card.yaml", "asset_card.yml", "card.yaml")
 
 
+class _Stub:
+    """Stands in for any class a checkpoint names outside torch's weights-only allowlist.
+
+    Nothing of the checkpoint's own code is imported or run, so a training-state entry (e.g. an
+    argparse/omegaconf config, numpy scalars) can be skipped without trusting the file.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _StubUnpickler(pickle.Unpickler):
+    """torch's weights-only allowlist for real globals; an inert `_Stub` for everything else."""
+
+    def find_class(self, module, name):
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = _get_allowed_globals()
+        if f"{module}.{name}" in allowed:
+            return allowed[f"{module}.{name}"]
+        return type(name, (_Stub,), {"__module__": "actstore.stub"})
+
+
+_stub_pickle = types.SimpleNamespace(Unpickler=_StubUnpickler, load=pickle.load,
+                                     __name__="actstore_stub_pickle")
+
+
 def load_model_state(path: str | Path, dtype: torch.dtype,
                      keep: Callable[[str], bool] = lambda k: True) -> dict[str, torch.Tensor]:
     """`checkpoint["model"]` of a SONAR file, floating tensors cast to `dtype` one by one."""
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        try:
+            ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        except pickle.UnpicklingError:
+            # fairseq1 training state beside ["model"] (argparse/omegaconf configs, numpy
+            # scalars) is refused by the restricted unpickler; read it with stubs instead
+            ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False,
+                              pickle_module=_stub_pickle)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise UnknownModelError(f"Cannot read {path} as a PyTorch checkpoint ({exc}); pass an "
                                 "intact SONAR checkpoint file.") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
