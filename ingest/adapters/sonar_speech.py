@@ -46,12 +46,11 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from actstore.errors import ActstoreError, DataSourceError, UnknownModelError, UnsupportedLanguageError
+from actstore.errors import DataSourceError, UnknownModelError, UnsupportedLanguageError
 from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
 from actstore.ingest.adapters._hooks import Capture
 from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_config, card_file,
@@ -59,7 +58,6 @@ from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_confi
                                                         rebuild_meta_buffers)
 from actstore.ingest.adapters._sonar_fbank import MIN_SAMPLES, collate, sonar_fbank
 from actstore.ingest.adapters.base import ModelInfo
-from actstore.ingest.items import Item
 from actstore.ingest.model_paths import ModelSource
 
 SPEECH_FAMILIES = ("sonar_speech",)
@@ -357,12 +355,9 @@ class SonarSpeechAdapter(HFAdapter):
         """The checkpoint language used for an item language, or None."""
         if lang in self._ckpts:
             return lang
-        try:
-            from actstore.catalogue import Catalogue
+        from actstore.ingest.adapters.sonar_text import catalogue_flores_code
 
-            code = Catalogue.load().get(lang).flores_code.split("_")[0]
-        except ActstoreError:
-            code = ""
+        code = catalogue_flores_code(lang).split("_")[0]
         return code if code in self._ckpts else None
 
     def supports_language(self, lang: str, modality: str = "speech") -> bool:
@@ -449,8 +444,3 @@ class SonarSpeechAdapter(HFAdapter):
             out[p] = (hidden, mask)
         return out
 
-
-def fbank_tensor(waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standardised, collated fbank of several waveforms (what `_forward` feeds the model)."""
-    fb, lengths = collate([sonar_fbank(w) for w in waveforms])
-    return torch.from_numpy(fb), torch.from_numpy(lengths)

@@ -35,6 +35,7 @@ card name `text_sonar_basic_encoder` in fairseq2's asset cache (`--model text_so
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import zipfile
@@ -81,16 +82,22 @@ def pt_has_key(path: Path, needle: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def catalogue_flores_code(lang: str) -> str:
+    """The shipped catalogue's FLORES-200 code for an ISO 639-3 code ('' if unknown)."""
+    from actstore.catalogue import Catalogue
+
+    try:
+        return Catalogue.load().get(lang).flores_code
+    except ActstoreError:
+        return ""
+
+
 def flores_code_for(lang: str, langs: Sequence[str]) -> str | None:
     """SONAR/NLLB code (e.g. eng_Latn) of an ISO 639-3 item language, or None if unsupported."""
     if lang in langs:
         return lang
-    try:
-        from actstore.catalogue import Catalogue
-
-        code = Catalogue.load().get(lang).flores_code
-    except ActstoreError:
-        code = ""
+    code = catalogue_flores_code(lang)
     if code and code in langs:
         return code
     if not _FLORES_CODE.match(lang):
