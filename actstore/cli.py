@@ -450,7 +450,7 @@ def report(db, model, out, measure, no_compute):
 
 
 @main.command("make-tiny-model")
-@click.option("--kind", type=click.Choice(["seamless-m4t-v2", "whisper", "bert", "sonar-text", "sonar-speech"]), default="seamless-m4t-v2", show_default=True)
+@click.option("--kind", type=click.Choice(["seamless-m4t-v2", "whisper", "bert", "sonar", "sonar-text", "sonar-speech"]), default="seamless-m4t-v2", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the model to.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @friendly_errors
@@ -466,7 +466,8 @@ def make_tiny_model(kind, out, seed):
     from actstore.ingest import tiny_models, tiny_sonar
 
     build = {"seamless-m4t-v2": tiny_models.build_tiny_seamless_m4t_v2, "whisper": tiny_models.build_tiny_whisper,
-             "bert": tiny_models.build_tiny_bert, "sonar-text": tiny_sonar.build_tiny_sonar_text,
+             "bert": tiny_models.build_tiny_bert, "sonar": tiny_sonar.build_tiny_sonar,
+             "sonar-text": tiny_sonar.build_tiny_sonar_text,
              "sonar-speech": tiny_sonar.build_tiny_sonar_speech}[kind]
     click.echo(str(build(out, seed=seed)))
 

@@ -220,3 +220,9 @@ def build_tiny_sonar_speech(out_dir: str | Path, *, seed: int = 0,
             "actstore_random_init": True,
         })
     return out
+
+
+def build_tiny_sonar(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Tiny random SONAR text and speech encoders in one directory (the `sonar` adapter's layout)."""
+    build_tiny_sonar_text(out_dir, seed=seed)
+    return build_tiny_sonar_speech(out_dir, seed=seed)

@@ -168,6 +168,24 @@ def test_recognition_by_layout(text_dir, speech_dir, tmp_path):
     assert not SonarTextAdapter.recognises(ModelSource("x", speech_dir, "s"))
 
 
+def test_one_directory_with_both_encoders_is_one_sonar_model(text_dir, speech_dir, tmp_path):
+    from actstore.ingest.adapters.sonar import SonarAdapter
+
+    for f in list(text_dir.iterdir()) + list(speech_dir.iterdir()):
+        shutil.copy(f, tmp_path / f.name)
+    both = load_adapter(str(tmp_path))
+    assert isinstance(both, SonarAdapter) and both.modalities == ("speech", "text")
+    assert both.points("text")[-1] == "text.pooled" and both.points("speech")[-1] == "speech.pooled"
+    assert both.layer_of("speech.L2") == 2 and both.width("text.L1") == TINY_D
+    assert both.supports_language("fra", "speech") and not both.supports_language("deu", "speech")
+    assert both.supports_language("deu", "text")
+    t = both.encode(text_items([("eng", "Hello there.")]), ["text.pooled"])["text.pooled"].vectors
+    s = both.encode(speech_items([9000]), ["speech.pooled"])["speech.pooled"].vectors
+    assert t.shape == s.shape == (1, TINY_D)
+    info = both.info
+    assert info.adapter == "sonar" and info.random_init and set(info.extra) == {"family", "text", "speech"}
+
+
 def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypatch):
     cache = tmp_path / "fs2cache"
     for url, src in [(f"{SONAR_URL}/sonar_text_encoder.pt", text_dir / "sonar_text_encoder.pt"),
@@ -184,6 +202,8 @@ def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypa
     speech = load_adapter("sonar_speech_encoder_fra")
     assert speech.languages == ["fra"] and len(speech._model.pooler.layers) == NON_ENGLISH_POOLER_LAYERS
     assert SonarSpeechAdapter.locate("sonar_speech_encoder_deu", None) is None
+    both = load_adapter("sonar")  # the text card and every cached speech encoder
+    assert both.speech.languages == ["fra"] and both.text.points("text")[-1] == "text.pooled"
 
 
 # -- CLI --------------------------------------------------------------------------------------
@@ -208,14 +228,15 @@ def test_cli_make_tiny_and_ingest_text_and_speech(tmp_path):
     assert rows.vectors.shape == (6, TINY_D) and np.isfinite(rows.vectors).all()
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed: no synthetic speech")
-    _run("make-tiny-model", "--kind", "sonar-speech", "--out", tmp_path / "sonar-speech")
-    out = _run("ingest", "--db", db, "--model", tmp_path / "sonar-speech", "--langs", "eng,fra,deu",
-               "--limit", 1, "--modalities", "speech", "--layers", "1,4", "--points", "speech.pooled",
+    _run("make-tiny-model", "--kind", "sonar", "--out", tmp_path / "sonar")  # text + speech
+    out = _run("ingest", "--db", db, "--model", tmp_path / "sonar", "--langs", "eng,fra,deu",
+               "--limit", 1, "--layers", "1,4", "--points", "speech.pooled,text.pooled",
                "--cache-dir", tmp_path / "espeak")
-    assert "deu/speech" in out.output  # reported and skipped, not fatal
-    speech = store.read("sonar-speech", points="speech.pooled")
+    assert "deu/speech" in out.output  # no German speech checkpoint: reported and skipped
+    speech = store.read("sonar", points="speech.pooled")
     assert speech.vectors.shape == (2, TINY_D)
-
+    assert store.read("sonar", points="text.pooled").vectors.shape == (3, TINY_D)
+    assert store.runs()["adapter"].to_list()[-1] == "sonar"
 
 class _TrainingConfig:  # stands for fairseq1's argparse/omegaconf training state
     def __init__(self):
