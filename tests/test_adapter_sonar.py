@@ -19,7 +19,7 @@ from actstore.ingest.adapters._fairseq2_assets import SONAR_URL, asset_dir
 from actstore.ingest.adapters._sonar_fbank import fbank_frames, kaldi_fbank
 from actstore.ingest.adapters.registry import adapter_for
 from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
-from actstore.ingest.adapters.sonar_text import MAX_TOKENS, SonarTextAdapter
+from actstore.ingest.adapters.sonar_text import MAX_SEQ_LEN, SonarTextAdapter
 from actstore.ingest.model_paths import ModelSource
 from actstore.ingest.tiny_sonar import (NON_ENGLISH_POOLER_LAYERS, POOLER_LAYERS, SPEECH_LAYERS,
                                         TEXT_LAYERS, TINY_D, build_tiny_sonar_speech,
@@ -86,12 +86,13 @@ def test_text_language_token_per_item_and_unsupported_language(text):
         text.encode(text_items([("xyz", sentence)]), ["text.L1"])
 
 
-def test_text_longer_than_512_tokens_is_truncated_with_a_warning(text, caplog):
+def test_text_longer_than_max_seq_len_is_truncated_with_a_warning(text, caplog):
+    assert text.max_tokens == MAX_SEQ_LEN == 514  # SONAR predict(): x[:pos_encoder.max_seq_len]
     long = " ".join(flores_lines("eng_Latn", 40))
     with caplog.at_level(logging.WARNING):
         out = text.encode(text_items([("eng", long)]), ["text.pooled"])
-    assert out["text.pooled"].n_frames[0] == MAX_TOKENS
-    assert "keeps the first 512" in caplog.text
+    assert out["text.pooled"].n_frames[0] == MAX_SEQ_LEN
+    assert "keeps the first 514" in caplog.text
 
 
 def test_text_bfloat16_loads_without_float32_parameters(text_dir, text):

@@ -15,8 +15,10 @@ are fairseq2's. `max_position_embeddings` = 514 (SONAR's `max_seq_len`).
 Tokenisation (fairseq2's `NllbTokenizer`, mode `source`): `[__lang__] pieces... </s>` with the
 NLLB SentencePiece model. fairseq2 inserts `<pad>` at id 0, so a SentencePiece id s becomes s+1,
 and the language token of the card's i-th language is V + 1 + i (V = pieces in the model).
-Sequences longer than 512 tokens keep their first 512 (SONAR's pipeline slices the same way) and
-a warning names the item. The item's ISO 639-3 language is mapped to SONAR's FLORES-200 code
+Sequences longer than the position encoder's `max_seq_len` keep their first `max_seq_len` tokens
+and a warning names the item: that is what SONAR's `TextToEmbeddingModelPipeline.predict` does by
+default (`x[:pos_encoder.max_seq_len]`). For the published model that is 514 tokens (the "512
+token" limit of NLLB's training plus fairseq's two position offsets); a card can override it. The item's ISO 639-3 language is mapped to SONAR's FLORES-200 code
 through the catalogue (`flores_code`, e.g. cmn -> zho_Hans); a language outside the card's list
 raises `UnsupportedLanguageError` (`supports_language` asks first).
 
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 TEXT_CHECKPOINT = "sonar_text_encoder.pt"
 TEXT_FAMILIES = ("transformer_encoder", "sonar_text", "sonar_text_encoder")
-MAX_TOKENS = 512
+MAX_SEQ_LEN = 514  # the `basic` arch: SONAR/NLLB max_seq_len
 #: fairseq2 id -> HF NLLB id for the four special tokens (pieces and languages are unchanged)
 FS2_TO_HF = {0: 1, 1: 3, 2: 0, 3: 2}
 #: hf_rows[i] = fs2_rows[HF_ROW_SOURCE[i]] for i < 4
@@ -271,7 +273,8 @@ class SonarTextAdapter(HFAdapter):
         n_layers = count_layers(state, "encoder.layers.")
         ffn = state["encoder.layers.0.ffn.inner_proj.weight"].shape[0]
         heads = int(cfg.get("num_encoder_attn_heads", BASIC_HEADS if d % BASIC_HEADS == 0 else 1))
-        max_seq_len = int(cfg.get("max_seq_len", MAX_TOKENS + 2))
+        max_seq_len = int(cfg.get("max_seq_len", MAX_SEQ_LEN))
+        self.max_tokens = max_seq_len
         config = M2M100Config(vocab_size=vocab, d_model=d, encoder_layers=n_layers,
                               encoder_attention_heads=heads, encoder_ffn_dim=ffn,
                               activation_function="relu", scale_embedding=True,
@@ -297,7 +300,7 @@ class SonarTextAdapter(HFAdapter):
         extra = {"family": "sonar_text", "dtype": self.dtype_name, "device": str(self.device),
                  "pooling": "masked mean, float32", "source": self.source.source,
                  "checkpoint": str(self.checkpoint), "card": self.card.get("name"),
-                 "max_tokens": MAX_TOKENS,
+                 "max_tokens": self.max_tokens,
                  "points_note": "text.L{i} raw layer outputs; text.pooled = final LayerNorm mean "
                                 "(SONAR's sentence embedding)"}
         return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
@@ -311,7 +314,7 @@ class SonarTextAdapter(HFAdapter):
         return modality == "text" and flores_code_for(lang, self.tokenizer.langs) is not None
 
     def token_ids(self, items: Sequence[Item]) -> list[list[int]]:
-        """fairseq2 token ids per item, truncated to 512 tokens (with a warning)."""
+        """fairseq2 token ids per item, truncated to `max_tokens` (with a warning)."""
         rows = []
         for it in items:
             code = flores_code_for(it.lang, self.tokenizer.langs)
@@ -320,10 +323,10 @@ class SonarTextAdapter(HFAdapter):
                     f"SONAR's tokenizer has no language token for {it.lang!r}; skip that language "
                     "or add its FLORES-200 code (flores_code) to the catalogue.")
             ids = self.tokenizer.encode(it.text, code)
-            if len(ids) > MAX_TOKENS:
+            if len(ids) > self.max_tokens:
                 log.warning("text item %s/%s has %d tokens; SONAR keeps the first %d",
-                            it.lang, it.sample_id, len(ids), MAX_TOKENS)
-                ids = ids[:MAX_TOKENS]
+                            it.lang, it.sample_id, len(ids), self.max_tokens)
+                ids = ids[: self.max_tokens]
             rows.append(ids)
         return rows
 
