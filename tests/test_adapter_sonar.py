@@ -106,6 +106,16 @@ def test_text_bfloat16_loads_without_float32_parameters(text_dir, text):
 
 # -- speech -----------------------------------------------------------------------------------
 
+def test_speech_bfloat16_model_pools_in_float32(speech_dir, speech):
+    bf = load_adapter(str(speech_dir), dtype="bfloat16")
+    assert {p.dtype for p in bf._model.parameters()} == {torch.bfloat16}
+    items = speech_items([16000, 9000])
+    a = bf.encode(items, ["speech.L2", "speech.pooled"])
+    b = speech.encode(items, ["speech.L2", "speech.pooled"])
+    for p in a:
+        assert a[p].vectors.dtype == np.float32 and np.abs(a[p].vectors - b[p].vectors).max() < 0.1
+
+
 def test_speech_points_languages_and_pooler_depths(speech):
     assert isinstance(speech, SonarSpeechAdapter)
     pts = speech.points("speech")
