@@ -176,7 +176,7 @@ def build_tiny_sonar_speech(out_dir: str | Path, *, seed: int = 0,
     """Write tiny random SONAR speech encoders (4 conformer layers, width 32), one per language."""
     from transformers import SeamlessM4TConfig
 
-    from actstore.ingest.adapters.sonar_speech import SonarSpeechEncoder
+    from actstore.ingest.adapters._sonar_speech_model import SonarSpeechEncoder
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

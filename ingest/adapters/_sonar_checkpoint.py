@@ -23,6 +23,7 @@ from __future__ import annotations
 import pickle
 import re
 import types
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -87,6 +88,18 @@ def load_model_state(path: str | Path, dtype: torch.dtype,
             continue
         out[key] = value.to(dtype) if value.is_floating_point() else value
     return out
+
+
+def pt_has_key(path: Path, needle: str) -> bool:
+    """Cheaply test whether a torch zip checkpoint's pickle names `needle` (no tensor is read)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+            if pkl is None or zf.getinfo(pkl).file_size > 512 * 2**20:
+                return False
+            return needle.encode() in zf.read(pkl)
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def rebuild_meta_buffers(model: torch.nn.Module, rebuild: dict[type, Callable[[torch.nn.Module],

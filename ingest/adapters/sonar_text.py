@@ -40,7 +40,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -52,7 +51,7 @@ from actstore.ingest.adapters._hooks import Capture
 from actstore.ingest.adapters._nllb_langs import NLLB_LANGS
 from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_config, card_file,
                                                         card_langs, count_layers, find_card,
-                                                        load_model_state, read_card,
+                                                        load_model_state, pt_has_key, read_card,
                                                         rebuild_meta_buffers)
 from actstore.ingest.adapters.base import ModelInfo
 from actstore.ingest.items import Item
@@ -70,18 +69,6 @@ HF_ROW_SOURCE = (2, 0, 3, 1)
 #: `basic` arch defaults, used when neither the card nor the shapes say otherwise
 BASIC_HEADS = 16
 _FLORES_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
-
-
-def pt_has_key(path: Path, needle: str) -> bool:
-    """Cheaply test whether a torch zip checkpoint's pickle names `needle` (no tensor is read)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
-            if pkl is None or zf.getinfo(pkl).file_size > 512 * 2**20:
-                return False
-            return needle.encode() in zf.read(pkl)
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 @functools.lru_cache(maxsize=None)
