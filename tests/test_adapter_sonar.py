@@ -264,3 +264,15 @@ def test_checkpoint_with_foreign_training_state_loads_model_only(speech_dir, spe
     items = speech_items([9000])
     np.testing.assert_array_equal(other.encode(items, ["speech.pooled"])["speech.pooled"].vectors,
                                   speech.encode(items, ["speech.pooled"])["speech.pooled"].vectors)
+
+
+def test_locate_a_user_asset_card(speech_dir, tmp_path, monkeypatch):
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "mine.yaml").write_text(
+        "name: my_speech_encoder_eng\nbase: sonar_speech_encoder_base\nmodel_arch: english\n"
+        f"checkpoint: file://{speech_dir / 'spenc.eng.pt'}\nactstore_random_init: true\n")
+    monkeypatch.setenv("FAIRSEQ2_USER_ASSET_DIR", str(cards))
+    found = load_adapter("my_speech_encoder_eng")
+    assert isinstance(found, SonarSpeechAdapter) and found.languages == ["eng"]
+    assert found.info.random_init and found.source.source == "fairseq2 asset card"
