@@ -17,10 +17,10 @@ NLLB SentencePiece model. fairseq2 inserts `<pad>` at id 0, so a SentencePiece i
 and the language token of the card's i-th language is V + 1 + i (V = pieces in the model).
 Sequences longer than the position encoder's `max_seq_len` keep their first `max_seq_len` tokens
 and a warning names the item: that is what SONAR's `TextToEmbeddingModelPipeline.predict` does by
-default (`x[:pos_encoder.max_seq_len]`). For the published model that is 514 tokens (the "512
-token" limit of NLLB's training plus fairseq's two position offsets); a card can override it. The item's ISO 639-3 language is mapped to SONAR's FLORES-200 code
-through the catalogue (`flores_code`, e.g. cmn -> zho_Hans); a language outside the card's list
-raises `UnsupportedLanguageError` (`supports_language` asks first).
+default (`x[:pos_encoder.max_seq_len]`), 514 tokens in the `basic` arch (a card may override it).
+The item's ISO 639-3 language is mapped to SONAR's FLORES-200 code through the shipped catalogue
+(`flores_code`, e.g. cmn -> zho_Hans); FLORES codes are accepted as they are; a language outside
+the card's list raises `UnsupportedLanguageError` (`supports_language` asks first).
 
 Points:
 - `text.embed`: scaled embeddings + positions (input of layer 1);
