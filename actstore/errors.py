@@ -39,3 +39,10 @@ class AnalysisInputError(ActstoreError):
 
 class ReportError(ActstoreError):
     """Inputs a report cannot be drawn from, or an output path it cannot write."""
+
+
+class UnsupportedLanguageError(ActstoreError):
+    """A model that cannot encode one language (no language token or per-language checkpoint).
+
+    The ingest pipeline reports that (language, modality) job as skipped and goes on.
+    """

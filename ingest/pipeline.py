@@ -211,6 +211,10 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
             if modality not in source.modalities(lang):
                 summary.skipped_langs[f"{lang}/{modality}"] = f"{source.name} has no {modality} for {lang}"
                 continue
+            supports = getattr(adapter, "supports_language", None)  # e.g. SONAR: per-language checkpoints
+            if supports is not None and not supports(lang, modality):
+                summary.skipped_langs[f"{lang}/{modality}"] = f"{model} cannot encode {modality} in {lang}"
+                continue
             ids = sorted(source.sentence_ids(lang, modality))
             if request.limit is not None:
                 ids = ids[: request.limit]

@@ -20,6 +20,9 @@ TINY_BUILDERS: dict[str, str] = {
     "bert": "actstore.ingest.tiny_models:build_tiny_bert",
     "qwen2-audio": "actstore.ingest.tiny_qwen2_audio:build_tiny_qwen2_audio",
     "salmonn": "actstore.ingest.tiny_salmonn:build_tiny_salmonn",
+    "sonar": "actstore.ingest.tiny_sonar:build_tiny_sonar",
+    "sonar-text": "actstore.ingest.tiny_sonar:build_tiny_sonar_text",
+    "sonar-speech": "actstore.ingest.tiny_sonar:build_tiny_sonar_speech",
 }
 
 

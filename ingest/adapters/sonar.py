@@ -1,0 +1,97 @@
+"""SONAR as one system: its text encoder and its speech encoders under one model name.
+
+The study compares SONAR's speech and text embeddings of the same sentences (cross-modal
+similarity per model), so both modalities must be stored under one `model`. This adapter wraps
+`SonarTextAdapter` and `SonarSpeechAdapter` and routes each batch by modality; it is chosen for a
+directory that holds both (a text checkpoint or card and `spenc.*.pt` files), or for the name
+`sonar` when fairseq2's asset cache has `text_sonar_basic_encoder` and at least one speech
+encoder. (The two single-modality adapters stay available; ingesting them separately with the
+same `--name` gives the same store.)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from actstore.errors import ActstoreError
+from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
+from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
+from actstore.ingest.adapters.sonar_text import SonarTextAdapter
+from actstore.ingest.items import Item
+from actstore.ingest.model_paths import ModelSource
+
+
+class SonarAdapter(Adapter):
+    """SONAR text + speech encoders (see module docstring)."""
+
+    modalities = ("speech", "text")
+    priority = 15
+    study_layers = SonarTextAdapter.study_layers
+
+    @classmethod
+    def recognises(cls, source: ModelSource) -> bool:
+        if "text" in source.extra and "speech" in source.extra:
+            return True
+        return (source.is_dir and SonarTextAdapter.recognises(source)
+                and SonarSpeechAdapter.recognises(source))
+
+    @classmethod
+    def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
+        if model != "sonar":
+            return None
+        text = SonarTextAdapter.locate("text_sonar_basic_encoder", cache_dir)
+        speech = SonarSpeechAdapter.locate("sonar_speech_encoder", cache_dir)
+        if text is None or speech is None:
+            return None
+        return ModelSource(model_id=model, path=speech.path, name="sonar", source=text.source,
+                           extra={"text": text, "speech": speech})
+
+    def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
+                 dtype: str = "float32", options: dict | None = None):
+        super().__init__(source, name=name, device=device, dtype=dtype, options=options)
+        kw = dict(name=self.name, device=device, dtype=dtype, options=options)
+        self.text = SonarTextAdapter(source.extra.get("text", source), **kw)
+        self.speech = SonarSpeechAdapter(source.extra.get("speech", source), **kw)
+
+    def load(self) -> None:
+        self.text.load()
+        self.speech.load()
+
+    def _part(self, modality_or_point: str) -> Adapter:
+        modality = modality_or_point.split(".")[0]
+        if modality == "text":
+            return self.text
+        if modality == "speech":
+            return self.speech
+        raise ActstoreError(f"Unknown modality or point {modality_or_point!r}; SONAR has speech "
+                            "and text points (e.g. speech.L4, text.pooled).")
+
+    @property
+    def info(self) -> ModelInfo:
+        text, speech = self.text.info, self.speech.info
+        return ModelInfo(model_id=self.source.model_id, name=self.name, adapter=self.adapter_label,
+                         revision=self.source.revision,
+                         random_init=text.random_init or speech.random_init,
+                         extra={"family": "sonar", "text": text.extra, "speech": speech.extra})
+
+    def points(self, modality: str) -> list[str]:
+        return self._part(modality).points(modality)
+
+    def layer_of(self, point: str) -> int | None:
+        return self._part(point).layer_of(point)
+
+    def width(self, point: str) -> int:
+        return self._part(point).width(point)
+
+    def supports_language(self, lang: str, modality: str) -> bool:
+        return self._part(modality).supports_language(lang, modality)
+
+    def encode(self, items: Sequence[Item], points: Sequence[str]) -> dict[str, Pooled]:
+        if not points:
+            return {}
+        modalities = {it.modality for it in items}
+        if len(modalities) > 1:
+            raise ActstoreError(f"A batch must hold one modality, got {sorted(modalities)}; "
+                                "group items by modality before encode().")
+        modality = modalities.pop() if modalities else points[0].split(".")[0]
+        return self._part(modality).encode(items, points)
