@@ -263,8 +263,8 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     """
     import polars as pl
 
-    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
-                                similarity_grid)
+    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, forced_warning,
+                                save_grid, similarity_grid)
 
     store = Store.open(db, create=False)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
@@ -279,6 +279,9 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     save_grid(store, frame)
     _note_random_init(store, model)
     click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
+    warning = forced_warning(frame)
+    if warning:
+        click.echo(warning, err=True)
     if kind == "cross-modal":
         summary = cross_modal_summary(frame)
     elif kind == "cross-lingual" or "cross-modal" not in frame["kind"].unique().to_list():
