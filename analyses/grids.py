@@ -290,11 +290,17 @@ def load_grid(store: Store, model: str, *, measure: str | None = None) -> pl.Dat
     return frame
 
 
+def _forced_agg(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The most forced correlations of any score in a group (results saved before it: none)."""
+    return [pl.col("forced").max()] if "forced" in frame.columns else []
+
+
 def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth: mean score, baseline and null over all languages and per resource level."""
+    """Per depth: mean score, baseline and null over all languages and per resource level, and the
+    largest number of correlations forced to 1 by construction (`forced`) among them."""
     xm = frame.filter(pl.col("kind") == "cross-modal")
     aggs = [pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages")]
+            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages"), *_forced_agg(xm)]
     keys = ["model", "measure", "depth", "point_order"]
     overall = xm.group_by(keys).agg(aggs).with_columns(pl.lit("all").alias("group"))
     per_level = (xm.filter(pl.col("resource_level_a").is_not_null())
@@ -308,7 +314,7 @@ def cross_lingual_summary(frame: pl.DataFrame) -> pl.DataFrame:
     xl = frame.filter((pl.col("kind") != "cross-modal") & (pl.col("lang_a") != pl.col("lang_b")))
     return (xl.group_by("model", "measure", "kind", "depth", "point_order")
             .agg(pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-                 pl.len().alias("pairs"))
+                 pl.len().alias("pairs"), *_forced_agg(xl))
             .sort("kind", "point_order"))
 
 

@@ -51,15 +51,6 @@ def neighbour_weights(g: np.ndarray, k: int) -> np.ndarray:
     return closer + tied * (slots / tied.sum(axis=1, keepdims=True))
 
 
-def neighbours_from_gram(g: np.ndarray, k: int) -> np.ndarray:
-    """(n, k) indices of each row's k most cosine-similar other rows (ties: lowest index).
-
-    For listing neighbours only; the alignment score uses `neighbour_weights`, which is neutral
-    to ties.
-    """
-    return np.argsort(-_cosines(g), axis=1, kind="stable")[:, :k]
-
-
 def knn_from_grams(gx: np.ndarray, gy: np.ndarray, k: int) -> float:
     """Mutual k-NN alignment from two uncentred Gram matrices of the same paired rows."""
     n = gx.shape[0]
