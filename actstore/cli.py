@@ -104,7 +104,7 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
         actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
             --source fleurs --data-dir ~/fleurs --split test --device cuda
     """
-    from actstore.disk import require_writable
+    from actstore.disk import disk_errors, require_writable
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
     from actstore.ingest.requests import parse_langs, parse_layers, parse_names
 
@@ -116,7 +116,7 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
     )
-    store = Store.open(db)
+    store = disk_errors(Store.open)(db)  # creating a store where one cannot write: one sentence
     require_writable(store, "ingest writes activations there")
     summary = run_ingest(store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""

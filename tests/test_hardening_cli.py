@@ -181,6 +181,11 @@ def test_read_only_store_refused_before_computing(read_only_copy, monkeypatch):
     assert run("query", "--db", read_only_copy, "SELECT COUNT(*) AS n FROM activations").exit_code == 0
 
 
+def test_new_store_in_a_read_only_folder(read_only_copy):
+    result = run("ingest", "--db", read_only_copy / "new.lance", "--model", MINILM, "--langs", "eng", "--quiet")
+    assert "is not writable" in one_sentence_error(result)
+
+
 def test_require_writable_skips_object_storage():
     class Remote:
         uri = "s3://bucket/store"
