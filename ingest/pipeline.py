@@ -244,18 +244,22 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
                 point_vectors[p] = (vecs, np.concatenate(frames[p]))
             summary.seconds["encode"] += time.perf_counter() - t1
             t2 = time.perf_counter()
-            if not registered:
-                store.register_points(model, point_rows, random_init=info.random_init)
-                registered = True
             tables = _job_rows(order, point_vectors, model=model, layer_of=adapter.layer_of,
                                lang_meta=catalogue.get(lang), run_id=run_id,
                                vector_dtype=request.vector_dtype)
-            replace = request.overwrite or bool(partial) or bool(
+            # Points are registered only AFTER the run's first write succeeded: a write that fails
+            # (e.g. a full disk) must not leave registered points without a table, which would
+            # break every reader. That first write merges on the key, so rows orphaned by a
+            # registration that failed after it are replaced on the rerun, never duplicated.
+            replace = request.overwrite or bool(partial) or not registered or bool(
                 complete & {it.sample_id for it in items})
             for width, table in tables.items():
                 summary.rows += store.write_activations(model, width, table,
                                                         vector_dtype=request.vector_dtype,
                                                         replace=replace)
+            if not registered:
+                store.register_points(model, point_rows, random_init=info.random_init)
+                registered = True
             if modality == "text":
                 texts = {it.sentence_id: it.text for it in items if it.text}
                 store.write_sentences(pa.table({
