@@ -10,18 +10,20 @@ the orthonormal n-vectors h_i = U_x a_i, and Morcos et al.'s weights and score a
 taken on the side with fewer kept directions (x on a tie).
 
 What this is NOT: google/svcca's `pwcca.compute_pwcca`. That code forms its "directions" as
-coef_x (acts - mean) + mean, where coef_x are the canonical directions in WHITENED coordinates:
-it omits the Sigma_xx^{-1/2} whitening, so its vectors are not the canonical variates, and it
-re-orthonormalises them with a QR whose order matters; it also weights raw neurons rather than
-principal components. The two agree only when Sigma_xx is a multiple of the identity, so
-numbers from it and from this module are not interchangeable.
+coef_x (acts - mean) + mean with coef_x = u^T, the canonical directions in WHITENED coordinates:
+it omits the Sigma_xx^{-1/2} whitening (which `cca_core` applies when it computes directions
+itself), so its vectors are not the canonical variates; it then orthonormalises them with a QR
+(Gram-Schmidt in correlation order), weights the uncentred activations, and its y branch reads
+acts1. Numbers from it and from this module are therefore not interchangeable. The test suite checks this module against the formula
+written out with explicit whitening (covariance CCA on the principal components) to ~1e-15.
 
 Degenerate regime. When two or more canonical correlations equal 1 (which happens by
 construction once kx + ky - (n - 1) >= 2, see `forced`), the canonical variates of that block
 are any orthonormal basis of it, and the weights (sums of absolute values) change with the basis
-the solver returns: the same inputs gave 0.8006 and 0.8072. PWCCA is then not a function of the
-data, so `pwcca` returns score NaN with `degenerate=True` and warns; SVCCA (a plain mean, basis
-free) stays defined there, but read it beside its `forced` count.
+the solver returns (a fault campaign got 0.8006 and 0.8072 on the same inputs). PWCCA is then
+not a function of the data, so `pwcca` returns score NaN with `degenerate=True` and warns (the
+batched grids store it as null with `degenerate = true`); SVCCA, a plain mean and so basis free,
+stays defined there, but read it beside its `forced` count.
 """
 
 from __future__ import annotations
