@@ -72,6 +72,19 @@ def function_names(node: exp.Func) -> set[str]:
     return {n.upper() for n in node.sql_names()}
 
 
+def _describe(exc: Exception) -> str:
+    """sqlglot's first error as 'what, near TOKEN at line L, column C' (no sentence breaks)."""
+    errors = getattr(exc, "errors", None) or []
+    if errors:
+        e = errors[0]
+        what = str(e.get("description", "syntax error")).split(" but got ")[0].rstrip(". ")
+        near = str(e.get("highlight") or "").strip()
+        where = f"line {e.get('line')}, column {e.get('col')}"
+        return f"{what}, near {near!r} at {where}" if near else f"{what} at {where}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first.rstrip(".")
+
+
 def _parse(sql: str) -> list[exp.Expression | None]:
     sqlglot_log = logging.getLogger("sqlglot")
     level = sqlglot_log.level
@@ -79,8 +92,7 @@ def _parse(sql: str) -> list[exp.Expression | None]:
     try:
         return sqlglot.parse(sql, read=DIALECT)
     except (ParseError, TokenError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise QueryError(f"The SQL does not parse ({first}); fix the statement and retry.") from None
+        raise QueryError(f"The SQL does not parse ({_describe(exc)}); fix the statement and retry.") from None
     finally:
         sqlglot_log.setLevel(level)
 
@@ -89,8 +101,8 @@ def _refuse_statement(tree: exp.Expression) -> None:
     if isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN":
         inner = str(tree.expression.this if isinstance(tree.expression, exp.Literal) else tree.expression)
         word = inner.strip().split(None, 1)[0].upper() if inner.strip() else "nothing"
-        raise QueryError(f"EXPLAIN of a {word} statement is refused because actstore query is read-only "
-                         "and the store is unchanged; EXPLAIN a SELECT instead.")
+        raise QueryError(f"EXPLAIN {word} is refused because actstore query is read-only and the store "
+                         "is unchanged; EXPLAIN a SELECT instead.")
     word = (str(tree.this) if isinstance(tree, exp.Command) else tree.key).upper()
     raise QueryError(f"actstore query is read-only: {word} statements are refused and the store is "
                      "unchanged; use SELECT (ingest with `actstore ingest`, remove with `actstore delete`).")
