@@ -35,8 +35,8 @@ def run(*args):
 def one_sentence_error(result) -> str:
     """The CLI's error line; asserts exit 1, no traceback, one sentence."""
     assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(
-        result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     line = [l for l in result.output.splitlines() if l.startswith("Error: ")]
     assert len(line) == 1, result.output
     assert line[0].endswith(".") and ". " not in line[0][7:-1].replace("e.g. ", "").replace("(cp -r) ", ""), line
