@@ -25,10 +25,24 @@ db_option = click.option(
 )
 
 
+def _checked_output(ctx, param, value):
+    """Refuse an -o path whose folder is missing before any work is done (one sentence)."""
+    if value is not None:
+        from pathlib import Path
+
+        from actstore.output import check_output_path
+
+        try:
+            check_output_path(Path(value))
+        except ActstoreError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def output_options(func):
     """--format and --output, shared by every command that prints a table."""
     func = click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-                        help="Write to this file instead of stdout.")(func)
+                        callback=_checked_output, help="Write to this file instead of stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
                         show_default=True, help="Output format.")(func)
     return func
@@ -93,17 +107,20 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
         actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
             --source fleurs --data-dir ~/fleurs --split test --device cuda
     """
-    from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest, parse_layers
+    from actstore.disk import disk_errors, require_writable
+    from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
+    from actstore.ingest.requests import parse_langs, parse_layers, parse_names
 
     request = IngestRequest(
-        model=model, adapter=adapter, name=name, source=source, data_dir=data_dir, split=split, langs=langs,
-        modalities=[m.strip() for m in modalities.split(",") if m.strip()],
+        model=model, adapter=adapter, name=name, source=source, data_dir=data_dir, split=split,
+        langs=parse_langs(langs), modalities=parse_names(modalities, "--modalities"),
         layers=parse_layers(layers),
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
     )
-    store = Store.open(db)
+    store = disk_errors(Store.open)(db)  # creating a store where one cannot write: one sentence
+    require_writable(store, "ingest writes activations there")
     summary = run_ingest(store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
     click.echo(f"run {summary.run_id}: {summary.model}{label}: {summary.items} items in {summary.jobs} jobs, "
@@ -124,7 +141,8 @@ def query(db, sql, named, list_named, fmt, output):
     """Run read-only SQL over the store.
 
     Tables: activations (every row of every model, with vector), runs, points, sentences, and
-    the analysis result tables. Statements that write are refused.
+    the analysis result tables. Only one SELECT over these tables with allowed functions runs:
+    writes, file readers such as read_csv, and unknown functions are refused.
 
     \b
     Example:
@@ -289,10 +307,11 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     """
     import polars as pl
 
-    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
-                                similarity_grid)
+    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, forced_warning,
+                                save_grid, similarity_grid)
 
     store = Store.open(db, create=False)
+    _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
                           device=device)
@@ -305,6 +324,9 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     save_grid(store, frame)
     _note_random_init(store, model)
     click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
+    warning = forced_warning(frame)
+    if warning:
+        click.echo(warning, err=True)
     if kind == "cross-modal":
         summary = cross_modal_summary(frame)
     elif kind == "cross-lingual" or "cross-modal" not in frame["kind"].unique().to_list():
@@ -314,6 +336,13 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
         xl = cross_lingual_summary(frame).with_columns(pl.lit("all").alias("group"))
         summary = pl.concat([xm, xl], how="diagonal_relaxed")
     write_frame(summary.drop("model"), fmt, output)
+
+
+def _require_writable(store) -> None:
+    """Analyses save result tables into the store: refuse a read-only store before computing."""
+    from actstore.disk import require_writable
+
+    require_writable(store, "analyze saves its results there (nothing was computed)")
 
 
 def _note_random_init(store, model) -> None:
@@ -346,6 +375,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
     from actstore.analyses.retrieval_grid import retrieval_grid, save_retrieval
 
     store = Store.open(db, create=False)
+    _require_writable(store)
     bar = _Bar("retrieval", enabled=not quiet)
     try:
         frame = retrieval_grid(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
@@ -385,6 +415,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
     from actstore.analyses.tsne_maps import save_tsne, tsne_maps
 
     store = Store.open(db, create=False)
+    _require_writable(store)
     bar = _Bar("t-SNE", enabled=not quiet)
     try:
         frame = tsne_maps(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
@@ -417,6 +448,7 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
     from actstore.analyses.neuron_maps import neuron_tables, save_neurons
 
     store = Store.open(db, create=False)
+    _require_writable(store)
     bar = _Bar("neurons", enabled=not quiet)
     try:
         tables = neuron_tables(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
@@ -470,6 +502,15 @@ def report(db, model, out, measure, no_compute):
     from actstore.reports.from_store import build_report
 
     store = Store.open(db, create=False)
+    if not no_compute:
+        from actstore.disk import require_writable
+        from actstore.errors import StoreError
+
+        try:
+            require_writable(store, "report cannot save missing results")
+        except StoreError as exc:  # still draw what is stored; missing sections name their command
+            click.echo(f"note: {exc} Drawing only the stored results.", err=True)
+            no_compute = True
     path = build_report(store, model, out, measure=measure, compute=not no_compute)
     _note_random_init(store, model)
     click.echo(str(path))

@@ -1,7 +1,15 @@
 """Exceptions a user can act on.
 
 Every error raised for bad input is an `ActstoreError` whose message is one sentence naming the
-problem and the fix; the CLI prints it and exits non-zero, and nothing in the store is changed.
+problem and the fix; the CLI prints it and exits non-zero.
+
+What an error leaves in the store:
+- input errors (arguments, language codes, manifest rows, model, points, a read-only store) are
+  found BEFORE anything is written: the store is unchanged and no `runs` row is added;
+- errors found while an ingest runs (undecodable audio, NaN activations, a full disk) keep every
+  job committed before them, write nothing of the failing job (each job is one atomic commit),
+  and leave the run's `runs` row with status `failed`, so provenance records the attempt;
+- `actstore query` never writes; analyses write their result table only after computing it all.
 """
 
 

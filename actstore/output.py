@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -25,10 +26,24 @@ def _flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse an output path whose folder is missing or not writable, before anything is written."""
+    folder = path.resolve().parent
+    if path.is_dir():
+        raise ActstoreError(f"{path} is a directory; pass a file path for -o, e.g. {path / 'out.csv'}.")
+    if not folder.is_dir():
+        raise ActstoreError(f"Cannot write {path}: the folder {folder} does not exist; create it "
+                            "(mkdir -p) or pass another -o path.")
+    if not os.access(folder, os.W_OK):
+        raise ActstoreError(f"Cannot write {path}: the folder {folder} is not writable; pass another -o path.")
+
+
 def write_frame(df: pl.DataFrame, fmt: str, output: str | None = None, *, max_rows: int = 200) -> None:
     """Write `df` in `fmt` to `output` (a path) or stdout."""
     if fmt not in FORMATS:
         raise ActstoreError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if output is not None:
+        check_output_path(Path(output))
     if fmt == "parquet":
         if output is None:
             buf = io.BytesIO()

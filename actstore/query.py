@@ -6,50 +6,31 @@ Tables visible to SQL:
 - `runs` (provenance), `points` (registered points and widths), `sentences` (texts);
 - every analysis result table (`similarity`, `retrieval`, `tsne`, `neurons_top`, ...).
 
-Only one SELECT/WITH statement is accepted: statements that write (DROP, DELETE, INSERT, UPDATE,
-CREATE, ...) are refused before anything runs, and the engine only ever sees read-only scans.
+Only one SELECT/WITH statement over these tables, calling allowed functions, is accepted
+(`actstore.sql_guard` parses it with sqlglot): statements that write (DROP, DELETE, INSERT, ...,
+EXPLAIN of a write) and anything that reads files (`read_csv`, `read_parquet`, ...) are refused
+before anything runs, and the engine only ever sees read-only scans of the store.
 Named queries ship as `.sql` files in the top-level `sql` package.
 """
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 
 import polars as pl
 
 from actstore.errors import QueryError
+from actstore.sql_guard import check_plan, check_query
 from actstore.schema import POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE
 from actstore.store import Store
 
-_WRITE_WORDS = ("insert", "update", "delete", "drop", "create", "alter", "truncate", "replace",
-                "merge", "copy", "attach", "detach", "grant", "revoke", "vacuum", "set", "pragma")
 
+def check_read_only(sql: str, tables=("activations", RUNS_TABLE, POINTS_TABLE, SENTENCES_TABLE)) -> str:
+    """Return the single statement if it is a read-only query over `tables`; raise QueryError otherwise.
 
-def _strip_comments(sql: str) -> str:
-    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
-    return re.sub(r"--[^\n]*", " ", sql)
-
-
-def check_read_only(sql: str) -> str:
-    """Return the single statement if it is a read-only query; raise QueryError otherwise."""
-    body = _strip_comments(sql).strip()
-    # drop string literals before looking for a second statement
-    no_strings = re.sub(r"'(?:[^']|'')*'", "''", body)
-    statements = [s for s in no_strings.split(";") if s.strip()]
-    if not statements:
-        raise QueryError("The query is empty; pass one SELECT statement, e.g. \"SELECT * FROM runs\".")
-    if len(statements) > 1:
-        raise QueryError("Only one SQL statement is accepted per query; remove the extra statements after ';'.")
-    first = statements[0].strip().split(None, 1)[0].lower()
-    if first in _WRITE_WORDS:
-        raise QueryError(
-            f"actstore query is read-only: {first.upper()} statements are refused and the store is "
-            "unchanged; use SELECT (ingest with `actstore ingest`, remove with `actstore delete`)."
-        )
-    if first not in ("select", "with", "(", "explain", "show"):
-        raise QueryError(f"Only SELECT queries are accepted, not {first.upper()!r}; write SELECT ... FROM activations.")
-    return body.rstrip().rstrip(";")
+    The rules (one SELECT over store tables with allowed functions only) live in `sql_guard`.
+    """
+    return check_query(sql, tables)
 
 
 def named_queries() -> dict[str, str]:
@@ -79,10 +60,12 @@ def sql_context(store: Store) -> pl.SQLContext:
 
 def run_query(store: Store, sql: str) -> pl.DataFrame:
     """Run one read-only SQL query over the store and return the result."""
-    statement = check_read_only(sql)
     ctx = sql_context(store)
+    statement = check_query(sql, ctx.tables())
     try:
-        return ctx.execute(statement).collect()
+        frame = ctx.execute(statement)
+        check_plan(frame.explain(optimized=False))
+        return frame.collect()
     except pl.exceptions.SQLSyntaxError as exc:
         raise QueryError(f"The SQL does not parse ({_first_line(exc)}); fix the statement and retry.") from None
     except pl.exceptions.SQLInterfaceError as exc:

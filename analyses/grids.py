@@ -5,8 +5,11 @@
 - cross-lingual: speech-speech and text-text (lower triangle) and speech-text (full matrix) per
   depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
   come from `cross_lingual_summary` and `depth_delta`.
-Beside every score: kx and ky (kept directions), a random baseline of the same shapes, the
-shuffled-row null, and (optionally) a bootstrap confidence interval over sentences.
+Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
+construction, max(0, kx + ky - (n - 1)); see `similarity.forced`), `degenerate` (PWCCA only: the
+score is undefined, stored as null, because two or more correlations are 1), a random baseline of
+the same shapes, the shuffled-row null, and (optionally) a bootstrap confidence interval.
+`forced_warning` turns a grid with forced correlations into one sentence for the user.
 
 The heavy lifting is `actstore.analyses.similarity.batched.score_pairs`: one reduction per set and row
 subset, shared by every score that uses it (DESIGN §6).
@@ -40,6 +43,8 @@ from actstore.analyses.aligned import (
 )
 from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+from actstore.analyses.similarity.validation import MIN_ROWS
+from actstore.analyses.similarity.forced import all_forced, forced_correlations
 
 RESULT_TABLE = "similarity"
 #: what identifies a similarity row: the cell plus every option that changes its number
@@ -79,6 +84,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     "all" computes the study's whole grid in one pass per depth: each depth's vectors are read
     and their Gram matrices formed once for the cross-modal and every cross-lingual kind.
     """
+    check_grid_n(options)
     modalities_stored = stored_modalities(store, model)
     if kind not in ("cross-modal", "cross-lingual", "all"):
         raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
@@ -153,6 +159,8 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "n": scored["n"].astype(np.int32),
             "kx": scored["kx"].astype(np.int32),
             "ky": scored["ky"].astype(np.int32),
+            "forced": forced_correlations(scored["kx"], scored["ky"], scored["n"]).astype(np.int32),
+            "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
             "score": scored["score"].astype(np.float64),
             "baseline": [baselines[(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])] for s in specs],
             "null": scored["null"].astype(np.float64) if options.null else np.full(len(specs), np.nan),
@@ -168,8 +176,51 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "computed_at": now,
         }))
     out = pl.concat(frames)
-    return out.with_columns(pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
+    return out.with_columns(pl.col("score").fill_nan(None), pl.col("baseline").fill_nan(None),
+                            pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
                             pl.col("ci_high").fill_nan(None))
+
+
+def forced_warning(frame: pl.DataFrame) -> str | None:
+    """One sentence when some scores rest on forced correlations (None when none do).
+
+    Forced correlations are 1 whatever the data (kx + ky > n - 1), so they inflate SVCCA and make
+    PWCCA undefined; when every correlation is forced the score is 1.0 for any input.
+    """
+    if "forced" not in frame.columns or frame.height == 0:
+        return None
+    hit = frame.filter(pl.col("forced") > 0)
+    if hit.height == 0:
+        return None
+    every = int(np.sum(all_forced(hit["kx"].to_numpy(), hit["ky"].to_numpy(), hit["n"].to_numpy())))
+    measure = frame["measure"][0]
+    share = hit["forced"].to_numpy() / np.minimum(hit["kx"].to_numpy(), hit["ky"].to_numpy())
+    worst = hit.row(int(np.argmax(share)), named=True)
+    what = (f"{every} of them have EVERY correlation forced, so their score is 1.0 whatever the data"
+            if every else f"e.g. {worst['forced']} of min({worst['kx']}, {worst['ky']}) at n = {worst['n']}")
+    undefined = int(frame["degenerate"].sum()) if "degenerate" in frame.columns else 0
+    extra = f", and {undefined} PWCCA scores are undefined (stored as null)" if undefined else ""
+    return (f"warning: {hit.height} of {frame.height} {measure} scores include canonical correlations "
+            f"that are 1 by construction (kx + ky > n - 1; {what}){extra}: compare more sentences "
+            "(--n), keep less variance (--keep), and read scores beside the 'forced' column.")
+
+
+def check_grid_n(options: GridOptions) -> None:
+    """Refuse an --n that cannot give a score, naming the true reason (before any vector is read)."""
+    n = options.n
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise AnalysisInputError(f"--n {n} is not a positive number of sentences; pass e.g. --n 100, or "
+                                 "omit it to use the smallest language or pair.")
+    need = {"cka_debiased": 4, "knn": options.knn_k + 1}.get(options.measure, MIN_ROWS)
+    if n < need:
+        why = (f"{n} centred sentence(s) span at most {n - 1} direction(s), so every canonical "
+               "correlation would be 1 or undefined whatever the data (SVCCA needs n well above the kept "
+               "directions)") if options.measure in ("svcca", "pwcca") else (
+               f"{options.measure} compares at least {need} paired sentences")
+        raise AnalysisInputError(f"--n {n} is too few: {why}; pass --n {need} or more (the study "
+                                 "uses 194-251).")
 
 
 def _score_depth(vectors: dict, requests: list, options: GridOptions, n_jobs: int | None = None,
@@ -249,11 +300,17 @@ def load_grid(store: Store, model: str, *, measure: str | None = None,
     return current_rows(frame, CELL) if current else frame
 
 
+def _forced_agg(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The most forced correlations of any score in a group (results saved before it: none)."""
+    return [pl.col("forced").max()] if "forced" in frame.columns else []
+
+
 def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth: mean score, baseline and null over all languages and per resource level."""
+    """Per depth: mean score, baseline and null over all languages and per resource level, and the
+    largest number of correlations forced to 1 by construction (`forced`) among them."""
     xm = frame.filter(pl.col("kind") == "cross-modal")
     aggs = [pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages")]
+            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages"), *_forced_agg(xm)]
     keys = ["model", "measure", "depth", "point_order"]
     overall = xm.group_by(keys).agg(aggs).with_columns(pl.lit("all").alias("group"))
     per_level = (xm.filter(pl.col("resource_level_a").is_not_null())
@@ -267,7 +324,7 @@ def cross_lingual_summary(frame: pl.DataFrame) -> pl.DataFrame:
     xl = frame.filter((pl.col("kind") != "cross-modal") & (pl.col("lang_a") != pl.col("lang_b")))
     return (xl.group_by("model", "measure", "kind", "depth", "point_order")
             .agg(pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-                 pl.len().alias("pairs"))
+                 pl.len().alias("pairs"), *_forced_agg(xl))
             .sort("kind", "point_order"))
 
 

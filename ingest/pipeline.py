@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.catalogue import Catalogue
+from actstore.disk import disk_errors
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
@@ -28,8 +29,7 @@ from actstore.ingest.items import MODALITIES, Item
 
 log = logging.getLogger("actstore.ingest")
 
-#: the study's layers of SeamlessM4T v2's 24-layer encoders
-STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+from actstore.ingest.requests import STUDY_LAYERS, parse_layers  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -67,26 +67,6 @@ class IngestSummary:
     skipped_items: int = 0
     skipped_langs: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=lambda: {"source": 0.0, "encode": 0.0, "write": 0.0})
-
-
-def parse_layers(spec: str | None) -> list[int] | None:
-    """'1,2,4' -> [1, 2, 4]; 'study' -> the study's 14 layers; '' or None -> None (all)."""
-    if spec is None or spec.strip() == "":
-        return None
-    if spec.strip() == "study":
-        return list(STUDY_LAYERS)
-    out = []
-    for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            try:
-                out.append(int(part))
-            except ValueError:
-                raise ActstoreError(f"Layer {part!r} is not an integer; use e.g. --layers 1,2,4-8 or --layers study.") from None
-    return out
 
 
 def _batches(items: list[Item], batch_size: int) -> list[list[Item]]:
@@ -132,8 +112,14 @@ def _check_finite(vectors: np.ndarray, point: str, lang: str, modality: str) -> 
         )
 
 
+@disk_errors
 def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> IngestSummary:
-    """Run one ingest; returns what was done. Raises ActstoreError on bad input before writing."""
+    """Run one ingest; returns what was done.
+
+    Bad input raises ActstoreError before anything is written (no runs row). A failure after the
+    run started (undecodable audio, NaN activations, a full disk) keeps the jobs committed before
+    it, writes nothing of the failing job and leaves the run's row with status 'failed'.
+    """
     from actstore.ingest.adapters import load_adapter
     from actstore.ingest.sources import open_source
 
@@ -143,6 +129,10 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
         raise ActstoreError("--batch-size must be at least 1.")
     if request.limit is not None and request.limit < 1:
         raise ActstoreError("--limit must be at least 1 (or omitted for every sentence).")
+    if request.langs == "" or (isinstance(request.langs, (list, tuple)) and not request.langs):
+        raise ActstoreError("--langs names no language; pass codes such as --langs eng,fra, or --langs all.")
+    if not request.modalities:
+        raise ActstoreError("--modalities names no modality; use speech, text or speech,text.")
     bad_mod = [m for m in request.modalities if m not in MODALITIES]
     if bad_mod:
         raise ActstoreError(f"Unknown modality {bad_mod[0]!r}; use speech and/or text.")
@@ -258,18 +248,22 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
                 point_vectors[p] = (vecs, np.concatenate(frames[p]))
             summary.seconds["encode"] += time.perf_counter() - t1
             t2 = time.perf_counter()
-            if not registered:
-                store.register_points(model, point_rows, random_init=info.random_init)
-                registered = True
             tables = _job_rows(order, point_vectors, model=model, layer_of=adapter.layer_of,
                                lang_meta=catalogue.get(lang), run_id=run_id,
                                vector_dtype=request.vector_dtype)
-            replace = request.overwrite or bool(partial) or bool(
+            # Points are registered only AFTER the run's first write succeeded: a write that fails
+            # (e.g. a full disk) must not leave registered points without a table, which would
+            # break every reader. That first write merges on the key, so rows orphaned by a
+            # registration that failed after it are replaced on the rerun, never duplicated.
+            replace = request.overwrite or bool(partial) or not registered or bool(
                 complete & {it.sample_id for it in items})
             for width, table in tables.items():
                 summary.rows += store.write_activations(model, width, table,
                                                         vector_dtype=request.vector_dtype,
                                                         replace=replace)
+            if not registered:
+                store.register_points(model, point_rows, random_init=info.random_init)
+                registered = True
             if modality == "text":
                 texts = {it.sentence_id: it.text for it in items if it.text}
                 store.write_sentences(pa.table({

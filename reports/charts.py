@@ -122,7 +122,7 @@ def cross_modal_heatmap(depths: Sequence[str], langs: Sequence[str], measure: st
     """Per-language cross-modal score (one measure) as a language x depth heatmap."""
     tooltip = [alt.Tooltip("lang:N"), alt.Tooltip("depth:N"), alt.Tooltip("score:Q", format=".3f"),
                alt.Tooltip("baseline:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
-               alt.Tooltip("n:Q"), alt.Tooltip("kx:Q"), alt.Tooltip("ky:Q")]
+               alt.Tooltip("n:Q"), alt.Tooltip("kx:Q"), alt.Tooltip("ky:Q"), alt.Tooltip("forced:Q")]
     scale, dark = _viridis("score", domain)
     chart = _heatmap(alt.Data(name="cm_rows"), "depth:N", "lang:N", "score:Q", depths, langs,
                      scale, f"{measure}: speech vs text, per language",
@@ -136,7 +136,7 @@ def cross_lingual_heatmaps(depths: Sequence[str], langs: Sequence[str], kinds: S
     pick = _select("xl_depth", depths, depths[-1], "depth ")
     tooltip = [alt.Tooltip("kind:N"), alt.Tooltip("lang_a:N"), alt.Tooltip("lang_b:N"),
                alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
-               alt.Tooltip("n:Q"), alt.Tooltip("kx:Q"), alt.Tooltip("ky:Q")]
+               alt.Tooltip("n:Q"), alt.Tooltip("kx:Q"), alt.Tooltip("ky:Q"), alt.Tooltip("forced:Q")]
     side = _cell_size(len(langs))
     scale, dark = _viridis("score", domain)
     panels = []

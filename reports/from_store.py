@@ -81,7 +81,9 @@ def compute_missing(store: Store, model: str, *, measure: str = "svcca", tsne_pe
                                          options=GridOptions(measure=measure, seed=seed)))
     if load_retrieval(store, model) is None and (n_langs >= 2 or mods == {"speech", "text"}):
         log.info("computing retrieval")
-        save_retrieval(store, retrieval_grid(store, model, seed=seed))
+        # one language: only speech-text retrieval exists (speech-speech/text-text need a pair)
+        kinds = None if n_langs >= 2 else ["speech-text"]
+        save_retrieval(store, retrieval_grid(store, model, kinds=kinds, seed=seed))
     if load_tsne(store, model) is None:
         log.info("computing t-SNE")
         save_tsne(store, tsne_maps(store, model, depths=_ends(store, model, sorted(mods)) or None,

@@ -99,6 +99,38 @@ def _note(text: str) -> str:
     return _p(html.escape(text), "note")
 
 
+def _single_language(ctx: Context) -> str | None:
+    """The one stored language when the model has only one (comparisons across languages are then
+    empty by definition, not missing), else None."""
+    languages = ctx.inputs.provenance.get("languages")
+    if languages is None or languages.height != 1:
+        return None
+    return str(languages["lang"][0])
+
+
+def _forced_note(rows: pl.DataFrame, measure: str) -> str | None:
+    """Caption note when scores include canonical correlations forced to 1 (kx + ky > n - 1).
+
+    Those correlations are 1 whatever the data, so they inflate SVCCA and make PWCCA undefined;
+    the reader needs to know before comparing numbers. Computed from kx, ky and n, so results
+    saved before the `forced` column existed are explained too.
+    """
+    if not {"kx", "ky", "n"} <= set(rows.columns) or measure not in ("svcca", "pwcca"):
+        return None
+    rows = rows.filter(pl.col("measure") == measure) if "measure" in rows.columns else rows
+    forced = (pl.col("kx") + pl.col("ky") - (pl.col("n") - 1)).clip(lower_bound=0)
+    hit = rows.filter((pl.col("kx") >= 0) & (forced > 0)).with_columns(forced.alias("_f"))
+    if hit.height == 0:
+        return None
+    share = hit["_f"].cast(pl.Float64) / hit.select(pl.min_horizontal("kx", "ky")).to_series()
+    text = (f"{hit.height} of {rows.height} {measure} scores here include canonical correlations that "
+            f"are 1 by construction, not by the data: with n sentences and kx, ky kept directions, at "
+            f"least max(0, kx + ky - (n - 1)) correlations are forced to 1 (here up to {int(hit['_f'].max())}, "
+            f"{share.max():.0%} of a score's correlations), which inflates SVCCA")
+    text += (" and leaves PWCCA undefined (blank cells)" if measure == "pwcca" else "")
+    return text + "; read scores beside the random baseline and the null, and compare more sentences."
+
+
 def provenance_section(ctx: Context) -> Section:
     """Section 1: what was measured (model, store version, runs, languages), warning on random init."""
     prov = ctx.inputs.provenance
@@ -151,6 +183,9 @@ def cross_modal_section(ctx: Context) -> Section:
         return section
     measure, notes = _chosen_measure(ctx, rows)
     section.parts.extend(_note(n) for n in notes)
+    forced = _forced_note(rows, measure)
+    if forced:
+        section.parts.append(_note(forced))
     depths = depth_order(rows)
     summary = ctx.add("cm_summary", cross_modal_summary(rows))
     n_langs = rows["lang_a"].n_unique()
@@ -167,7 +202,8 @@ def cross_modal_section(ctx: Context) -> Section:
     section.parts.append(Figure(
         "fig-cm-langs", "Per language",
         f"{measure}(speech, text) per language and depth; languages ordered by resource level; hover "
-        f"for n, kept directions kx/ky, random baseline and shuffled null.",
+        f"for n, kept directions kx/ky, correlations forced to 1 by construction, random baseline "
+        f"and shuffled null.",
         charts.cross_modal_heatmap(depths, [l for l in ctx.langs if l in set(rows["lang_a"])], measure,
                                    value_range(ctx.datasets[per_lang], "score")),
         (per_lang,)))
@@ -185,10 +221,20 @@ def cross_lingual_section(ctx: Context) -> Section:
     sim = ctx.inputs.similarity
     rows = None if sim is None else sim.filter(pl.col("kind").is_in(list(CROSS_LINGUAL_KINDS)))
     if rows is None or rows.height == 0:
-        section.parts.append(missing(ctx, "cross-lingual similarity results", "cross-lingual"))
+        lang = _single_language(ctx)
+        if lang is not None:
+            section.parts.append(_p(f"Empty by definition: cross-lingual similarity compares pairs of "
+                                    f"languages, and model {html.escape(ctx.model)} has only one "
+                                    f"({html.escape(lang)}) stored; ingest a second language to fill it.",
+                                    "missing"))
+        else:
+            section.parts.append(missing(ctx, "cross-lingual similarity results", "cross-lingual"))
         return section
     measure, notes = _chosen_measure(ctx, rows)
     section.parts.extend(_note(n) for n in notes)
+    forced = _forced_note(rows, measure)
+    if forced:
+        section.parts.append(_note(forced))
     grid = cross_lingual_rows(rows, measure, ctx.langs)
     means = ctx.add("xl_means", cross_lingual_means(grid))
     grid, dropped = limit_depths(grid, ctx.limits.grid_rows)
@@ -287,7 +333,12 @@ def neurons_section(ctx: Context) -> Section:
     top, overlap, conc = ctx.inputs.neurons_top, ctx.inputs.neurons_overlap, ctx.inputs.concentration
     depth_frames = [f for f in (top, conc) if f is not None]
     section.parts.append("<h3>Most selective dimensions</h3>")
-    if top is None:
+    if top is None and _single_language(ctx) is not None:
+        section.parts.append(_p(f"Empty by definition: selective dimensions separate one language from "
+                                f"the others, and model {html.escape(ctx.model)} has only one "
+                                f"({html.escape(_single_language(ctx))}) stored; ingest a second language "
+                                "to fill this section.", "missing"))
+    elif top is None:
         section.parts.append(missing(ctx, "neuron rankings", "neurons"))
     else:
         max_rank = min(ctx.limits.neuron_ranks, int(top["rank"].max()))

@@ -97,13 +97,18 @@ def cross_modal_summary(similarity: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(cast).drop_nulls("value").sort("measure", "point_order", "group", "series")
 
 
+#: correlations forced to 1 by construction, from kx, ky, n (0 for measures without directions)
+_FORCED = (pl.when(pl.col("kx") >= 0).then((pl.col("kx") + pl.col("ky") - (pl.col("n") - 1)).clip(lower_bound=0))
+           .otherwise(0).cast(pl.Int32).alias("forced"))
+
+
 def cross_modal_rows(similarity: pl.DataFrame, measure: str) -> pl.DataFrame:
     """Per-language cross-modal rows of one measure, with only the columns the heatmap shows
     (the bootstrap interval only when it was computed)."""
     rows = similarity.filter((pl.col("kind") == "cross-modal") & (pl.col("measure") == measure))
     ci = ["ci_low", "ci_high"] if rows["ci_low"].null_count() < rows.height else []
     return rows.select("depth", "point_order", pl.col("lang_a").alias("lang"), "resource_level_a",
-                       "score", *ci, "baseline", "null", "n", "kx", "ky")
+                       "score", *ci, "baseline", "null", "n", "kx", "ky", _FORCED)
 
 
 def cross_lingual_rows(similarity: pl.DataFrame, measure: str,
@@ -116,7 +121,7 @@ def cross_lingual_rows(similarity: pl.DataFrame, measure: str,
     """
     rows = similarity.filter(
         pl.col("kind").is_in(list(CROSS_LINGUAL_KINDS)) & (pl.col("measure") == measure)
-    ).select("kind", "depth", "point_order", "lang_a", "lang_b", "score", "null", "n", "kx", "ky")
+    ).select("kind", "depth", "point_order", "lang_a", "lang_b", "score", "null", "n", "kx", "ky", _FORCED)
     if langs is None:
         return rows
     rank = {lang: i for i, lang in enumerate(langs)}

@@ -271,3 +271,28 @@ def test_ci_band_is_mentioned_only_when_bootstrapped():
     without = render_html(ReportInputs(provenance=fx.provenance(), similarity=fx.similarity(with_ci=False)))
     assert "band: mean per-language bootstrap interval" in with_ci
     assert "bootstrap interval" not in without and "ci_low" not in _page_data(without)["cm_rows"]
+
+
+# ---------------------------------------------------------- issue 10: honest statistics, one language
+def test_forced_correlations_are_explained_where_they_apply():
+    sim = fx.similarity(measures=("svcca",))
+    assert "not by the data" not in render_html(ReportInputs(provenance=fx.provenance(), similarity=sim))
+    # the study's regime: n = 194 sentences, 120 + 110 kept directions -> 37 correlations forced to 1
+    forced = sim.with_columns(pl.when(pl.col("kind") != "cross-modal").then(120).otherwise(pl.col("kx")).alias("kx"),
+                              pl.when(pl.col("kind") != "cross-modal").then(110).otherwise(pl.col("ky")).alias("ky"))
+    page = render_html(ReportInputs(provenance=fx.provenance(), similarity=forced))
+    assert page.count("are 1 by construction, not by the data") == 1  # cross-lingual only
+    assert "here up to 37" in page
+    data = _page_data(page)
+    assert set(data["xl_rows"]["forced"]) == {37}
+    assert set(data["cm_rows"]["forced"]) == {0}
+
+
+def test_one_language_store_says_why_cross_lingual_is_empty():
+    prov = fx.provenance()
+    prov["languages"] = prov["languages"].head(1)
+    sim = fx.similarity().filter((pl.col("kind") == "cross-modal") & (pl.col("lang_a") == "eng"))
+    page = render_html(ReportInputs(provenance=prov, similarity=sim))
+    assert "Empty by definition: cross-lingual similarity compares pairs of languages" in page
+    assert "only one (eng) stored" in page
+    assert "Empty by definition: selective dimensions" in page

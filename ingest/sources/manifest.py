@@ -101,6 +101,9 @@ class ManifestSource(Source):
                 sentence_id = int(str(raw_id).strip()) if not isinstance(raw_id, (int, float)) else int(raw_id)
             except (TypeError, ValueError):
                 raise DataSourceError(f"{at}: sentence_id {raw_id!r} is not an integer; use the integer sentence number.") from None
+            if not -(2**63) <= sentence_id < 2**63:
+                raise DataSourceError(f"{at}: sentence_id {sentence_id} does not fit a 64-bit integer; renumber "
+                                      "the sentences with ids below 9223372036854775808.")
             lang = _cell(row, "lang")
             try:
                 self.catalogue.get(lang)

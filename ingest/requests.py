@@ -1,0 +1,84 @@
+"""Parsing the ingest command's text arguments into values, with one clear sentence per mistake.
+
+Kept apart from the pipeline so that every argument is checked before a store is touched or a
+model is loaded: `--layers=-1`, `--layers 3-x`, `--layers 6-1` and `--langs ""` are refused here
+with the reason and the fix, never with a traceback or a silent "all".
+"""
+
+from __future__ import annotations
+
+from actstore.errors import ActstoreError
+
+#: the study's layers of SeamlessM4T v2's 24-layer encoders
+STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+
+_LAYERS_HELP = "use e.g. --layers 1,2,4-8 or --layers study"
+
+
+def _layer(text: str, spec: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ActstoreError(f"Layer {text!r} in --layers {spec!r} is not an integer; {_LAYERS_HELP}.") from None
+    if value < 0:
+        raise ActstoreError(f"Layer {value} in --layers {spec!r} is negative; layers count from 0 (the "
+                            f"embeddings) or 1, so {_LAYERS_HELP}.")
+    return value
+
+
+def parse_layers(spec: str | None) -> list[int] | None:
+    """'1,2,4-8' -> [1, 2, 4, 5, 6, 7, 8]; 'study' -> the study's 14 layers; None -> None (all).
+
+    Refused: negative layers, non-integers, descending ranges ('6-1'), an empty list ('' or ',').
+    Duplicates are dropped, keeping first-seen order.
+    """
+    if spec is None:
+        return None
+    text = spec.strip()
+    if text.lower() == "study":
+        return list(STUDY_LAYERS)
+    parts = [p.strip() for p in text.split(",")]
+    if not any(parts):
+        raise ActstoreError(f"--layers {spec!r} names no layer; {_LAYERS_HELP}, or omit it for every layer.")
+    out: list[int] = []
+    for part in parts:
+        if not part:
+            continue
+        if part.startswith("-"):
+            _layer(part, spec)  # "-1": a negative layer, not a range
+        if "-" in part:
+            a, b = (s.strip() for s in part.split("-", 1))
+            lo, hi = _layer(a, spec), _layer(b, spec)
+            if lo > hi:
+                raise ActstoreError(f"Layer range {part!r} runs backwards; write the lower layer first, "
+                                    f"e.g. --layers {hi}-{lo}.")
+            values = range(lo, hi + 1)
+        else:
+            values = [_layer(part, spec)]
+        out.extend(v for v in values if v not in out)
+    return out
+
+
+def parse_langs(spec: str | None) -> list[str] | str:
+    """'eng,fra' -> ['eng', 'fra']; 'all' (any case) or None -> 'all'; '' or ',' -> an error.
+
+    An empty --langs used to mean every language (36, with wrong "already stored" counts): a
+    typo or an unset shell variable must not start the largest possible ingest.
+    """
+    if spec is None or spec.strip().lower() == "all":
+        return "all"
+    codes = [c.strip() for c in spec.split(",") if c.strip()]
+    if not codes:
+        raise ActstoreError(f"--langs {spec!r} names no language; pass codes such as --langs eng,fra, "
+                            "or --langs all for every language.")
+    return codes
+
+
+def parse_names(spec: str | None, option: str) -> list[str] | None:
+    """'a, b' -> ['a', 'b']; None -> None; '' or ',' -> an error naming `option`."""
+    if spec is None:
+        return None
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ActstoreError(f"{option} {spec!r} names nothing; pass a comma-separated list or omit {option}.")
+    return names
