@@ -40,6 +40,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from actstore.analyses.devices import resolve_device
 from actstore.errors import AnalysisInputError
 
 __all__ = [
@@ -132,25 +133,12 @@ def _check_k(k: int, n: int, name: str) -> int:
 
 
 def _resolve_device(backend: str, device: str | torch.device | None) -> torch.device | None:
-    """None for the numpy backend; the torch device (default: cuda if present, else cpu)."""
-    if backend == "numpy":
-        if device is not None:
-            raise AnalysisInputError(
-                f"device={device!r} needs backend='torch'; drop device or set backend='torch'."
-            )
-        return None
-    if backend != "torch":
-        raise AnalysisInputError(
-            f"backend={backend!r} is not known; use backend='numpy' or backend='torch'."
-        )
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise AnalysisInputError(
-            f"device={device!r} is not a torch device ({exc}); pass e.g. 'cpu' or 'cuda:0'."
-        ) from None
+    """None for the numpy backend (CPU); the torch device (default: cuda if present, else cpu).
+
+    The rules are every analysis's (`actstore.analyses.devices.resolve_device`).
+    """
+    resolved = resolve_device(device, backend=backend, what="retrieval")
+    return None if backend == "numpy" else torch.device(resolved)
 
 
 def _block_rows(block: int | None, n_queries: int, n_corpus: int) -> int:
