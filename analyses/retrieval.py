@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from actstore.analyses.devices import resolve_device
+from actstore.analyses.validation import check_matrix
 from actstore.errors import AnalysisInputError
 
 __all__ = [
@@ -94,21 +95,7 @@ class RetrievalResult:
 
 def _as_matrix(x: object, name: str) -> np.ndarray:
     """A finite 2-D float32 array, or an AnalysisInputError naming `name`."""
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise AnalysisInputError(
-            f"{name} is not numeric ({exc}); pass a 2-D float array of shape (n, d)."
-        ) from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise AnalysisInputError(
-            f"{name} has shape {arr.shape}; pass a non-empty 2-D array of shape (n, d)."
-        )
-    if not np.isfinite(arr).all():
-        raise AnalysisInputError(
-            f"{name} contains NaN or infinite values; drop or repair those rows first."
-        )
-    return arr
+    return check_matrix(x, name, dtype=np.float32, kinds="fiub")
 
 
 def _normalise(x: np.ndarray, name: str) -> np.ndarray:

@@ -22,20 +22,23 @@ MIN_ROWS = 3
 
 
 def check_matrix(x: object, name: str, *, min_rows: int = 1, dtype=np.float64,
-                 what: str = "this analysis") -> np.ndarray:
+                 what: str = "this analysis", rows_word: str = "paired samples",
+                 kinds: str = "fiu") -> np.ndarray:
     """`x` as a finite 2-D array (n_samples, n_features) of `dtype`, or an AnalysisInputError.
 
-    A torch tensor is read through numpy. No copy is made when `x` already has `dtype`.
+    dtype: one dtype, or a list (kept when `x` has one of them, else converted to the first), as
+    in sklearn's `check_array`; kinds: the numpy dtype kinds accepted ("fiu": float, int).
+    A torch tensor is read through numpy. No copy is made when `x` already has the dtype.
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise AnalysisInputError(
-            f"{name} has shape {arr.shape} but must be 2-D (n_samples, n_features); "
+            f"{name} has shape {arr.shape} but must be 2-D (n_samples, n_features) and numeric; "
             "reshape it or stack the vectors into a matrix."
         )
-    if arr.dtype.kind not in "fiu":
+    if arr.dtype.kind not in kinds:
         raise AnalysisInputError(f"{name} has dtype {arr.dtype}; pass a numeric (float or int) array.")
     if arr.shape[1] < 1:
         raise AnalysisInputError(f"{name} has no feature columns; pass vectors of width >= 1.")
@@ -50,8 +53,8 @@ def check_matrix(x: object, name: str, *, min_rows: int = 1, dtype=np.float64,
         ) from None
     if arr.shape[0] < min_rows:
         raise AnalysisInputError(
-            f"{name} has {arr.shape[0]} rows but {what} needs at least {min_rows} paired "
-            "samples; pass more sentences."
+            f"{name} has {arr.shape[0]} rows but {what} needs at least {min_rows} {rows_word}; "
+            "pass more sentences."
         )
     return arr
 
