@@ -93,14 +93,14 @@ def parse_layers(spec: str | None) -> list[int] | Literal["study"] | None:
     out = []
     for part in spec.split(","):
         part = part.strip()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        elif part:
-            try:
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            elif part:
                 out.append(int(part))
-            except ValueError:
-                raise ActstoreError(f"Layer {part!r} is not an integer; use e.g. --layers 1,2,4-8 or --layers study.") from None
+        except ValueError:
+            raise ActstoreError(f"Layer {part!r} is not an integer; use e.g. --layers 1,2,4-8 or --layers study.") from None
     return out
 
 

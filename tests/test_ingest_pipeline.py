@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from _models import tiny_bert_dir  # noqa: F401
+from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.pipeline import (PHASES, STUDY_LAYERS, IngestRequest, ingest, open_inputs, parse_layers,
                                       pending_work, prepare_plan, study_layers)
@@ -87,6 +88,8 @@ def test_partial_points_are_replaced_not_duplicated(tmp_path, tiny_bert_dir):
 def test_study_layers_come_from_the_adapter(tiny_bert_dir):
     assert parse_layers("study") == "study"
     assert parse_layers("1,3-4") == [1, 3, 4]
+    with pytest.raises(ActstoreError, match="Layer 'x-2' is not an integer"):
+        parse_layers("1,x-2")
     adapter = load_adapter(str(tiny_bert_dir))
     assert study_layers(adapter) == list(STUDY_LAYERS)  # the adapter sets none: the study's
     adapter.study_layers = (2,)  # as a family that declares its own study layers

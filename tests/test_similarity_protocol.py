@@ -83,7 +83,7 @@ def test_engine_baseline_and_bootstrap_run_any_measure_instance():
         assert out["null"][i] == pytest.approx(x.ravel() @ y[perm].ravel() / np.linalg.norm(x) / np.linalg.norm(y))
     assert out["kx"].tolist() == [20, 20, 20]
     base = random_baseline(40, 20, 20, measure=MeanCosine())
-    assert abs(base) < 0.2 and base == random_baseline(40, 20, 20, measure=MeanCosine())
+    assert abs(base) < 0.2 and base == random_baseline(40, 20, 20, measure=MeanCosine)  # class: same
     low, high = bootstrap_ci(sets, requests[0], measure=MeanCosine(), n_boot=20)
     assert low <= out["score"][0] <= high
 

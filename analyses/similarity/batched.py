@@ -3,11 +3,11 @@
 The engine is measure-agnostic: it runs any `Measure` (see `measure`) by its protocol —
 `prepare` each set once, `restrict` each distinct (set, row subset) once and share it, `score`
 every pair and its shuffled-row null — and takes measures by registry name (`registry`).
-For SVCCA, the built-in measure behind that protocol does the following:
 
 The study's grid is ~28,000 SVCCA scores (plus a shuffled-row null each) over ~60 sets of one
 point, each compared on row subsets (sentence-id intersections). Per pair, the reference
-procedure does two m x d SVDs and a covariance CCA (~42 ms). Here (see `reduction`):
+procedure does two m x d SVDs and a covariance CCA (~42 ms). The built-in SVCCA measure
+(`svcca.SVCCA`, maths in `reduction`) maps the protocol onto these shortcuts:
 
 1. each set is column-centred once (by its full-set mean, so the Gram route loses no precision
    to a large common offset) and its Gram matrix X X^T computed once;
@@ -15,7 +15,7 @@ procedure does two m x d SVDs and a covariance CCA (~42 ms). Here (see `reductio
    eigendecomposition in an explicit basis of 1-perp) and shared by every score that uses it;
 3. the canonical correlations are the singular values of V_x^T V_y, or, when kx + ky is large,
    of the small complement problem V_x⊥^T V_y⊥ (CS-decomposition identity);
-4. the null permutes the rows of the already reduced y basis: no new reduction;
+4. the null permutes the rows of the already reduced y basis: no new reduction.
 
 For every measure, requests are grouped into connected components of shared subsets and the
 components run on a thread pool (LAPACK releases the GIL; BLAS is pinned to one thread per
@@ -140,7 +140,7 @@ def score_pairs(
     sets: dict[Hashable, np.ndarray],
     requests: Sequence[PairRequest],
     *,
-    measure: str | Measure = "svcca",
+    measure: str | type[Measure] | Measure = "svcca",
     keep: float = 0.9,
     null: bool = True,
     seed: int = 0,
@@ -152,8 +152,8 @@ def score_pairs(
 ) -> dict[str, np.ndarray]:
     """Score every request; returns 1-D arrays aligned with `requests`.
 
-    measure: a registered name (`registry.measure_names()`) built with `keep` and `k`, or a
-    ready `Measure` instance (its own options win). Keys: score, kx, ky (kept directions; -1
+    measure: a registered name (`registry.measure_names()`) or a `Measure` class, built with
+    `keep` and `k`, or a ready `Measure` instance (its own options win). Keys: score, kx, ky (kept directions; -1
     when the measure has none), n (paired rows), and null (the same measure with y's rows
     shuffled by a permutation seeded by (seed, request index)) when null=True. `progress(n)` is
     called with the number of requests just finished (an increment, e.g. `tqdm.update`).
@@ -163,7 +163,7 @@ def score_pairs(
     meas = get_measure(measure, keep=keep, k=k)
     device = resolve_device(device, backend=backend, what="similarity")
     requests = list(requests)
-    used, pairs = _validate(sets, requests, meas.min_rows(), meas.name or type(meas).__name__)
+    used, pairs = _validate(sets, requests, meas.min_rows(), meas.label)
     if backend == "torch" and meas.supports_torch:
         return meas.score_grid_torch(used, pairs, null=null, seed=seed, device=device,
                                      progress=progress)
@@ -220,7 +220,7 @@ class _Key:
 
 
 def random_baseline(
-    n: int, dx: int, dy: int, *, measure: str | Measure = "svcca", keep: float = 0.9, seed: int = 0,
+    n: int, dx: int, dy: int, *, measure: str | type[Measure] | Measure = "svcca", keep: float = 0.9, seed: int = 0,
     repeats: int = 3, k: int = 10,
 ) -> float:
     """Mean score of independent Gaussian sets of shapes (n, dx), (n, dy); cached per shape.
@@ -233,7 +233,7 @@ def random_baseline(
         check_count(v, name)
     if n < meas.min_rows():
         raise AnalysisInputError(
-            f"n={n} rows is too few for a {meas.name} baseline; pass at least {meas.min_rows()}."
+            f"n={n} rows is too few for a {meas.label} baseline; pass at least {meas.min_rows()}."
         )
     key = _Key(meas)
     return _baseline(int(n), int(dx), int(dy), key, int(seed), int(repeats))
@@ -243,7 +243,7 @@ def bootstrap_ci(
     sets: dict[Hashable, np.ndarray],
     request: PairRequest,
     *,
-    measure: str | Measure = "svcca",
+    measure: str | type[Measure] | Measure = "svcca",
     keep: float = 0.9,
     n_boot: int = 200,
     seed: int = 0,

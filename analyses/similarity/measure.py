@@ -115,6 +115,11 @@ class Measure(ABC):
         """
         raise NotImplementedError(f"measure {self.name!r} has no torch path")
 
+    @property
+    def label(self) -> str:
+        """The registry name, or the class name of a measure used without registering it."""
+        return self.name or type(self).__name__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.options})"
 

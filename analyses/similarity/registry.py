@@ -79,9 +79,11 @@ def registered_measures() -> dict[str, type[Measure]]:
     return found
 
 
-def get_measure(measure: str | Measure, *, keep: float = 0.9, k: int = 10) -> Measure:
-    """A ready measure: a registered name with these options, or a `Measure` instance as is."""
+def get_measure(measure: str | type[Measure] | Measure, *, keep: float = 0.9, k: int = 10) -> Measure:
+    """A ready measure: a registered name or a `Measure` class with these options, or an
+    instance as is (its own options win)."""
     if isinstance(measure, Measure):
         return measure
-    cls = measure_class(measure)
-    return cls(MeasureOptions(keep=keep, k=k))
+    if isinstance(measure, type) and issubclass(measure, Measure):
+        return measure(MeasureOptions(keep=keep, k=k))
+    return measure_class(measure)(MeasureOptions(keep=keep, k=k))
