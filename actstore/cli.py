@@ -227,13 +227,9 @@ def measures(fmt, output):
     """
     import polars as pl
 
-    from actstore.analyses.similarity.registry import registered_measures
+    from actstore.analyses.similarity.registry import describe_measures
 
-    rows = [{"measure": name, "uses_keep": cls.uses_keep, "uses_k": cls.uses_k,
-             "torch": cls.supports_torch, "description": cls.description,
-             "provider": cls.__module__.split(".")[0]}
-            for name, cls in registered_measures().items()]
-    write_frame(pl.DataFrame(rows), fmt, output)
+    write_frame(pl.DataFrame(describe_measures()), fmt, output)
 
 
 @main.command()

@@ -79,6 +79,14 @@ def registered_measures() -> dict[str, type[Measure]]:
     return found
 
 
+def describe_measures() -> list[dict]:
+    """One row per registered measure: name, what it reads, torch support, description, provider."""
+    return [{"measure": name, "uses_keep": cls.uses_keep, "uses_k": cls.uses_k,
+             "torch": cls.supports_torch, "description": cls.description,
+             "provider": cls.__module__.split(".")[0]}
+            for name, cls in registered_measures().items()]
+
+
 def get_measure(measure: str | type[Measure] | Measure, *, keep: float = 0.9, k: int = 10) -> Measure:
     """A ready measure: a registered name or a `Measure` class with these options, or an
     instance as is (its own options win)."""
