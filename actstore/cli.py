@@ -48,6 +48,38 @@ def output_options(func):
     return func
 
 
+class LazyChoice(click.Choice):
+    """A `click.Choice` whose values are read on first use, e.g. from installed entry points.
+
+    Building the list at import time would make every `actstore` invocation (even `--help`) scan
+    package metadata; here only the command that parses or documents the option pays for it.
+    """
+
+    def __init__(self, load, case_sensitive: bool = True):
+        self._load = load
+        self._values: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = tuple(self._load())
+        return self._values
+
+
+def _measure_names() -> list[str]:
+    """Registered measures (entry points `actstore.measures`), read without importing them."""
+    from importlib.metadata import entry_points
+
+    return list(dict.fromkeys(ep.name for ep in entry_points(group="actstore.measures")))
+
+
+def measure_option(func):
+    """--measure, choices from the measure registry (built-ins and installed plug-ins)."""
+    return click.option("--measure", type=LazyChoice(_measure_names), default="svcca", show_default=True,
+                        help="Similarity measure (see `actstore measures`).")(func)
+
+
 def friendly_errors(func):
     """Turn library errors into `Error: <sentence>` and exit status 1."""
 
@@ -82,7 +114,8 @@ def main(verbose: bool) -> None:
 @click.option("--split", default="devtest", show_default=True, help="Dataset split (FLORES dev/devtest, FLEURS train/dev/test).")
 @click.option("--langs", default="all", show_default=True, help="Comma-separated ISO 639-3 codes, or 'all'.")
 @click.option("--modalities", default="speech,text", show_default=True, help="speech, text or both.")
-@click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (1,2,4,...,22,23,24). Default: all.")
+@click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
+              "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
 @click.option("--limit", type=int, default=None, help="At most this many sentence ids per language (first by id).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -202,6 +235,25 @@ def languages(languages_csv, fmt, output):
 
 
 @main.command()
+@output_options
+@friendly_errors
+def measures(fmt, output):
+    """List the similarity measures: built-ins and those installed packages register.
+
+    A package adds one with an entry point in the group `actstore.measures`.
+
+    \b
+    Example:
+        actstore measures --format csv
+    """
+    import polars as pl
+
+    from actstore.analyses.similarity.registry import describe_measures
+
+    write_frame(pl.DataFrame(describe_measures()), fmt, output)
+
+
+@main.command()
 @db_option
 @click.option("--model", required=True, help="Model whose activations to delete.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -281,7 +333,7 @@ class _Bar:
 @click.option("--kinds", default=None, help="Cross-lingual kinds: speech-speech,text-text,speech-text (default: all the model has).")
 @click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
-@click.option("--measure", type=click.Choice(["svcca", "pwcca", "cka", "cka_debiased", "knn"]), default="svcca", show_default=True)
+@measure_option
 @click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
 @click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language/pair).")
 @click.option("--pairing", type=click.Choice(["pairwise", "global"]), default="pairwise", show_default=True,
@@ -292,7 +344,7 @@ class _Bar:
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
 @click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None, help="torch device for --backend torch, e.g. cuda.")
+@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @output_options
 @friendly_errors
@@ -359,7 +411,7 @@ def _note_random_init(store, model) -> None:
 @click.option("--n", "n_rows", type=int, default=None, help="Sentences per pair (default: the smallest intersection).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
 @click.option("--quiet", is_flag=True)
 @output_options
 @friendly_errors
@@ -401,9 +453,10 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--max-iter", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="t-SNE runs on the CPU: cpu or leave out.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, seed, quiet):
+def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, seed, device, quiet):
     """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
 
     \b
@@ -419,7 +472,8 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
     bar = _Bar("t-SNE", enabled=not quiet)
     try:
         frame = tsne_maps(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
-                          perplexity=perplexity, max_iter=max_iter, seed=seed, progress=bar.update)
+                          perplexity=perplexity, max_iter=max_iter, seed=seed, progress=bar.update,
+                          device=device)
     finally:
         bar.close()
     save_tsne(store, frame)
@@ -436,9 +490,10 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
 @click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
 @click.option("--k", type=int, default=20, show_default=True, help="Top dimensions kept per language/modality.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="The neuron analysis runs on the CPU: cpu or leave out.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_neurons(db, model, points, langs, k, seed, quiet):
+def analyze_neurons(db, model, points, langs, k, seed, device, quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
 
     \b
@@ -452,7 +507,7 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
     bar = _Bar("neurons", enabled=not quiet)
     try:
         tables = neuron_tables(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
-                               progress=bar.update)
+                               progress=bar.update, device=device)
     finally:
         bar.close()
     save_neurons(store, tables)
@@ -489,7 +544,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
 @db_option
 @click.option("--model", required=True, help="Stored model name.")
 @click.option("--out", default="report.html", show_default=True, type=click.Path(), help="HTML file to write.")
-@click.option("--measure", type=click.Choice(["svcca", "pwcca", "cka", "cka_debiased", "knn"]), default="svcca", show_default=True)
+@measure_option
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
 @friendly_errors
 def report(db, model, out, measure, no_compute):

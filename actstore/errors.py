@@ -41,8 +41,12 @@ class QueryError(ActstoreError):
     """SQL that writes, does not parse or names an unknown table."""
 
 
-class AnalysisInputError(ActstoreError):
-    """Inputs to a measure or analysis that cannot give a meaningful number."""
+class AnalysisInputError(ActstoreError, ValueError):
+    """Inputs to a measure or analysis that cannot give a meaningful number.
+
+    Also a `ValueError`, the standard type for bad argument values, so library callers can catch
+    it without knowing actstore's hierarchy (as with scikit-learn's input checks).
+    """
 
 
 class ReportError(ActstoreError):

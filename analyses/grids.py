@@ -43,7 +43,7 @@ from actstore.analyses.aligned import (
 )
 from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
-from actstore.analyses.similarity.validation import MIN_ROWS
+from actstore.analyses.similarity.registry import get_measure
 from actstore.analyses.similarity.forced import all_forced, forced_correlations
 
 RESULT_TABLE = "similarity"
@@ -213,7 +213,7 @@ def check_grid_n(options: GridOptions) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise AnalysisInputError(f"--n {n} is not a positive number of sentences; pass e.g. --n 100, or "
                                  "omit it to use the smallest language or pair.")
-    need = {"cka_debiased": 4, "knn": options.knn_k + 1}.get(options.measure, MIN_ROWS)
+    need = get_measure(options.measure, keep=options.keep, k=options.knn_k).min_rows()
     if n < need:
         why = (f"{n} centred sentence(s) span at most {n - 1} direction(s), so every canonical "
                "correlation would be 1 or undefined whatever the data (SVCCA needs n well above the kept "

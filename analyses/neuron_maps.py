@@ -17,6 +17,7 @@ import polars as pl
 
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
 
@@ -33,8 +34,12 @@ UNITS = {TOP_TABLE: ("model", "depth", "langs"), OVERLAP_TABLE: ("model", "depth
 
 def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
                   langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
-                  progress=None) -> dict[str, pl.DataFrame]:
-    """Compute the three neuron-level tables for every chosen depth (not yet saved)."""
+                  progress=None, device: str | None = None) -> dict[str, pl.DataFrame]:
+    """Compute the three neuron-level tables for every chosen depth (not yet saved).
+
+    device: the neuron analyses run on the CPU; None or "cpu" (anything else is refused).
+    """
+    resolve_device(device, what="the neuron analysis", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())

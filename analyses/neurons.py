@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import polars as pl
 
+from actstore.analyses.validation import check_matrix
 from actstore.errors import AnalysisInputError
 
 __all__ = [
@@ -57,18 +58,7 @@ _DIRECTIONS = ("positive", "negative")
 
 def _as_matrix(x: object, name: str = "x") -> np.ndarray:
     """A finite 2-D float array (float32 kept, other numbers as float64)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiub":
-        raise AnalysisInputError(f"{name} has dtype {arr.dtype}; pass a numeric (n, d) array.")
-    if arr.dtype != np.float32:
-        arr = arr.astype(np.float64)
-    if arr.ndim != 2 or 0 in arr.shape:
-        raise AnalysisInputError(
-            f"{name} has shape {arr.shape}; pass a non-empty 2-D array of shape (n, d)."
-        )
-    if not np.isfinite(arr).all():
-        raise AnalysisInputError(f"{name} contains NaN or infinite values; repair or drop those rows.")
-    return arr
+    return check_matrix(x, name, dtype=[np.float64, np.float32], kinds="fiub")
 
 
 def _as_labels(labels: object, n: int, name: str = "labels") -> np.ndarray:

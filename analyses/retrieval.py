@@ -40,6 +40,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from actstore.analyses.devices import resolve_device
+from actstore.analyses.validation import check_matrix
 from actstore.errors import AnalysisInputError
 
 __all__ = [
@@ -93,21 +95,7 @@ class RetrievalResult:
 
 def _as_matrix(x: object, name: str) -> np.ndarray:
     """A finite 2-D float32 array, or an AnalysisInputError naming `name`."""
-    try:
-        arr = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise AnalysisInputError(
-            f"{name} is not numeric ({exc}); pass a 2-D float array of shape (n, d)."
-        ) from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise AnalysisInputError(
-            f"{name} has shape {arr.shape}; pass a non-empty 2-D array of shape (n, d)."
-        )
-    if not np.isfinite(arr).all():
-        raise AnalysisInputError(
-            f"{name} contains NaN or infinite values; drop or repair those rows first."
-        )
-    return arr
+    return check_matrix(x, name, dtype=np.float32, kinds="fiub")
 
 
 def _normalise(x: np.ndarray, name: str) -> np.ndarray:
@@ -132,25 +120,12 @@ def _check_k(k: int, n: int, name: str) -> int:
 
 
 def _resolve_device(backend: str, device: str | torch.device | None) -> torch.device | None:
-    """None for the numpy backend; the torch device (default: cuda if present, else cpu)."""
-    if backend == "numpy":
-        if device is not None:
-            raise AnalysisInputError(
-                f"device={device!r} needs backend='torch'; drop device or set backend='torch'."
-            )
-        return None
-    if backend != "torch":
-        raise AnalysisInputError(
-            f"backend={backend!r} is not known; use backend='numpy' or backend='torch'."
-        )
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise AnalysisInputError(
-            f"device={device!r} is not a torch device ({exc}); pass e.g. 'cpu' or 'cuda:0'."
-        ) from None
+    """None for the numpy backend (CPU); the torch device (default: cuda if present, else cpu).
+
+    The rules are every analysis's (`actstore.analyses.devices.resolve_device`).
+    """
+    resolved = resolve_device(device, backend=backend, what="retrieval")
+    return None if backend == "numpy" else torch.device(resolved)
 
 
 def _block_rows(block: int | None, n_queries: int, n_corpus: int) -> int:

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.analyses.validation import check_matrix
 from actstore.errors import AnalysisInputError
 
 __all__ = ["TSNEResult", "joint_tsne", "pad_widths", "tsne_embed"]
@@ -73,19 +74,8 @@ def _opentsne_available() -> bool:
 
 
 def _check_input(x: object) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu" or arr.ndim != 2 or 0 in arr.shape:
-        raise AnalysisInputError(
-            f"x has shape {arr.shape} and dtype {arr.dtype}; pass a numeric (n, d) array."
-        )
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise AnalysisInputError("x contains NaN or infinite values; repair or drop those rows.")
-    if arr.shape[0] < 5:
-        raise AnalysisInputError(
-            f"t-SNE needs at least 5 points but x has {arr.shape[0]}; embed a larger set."
-        )
-    return arr
+    # a private float64 copy: the optimisers may work in place
+    return check_matrix(x, "x", min_rows=5, what="t-SNE", rows_word="points").astype(np.float64)
 
 
 def _effective_perplexity(perplexity: float, n: int) -> float:

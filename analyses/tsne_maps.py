@@ -15,6 +15,7 @@ import polars as pl
 
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.devices import resolve_device
 from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
 
@@ -27,8 +28,12 @@ UNIT = ("model", "depth", "langs")
 def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
               langs: Sequence[str] | None = None, per_language: int | None = 100,
               perplexity: float = 30.0, max_iter: int = 1000, seed: int = 0,
-              progress=None) -> pl.DataFrame:
-    """One joint t-SNE per depth over every stored modality and language (not yet saved)."""
+              progress=None, device: str | None = None) -> pl.DataFrame:
+    """One joint t-SNE per depth over every stored modality and language (not yet saved).
+
+    device: t-SNE runs on the CPU; None or "cpu" (anything else is refused, as for every analysis).
+    """
+    resolve_device(device, what="t-SNE", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())

@@ -1,20 +1,30 @@
 """The ingest pipeline: source items -> adapter (batched, hooked) -> pooled rows -> store.
 
-Unit of work: a *job* = (language, modality). A job's rows at every requested point are written in
-ONE commit, so an interrupted ingest leaves complete jobs and nothing half-written; a rerun skips
-the sample ids already stored at every requested point (resume) and replaces keys it recomputes
-(`--overwrite`, or items that miss only some points), so nothing is ever duplicated.
+Unit of work: a *job* = (language, modality), or (language, speech+text) for `paired` adapters
+that see a sentence's speech and text in one forward. A job's rows at every requested point are
+written in ONE commit per vector width, so an interrupted ingest leaves complete jobs and nothing
+half-written; a rerun skips the sample ids already stored at every requested point (resume) and
+replaces keys it recomputes (`--overwrite`, or items that miss only some points), so nothing is
+ever duplicated.
 
-Batches are length-bucketed (items sorted by length, longest first) so padding stays small;
-pooling is a masked mean in float32 inside the adapter.
+The steps are separate functions so other engines reuse them (a distributed engine plans and
+filters on the driver, encodes on workers and writes each job with `write_job`):
+
+    check_request -> open_inputs -> choose_points -> plan_jobs      (no model runs yet)
+    -> pending_work (per job: what is stored, what to encode)
+    -> encode_job (length-bucketed batches) -> job_rows -> write_job (one commit per width)
+    -> finish (compact + index)
+
+`ingest` runs them in order inside a provenance record (`runs` table). `on_phase(name, job)` is
+called before each named phase (`PHASES`), so tests can inject faults exactly there.
+Pooling is a masked mean in float32 inside the adapter.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import polars as pl
@@ -25,11 +35,16 @@ from actstore.disk import disk_errors
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
+from actstore.ingest.adapters.base import Adapter, ModelInfo
 from actstore.ingest.items import MODALITIES, Item
 
 log = logging.getLogger("actstore.ingest")
 
 from actstore.ingest.requests import STUDY_LAYERS, parse_layers  # noqa: F401  (re-exported)
+
+#: named phases reported to `on_phase` (fault injection, progress, tracing)
+PHASES = ("plan", "filter", "encode", "write", "finish")
+PhaseHook = Callable[[str, "Job | None"], object]
 
 
 @dataclass
@@ -44,7 +59,7 @@ class IngestRequest:
     split: str = "devtest"
     langs: Sequence[str] | str | None = None
     modalities: Sequence[str] = MODALITIES
-    layers: Sequence[int] | None = None
+    layers: Sequence[int] | Literal["study"] | None = None
     points: Sequence[str] | None = None
     limit: int | None = None
     batch_size: int = 16
@@ -66,18 +81,298 @@ class IngestSummary:
     rows: int = 0
     skipped_items: int = 0
     skipped_langs: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=lambda: {"source": 0.0, "encode": 0.0, "write": 0.0})
 
 
-def _batches(items: list[Item], batch_size: int) -> list[list[Item]]:
+@dataclass
+class Job:
+    """One unit of work: a language and its modalities (one, or speech+text when paired)."""
+
+    lang: str
+    modalities: tuple[str, ...]
+    ids: list[int]  # sentence ids to cover (after --limit)
+    points: dict[str, list[str]]  # modality -> points to extract
+
+    @property
+    def label(self) -> str:
+        return f"{self.lang}/{'+'.join(self.modalities)}"
+
+    @property
+    def all_points(self) -> list[str]:
+        return [p for m in self.modalities for p in self.points[m]]
+
+
+@dataclass
+class JobWork:
+    """What one job still has to do, decided from the store before any model runs."""
+
+    job: Job
+    items: dict[str, list[Item]]  # modality -> items to encode
+    complete: dict[str, set[str]]  # modality -> sample ids stored at every point
+    replace: bool  # write with a key-guarded merge (some keys may exist) instead of an append
+
+    @property
+    def n_items(self) -> int:
+        return sum(len(v) for v in self.items.values())
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(v) for v in self.complete.values())
+
+
+@dataclass
+class IngestPlan:
+    """Everything decided before encoding: the model, its points, the jobs, provenance."""
+
+    model: str
+    info: ModelInfo
+    source: object
+    catalogue: Catalogue
+    langs: list[str]
+    points_by_mod: dict[str, list[str]]
+    point_rows: list[dict]
+    jobs: list[Job]
+    skipped: dict[str, str]  # "lang/modality" -> why it is not ingested
+
+
+def check_request(request: IngestRequest) -> None:
+    """Refuse malformed arguments before anything is opened or loaded."""
+    if request.vector_dtype not in ("float32", "float16"):
+        raise ActstoreError(f"--vector-dtype {request.vector_dtype!r} is not supported; use float32 or float16.")
+    if request.batch_size < 1:
+        raise ActstoreError("--batch-size must be at least 1.")
+    if request.limit is not None and request.limit < 1:
+        raise ActstoreError("--limit must be at least 1 (or omitted for every sentence).")
+    if request.langs == "" or (isinstance(request.langs, (list, tuple)) and not request.langs):
+        raise ActstoreError("--langs names no language; pass codes such as --langs eng,fra, or --langs all.")
+    if not request.modalities:
+        raise ActstoreError("--modalities names no modality; use speech, text or speech,text.")
+    bad_mod = [m for m in request.modalities if m not in MODALITIES]
+    if bad_mod:
+        raise ActstoreError(f"Unknown modality {bad_mod[0]!r}; use speech and/or text.")
+
+
+def open_inputs(request: IngestRequest):
+    """(catalogue, source, languages to ingest): explicit languages the source lacks are an error."""
+    from actstore.ingest.sources import open_source
+
+    catalogue = Catalogue.load(request.languages_csv)
+    wanted = catalogue.resolve(request.langs)  # validates codes
+    source = open_source(request.source, catalogue=catalogue, data_dir=request.data_dir,
+                         split=request.split, cache_dir=request.cache_dir)
+    available = set(source.languages())
+    explicit = request.langs not in (None, "all", ["all"], [])
+    missing = [c for c in wanted if c not in available]
+    if explicit and missing:
+        raise ActstoreError(
+            f"Source {source.name} has no data for {', '.join(missing)}; drop them from --langs "
+            "or point --data-dir at data that has them."
+        )
+    return catalogue, source, [c for c in wanted if c in available]
+
+
+def study_layers(adapter: Adapter) -> list[int]:
+    """`--layers study`: the adapter's own study layers, else the SeamlessM4T study's."""
+    own = getattr(adapter, "study_layers", None)
+    return list(own) if own else list(STUDY_LAYERS)
+
+
+def choose_points(adapter: Adapter, request: IngestRequest) -> tuple[dict[str, list[str]], list[dict]]:
+    """Points per modality, and the points-registry rows (layer, width, vector dtype) for them."""
+    layers = study_layers(adapter) if request.layers == "study" else request.layers
+    points_by_mod: dict[str, list[str]] = {}
+    for modality in request.modalities:
+        if modality not in adapter.modalities:
+            continue
+        names = request.points
+        if names is not None and not any(n.startswith(modality + ".") for n in names):
+            # explicit names for the other modality only: validate them, choose nothing here
+            adapter.select_points(modality, names=names)
+            continue
+        chosen = adapter.select_points(modality, layers=layers, names=names)
+        if chosen:
+            points_by_mod[modality] = chosen
+    if not points_by_mod:
+        raise ActstoreError(
+            f"Model {adapter.info.name!r} encodes {', '.join(adapter.modalities)}; none of the requested "
+            f"modalities/points ({', '.join(request.modalities)}) apply."
+        )
+    point_rows = [
+        {"point": p, "modality": m, "layer": adapter.layer_of(p), "width": adapter.width(p),
+         "vector_dtype": request.vector_dtype}
+        for m, ps in points_by_mod.items() for p in ps
+    ]
+    return points_by_mod, point_rows
+
+
+def plan_jobs(source, langs: Sequence[str], points_by_mod: dict[str, list[str]], *,
+              limit: int | None, paired: bool = False,
+              supports: Callable[[str, str], bool] | None = None) -> tuple[list[Job], dict[str, str]]:
+    """Jobs in (language, modality) order, and the (language, modality) combinations skipped.
+
+    A paired adapter gets one job per language holding both modalities, restricted to the
+    sentence ids both modalities have (a sentence is encoded as a speech+text pair).
+    `supports(lang, modality)` lets an adapter decline a language it has no weights for (SONAR's
+    per-language speech encoders): that combination is reported as skipped, not fatal.
+    """
+    jobs: list[Job] = []
+    skipped: dict[str, str] = {}
+    for lang in langs:
+        ids_by_mod: dict[str, list[int]] = {}
+        for modality in points_by_mod:
+            if modality not in source.modalities(lang):
+                skipped[f"{lang}/{modality}"] = f"{source.name} has no {modality} for {lang}"
+                continue
+            if supports is not None and not supports(lang, modality):
+                skipped[f"{lang}/{modality}"] = f"the model cannot encode {modality} in {lang}"
+                continue
+            ids_by_mod[modality] = sorted(source.sentence_ids(lang, modality))
+        if paired and len(points_by_mod) > 1:
+            if len(ids_by_mod) < len(points_by_mod):
+                for modality in ids_by_mod:  # a pair needs both sides
+                    skipped[f"{lang}/{modality}"] = f"{source.name} has no paired speech and text for {lang}"
+                continue
+            shared = sorted(set.intersection(*(set(v) for v in ids_by_mod.values())))
+            ids = shared[:limit] if limit is not None else shared
+            jobs.append(Job(lang, tuple(ids_by_mod), ids, {m: points_by_mod[m] for m in ids_by_mod}))
+            continue
+        for modality, ids in ids_by_mod.items():
+            ids = ids[:limit] if limit is not None else ids
+            jobs.append(Job(lang, (modality,), ids, {modality: points_by_mod[modality]}))
+    return jobs, skipped
+
+
+def prepare_plan(store: Store, request: IngestRequest, adapter: Adapter, catalogue: Catalogue, source,
+                 langs: list[str]) -> IngestPlan:
+    """Choose points, check them against the store (widths, dtypes) and plan the jobs."""
+    points_by_mod, point_rows = choose_points(adapter, request)
+    model = adapter.info.name
+    store.check_points(model, point_rows)
+    jobs, skipped = plan_jobs(source, langs, points_by_mod, limit=request.limit,
+                              paired=bool(getattr(adapter, "paired", False)),
+                              supports=getattr(adapter, "supports_language", None))
+    return IngestPlan(model=model, info=adapter.info, source=source, catalogue=catalogue, langs=langs,
+                      points_by_mod=points_by_mod, point_rows=point_rows, jobs=jobs, skipped=skipped)
+
+
+def stored_samples(store: Store, model: str, lang: str, modality: str,
+                   points: Sequence[str]) -> tuple[set[str], set[str]]:
+    """(complete, partial): sample ids stored at every one / only some of `points`."""
+    if not store.points(model).height:
+        return set(), set()
+    stored = store.stored_keys(model, modality, lang, points)
+    if not stored.height:
+        return set(), set()
+    counts = stored.group_by("sample_id").len()
+    complete = set(counts.filter(pl.col("len") >= len(points))["sample_id"].to_list())
+    return complete, set(counts["sample_id"].to_list()) - complete
+
+
+def pending_work(store: Store, model: str, source, job: Job, *, overwrite: bool) -> JobWork:
+    """The items of `job` still to encode: all with `overwrite`, else those not fully stored.
+
+    Paired jobs skip a sentence only when both its speech and its text are fully stored.
+    """
+    state = {m: stored_samples(store, model, job.lang, m, job.points[m]) for m in job.modalities}
+    complete = {m: (set() if overwrite else done) for m, (done, _) in state.items()}
+    paired = len(job.modalities) > 1
+    items: dict[str, list[Item]] = {}
+    for modality in job.modalities:
+        skip = frozenset() if overwrite or paired else frozenset(complete[modality])
+        items[modality] = list(source.items(job.lang, modality, sentence_ids=job.ids, skip_sample_ids=skip))
+    if paired:
+        items, complete = _pair_up(items, complete)
+    replace = overwrite or any(
+        bool(partial) or bool(done & {it.sample_id for it in items[m]})
+        for m, (done, partial) in state.items()
+    )
+    return JobWork(job=job, items=items, complete=complete, replace=replace)
+
+
+def _pair_up(items: dict[str, list[Item]], complete: dict[str, set[str]]
+             ) -> tuple[dict[str, list[Item]], dict[str, set[str]]]:
+    """Speech and text items of the same sentence ids, in the same order (one recording per id),
+    leaving out sentences whose speech and text are both stored; returns (pairs, skipped ids)."""
+    speech: dict[int, Item] = {}
+    for it in items.get("speech", []):
+        speech.setdefault(it.sentence_id, it)
+    text = {it.sentence_id: it for it in items.get("text", [])}
+    todo: dict[str, list[Item]] = {"speech": [], "text": []}
+    skipped: dict[str, set[str]] = {"speech": set(), "text": set()}
+    for i in sorted(set(speech) & set(text)):
+        pair = {"speech": speech[i], "text": text[i]}
+        done = all(pair[m].sample_id in complete[m] for m in pair)
+        for m, it in pair.items():
+            if done:
+                skipped[m].add(it.sample_id)
+            else:
+                todo[m].append(it)
+    return todo, skipped
+
+
+def batches(items: list[Item], batch_size: int) -> list[list[Item]]:
+    """Length-bucketed batches: longest first, so padding inside a batch stays small."""
     ordered = sorted(items, key=lambda it: it.length, reverse=True)
     return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def _job_rows(items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.ndarray]], *,
-              model: str, layer_of: Callable[[str], int | None], lang_meta, run_id: str,
-              vector_dtype: str) -> dict[int, pa.Table]:
-    """Arrow rows of one job, grouped by vector width (one table per width)."""
+Encoded = dict[str, tuple[list[Item], dict[str, tuple[np.ndarray, np.ndarray]]]]
+
+
+def encode_job(adapter: Adapter, work: JobWork, batch_size: int,
+               on_batch: Callable[[int], object] | None = None) -> Encoded:
+    """modality -> (items in encoded order, point -> (vectors (n, d) float32, n_frames (n,))).
+
+    Unpaired jobs call `adapter.encode` per batch; paired jobs call `adapter.encode_pairs` with
+    each batch's speech and text items of the same sentences. `on_batch(n)` gets the sentence
+    ids each batch covered (progress).
+    """
+    job = work.job
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {m: {p: [] for p in job.points[m]} for m in job.modalities}
+    frames: dict[str, dict[str, list[np.ndarray]]] = {m: {p: [] for p in job.points[m]} for m in job.modalities}
+    order: dict[str, list[Item]] = {m: [] for m in job.modalities}
+    for groups in _batch_groups(work, batch_size):
+        if len(job.modalities) > 1:
+            out = adapter.encode_pairs(groups["speech"], groups["text"], job.all_points)
+        else:
+            (modality, batch), = groups.items()
+            out = adapter.encode(batch, job.points[modality])
+        for modality, batch in groups.items():
+            for p in job.points[modality]:
+                pooled[modality][p].append(out[p].vectors)
+                frames[modality][p].append(out[p].n_frames)
+            order[modality].extend(batch)
+        if on_batch is not None:
+            first = next(iter(groups.values()))
+            on_batch(len({it.sentence_id for it in first}))
+    result: Encoded = {}
+    for modality in job.modalities:
+        if not order[modality]:
+            continue
+        vectors = {}
+        for p in job.points[modality]:
+            vecs = np.concatenate(pooled[modality][p])
+            _check_finite(vecs, p, job.lang, modality)
+            vectors[p] = (vecs, np.concatenate(frames[modality][p]))
+        result[modality] = (order[modality], vectors)
+    return result
+
+
+def _batch_groups(work: JobWork, batch_size: int) -> Iterator[dict[str, list[Item]]]:
+    """Batches of one modality, or paired speech/text batches bucketed by speech length."""
+    mods = work.job.modalities
+    if len(mods) == 1:
+        for batch in batches(work.items[mods[0]], batch_size):
+            yield {mods[0]: batch}
+        return
+    text_of = {it.sentence_id: it for it in work.items["text"]}
+    for batch in batches(work.items["speech"], batch_size):
+        yield {"speech": batch, "text": [text_of[it.sentence_id] for it in batch]}
+
+
+def job_rows(items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.ndarray]], *,
+             model: str, layer_of: Callable[[str], int | None], lang_meta, run_id: str,
+             vector_dtype: str) -> dict[int, pa.Table]:
+    """Arrow rows of one modality of a job, grouped by vector width (one table per width)."""
     by_width: dict[int, list[pa.Table]] = {}
     n = len(items)
     base = {
@@ -104,16 +399,89 @@ def _job_rows(items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.n
     return {w: pa.concat_tables(ts) for w, ts in by_width.items()}
 
 
-def _check_finite(vectors: np.ndarray, point: str, lang: str, modality: str) -> None:
-    if not np.isfinite(vectors).all():
-        raise ActstoreError(
-            f"The model produced NaN/inf at {point} for {lang} {modality}; try --dtype float32 "
-            "(float16 overflows in some layers)."
-        )
+def build_job_tables(plan: IngestPlan, encoded: Encoded, *, layer_of: Callable[[str], int | None],
+                     run_id: str, vector_dtype: str, lang: str) -> dict[int, pa.Table]:
+    """Every modality's rows of one job, merged per width (so one commit per width)."""
+    by_width: dict[int, list[pa.Table]] = {}
+    for _modality, (items, vectors) in encoded.items():
+        tables = job_rows(items, vectors, model=plan.model, layer_of=layer_of,
+                          lang_meta=plan.catalogue.get(lang), run_id=run_id, vector_dtype=vector_dtype)
+        for width, table in tables.items():
+            by_width.setdefault(width, []).append(table)
+    return {w: pa.concat_tables(ts) for w, ts in by_width.items()}
+
+
+def sentence_rows(source_name: str, split: str, lang: str, items: Sequence[Item]) -> pa.Table:
+    """The texts of a job's text items, for the `sentences` table."""
+    texts = {it.sentence_id: it.text for it in items if it.text}
+    return pa.table({
+        "source": [source_name] * len(texts), "split": [split] * len(texts),
+        "lang": [lang] * len(texts), "sentence_id": list(texts), "text": list(texts.values()),
+    })
+
+
+def write_job(store: Store, model: str, tables: dict[int, pa.Table], *, vector_dtype: str,
+              replace: bool, sentences: pa.Table | None = None) -> int:
+    """Write one job's rows: one commit per vector width (+ the sentence texts); returns rows."""
+    rows = 0
+    for width, table in tables.items():
+        rows += store.write_activations(model, width, table, vector_dtype=vector_dtype, replace=replace)
+    if sentences is not None and sentences.num_rows:
+        store.write_sentences(sentences)
+    return rows
+
+
+def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
+    """The `runs` row that opens an ingest (status 'running' until `finish_run`)."""
+    info, source = plan.info, plan.source
+    return {
+        "model": plan.model, "model_id": info.model_id, "model_revision": info.revision,
+        "adapter": info.adapter, "random_init": info.random_init, "source": source.name,
+        "dataset_revision": source.revision(), "split": request.split, "langs": plan.langs,
+        "modalities": list(plan.points_by_mod), "points": [r["point"] for r in plan.point_rows],
+        "pooling": "masked mean over valid positions, float32", "dtype": request.dtype,
+        "vector_dtype": request.vector_dtype, "device": request.device,
+        "batch_size": request.batch_size,
+        "params": {"limit": request.limit, "overwrite": request.overwrite,
+                   "layers": (request.layers if isinstance(request.layers, str)
+                              else list(request.layers) if request.layers else None),
+                   "data_dir": request.data_dir, **info.extra},
+    }
+
+
+def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request: IngestRequest,
+            run_id: str, *, on_batch: Callable[[int], object] | None = None,
+            on_phase: PhaseHook | None = None, register: Callable[[], None] | None = None
+            ) -> tuple[JobWork, int]:
+    """Filter, encode and write one job; returns its work description and the rows written."""
+    _phase(on_phase, "filter", job)
+    work = pending_work(store, plan.model, plan.source, job, overwrite=request.overwrite)
+    if not work.n_items:
+        return work, 0
+    _phase(on_phase, "encode", job)
+    encoded = encode_job(adapter, work, request.batch_size, on_batch=on_batch)
+    _phase(on_phase, "write", job)
+    tables = build_job_tables(plan, encoded, layer_of=adapter.layer_of, run_id=run_id,
+                              vector_dtype=request.vector_dtype, lang=job.lang)
+    texts = work.items.get("text")
+    sentences = sentence_rows(plan.source.name, request.split, job.lang, texts) if texts else None
+    rows = write_job(store, plan.model, tables, vector_dtype=request.vector_dtype,
+                     replace=work.replace, sentences=sentences)
+    # Points are registered only AFTER the run's first write succeeded: a write that fails (a
+    # full disk) must not leave registered points without a table, which breaks every reader.
+    if register is not None:
+        register()
+    return work, rows
+
+
+def _phase(hook: PhaseHook | None, name: str, job: Job | None) -> None:
+    if hook is not None:
+        hook(name, job)
 
 
 @disk_errors
-def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> IngestSummary:
+def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
+           on_phase: PhaseHook | None = None) -> IngestSummary:
     """Run one ingest; returns what was done.
 
     Bad input raises ActstoreError before anything is written (no runs row). A failure after the
@@ -121,164 +489,42 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
     it, writes nothing of the failing job and leaves the run's row with status 'failed'.
     """
     from actstore.ingest.adapters import load_adapter
-    from actstore.ingest.sources import open_source
 
-    if request.vector_dtype not in ("float32", "float16"):
-        raise ActstoreError(f"--vector-dtype {request.vector_dtype!r} is not supported; use float32 or float16.")
-    if request.batch_size < 1:
-        raise ActstoreError("--batch-size must be at least 1.")
-    if request.limit is not None and request.limit < 1:
-        raise ActstoreError("--limit must be at least 1 (or omitted for every sentence).")
-    if request.langs == "" or (isinstance(request.langs, (list, tuple)) and not request.langs):
-        raise ActstoreError("--langs names no language; pass codes such as --langs eng,fra, or --langs all.")
-    if not request.modalities:
-        raise ActstoreError("--modalities names no modality; use speech, text or speech,text.")
-    bad_mod = [m for m in request.modalities if m not in MODALITIES]
-    if bad_mod:
-        raise ActstoreError(f"Unknown modality {bad_mod[0]!r}; use speech and/or text.")
-
-    catalogue = Catalogue.load(request.languages_csv)
-    wanted = catalogue.resolve(request.langs)  # validates codes
-    source = open_source(request.source, catalogue=catalogue, data_dir=request.data_dir,
-                         split=request.split, cache_dir=request.cache_dir)
-    available = set(source.languages())
-    explicit = request.langs not in (None, "all", ["all"], [])
-    missing = [c for c in wanted if c not in available]
-    if explicit and missing:
-        raise ActstoreError(
-            f"Source {source.name} has no data for {', '.join(missing)}; drop them from --langs "
-            "or point --data-dir at data that has them."
-        )
-    langs = [c for c in wanted if c in available]
-
+    check_request(request)
+    catalogue, source, langs = open_inputs(request)
     adapter = load_adapter(request.model, adapter=request.adapter, name=request.name,
                            device=request.device, dtype=request.dtype)
-    info = adapter.info
-    model = info.name
-    points_by_mod: dict[str, list[str]] = {}
-    for modality in request.modalities:
-        if modality not in adapter.modalities:
-            continue
-        names = request.points
-        if names is not None and not any(n.startswith(modality + ".") for n in names):
-            # explicit names for the other modality only: validate them, choose nothing here
-            adapter.select_points(modality, names=names)
-            continue
-        chosen = adapter.select_points(modality, layers=request.layers, names=names)
-        if chosen:
-            points_by_mod[modality] = chosen
-    if not points_by_mod:
-        raise ActstoreError(
-            f"Model {model!r} encodes {', '.join(adapter.modalities)}; none of the requested "
-            f"modalities/points ({', '.join(request.modalities)}) apply."
-        )
-    point_rows = [
-        {"point": p, "modality": m, "layer": adapter.layer_of(p), "width": adapter.width(p),
-         "vector_dtype": request.vector_dtype}
-        for m, ps in points_by_mod.items() for p in ps
-    ]
-    store.check_points(model, point_rows)
+    _phase(on_phase, "plan", None)
+    plan = prepare_plan(store, request, adapter, catalogue, source, langs)
+    run_id = store.start_run(provenance(plan, request))
+    summary = IngestSummary(run_id=run_id, model=plan.model, random_init=plan.info.random_init,
+                            skipped_langs=dict(plan.skipped))
+    for key, why in plan.skipped.items():
+        log.warning("skipping %s: %s", key, why)
+    registered = []
 
-    run_id = store.start_run({
-        "model": model, "model_id": info.model_id, "model_revision": info.revision,
-        "adapter": info.adapter, "random_init": info.random_init, "source": source.name,
-        "dataset_revision": source.revision(), "split": request.split, "langs": langs,
-        "modalities": list(points_by_mod), "points": [r["point"] for r in point_rows],
-        "pooling": "masked mean over valid positions, float32", "dtype": request.dtype,
-        "vector_dtype": request.vector_dtype, "device": request.device,
-        "batch_size": request.batch_size,
-        "params": {"limit": request.limit, "overwrite": request.overwrite,
-                   "layers": list(request.layers) if request.layers else None,
-                   "data_dir": request.data_dir, **info.extra},
-    })
-    summary = IngestSummary(run_id=run_id, model=model, random_init=info.random_init)
-    registered = False
+    def register() -> None:
+        if not registered:
+            store.register_points(plan.model, plan.point_rows, random_init=plan.info.random_init)
+            registered.append(True)
+
     status = "failed"
     try:
-        jobs = [(lang, m) for lang in langs for m in points_by_mod]
-        plan = []
-        for lang, modality in jobs:
-            if modality not in source.modalities(lang):
-                summary.skipped_langs[f"{lang}/{modality}"] = f"{source.name} has no {modality} for {lang}"
+        bar = _progress(sum(len(j.ids) for j in plan.jobs), progress, desc=f"ingest {plan.model}")
+        for job in plan.jobs:
+            work, rows = run_job(store, plan, adapter, job, request, run_id, on_batch=bar.update,
+                                 on_phase=on_phase, register=register)
+            summary.skipped_items += work.n_skipped
+            if not work.n_items:
+                bar.update(len(job.ids))
                 continue
-            supports = getattr(adapter, "supports_language", None)  # e.g. SONAR: per-language checkpoints
-            if supports is not None and not supports(lang, modality):
-                summary.skipped_langs[f"{lang}/{modality}"] = f"{model} cannot encode {modality} in {lang}"
-                continue
-            ids = sorted(source.sentence_ids(lang, modality))
-            if request.limit is not None:
-                ids = ids[: request.limit]
-            plan.append((lang, modality, ids))
-        for key, why in summary.skipped_langs.items():
-            log.warning("skipping %s: %s", key, why)
-        bar = _progress(sum(len(ids) for *_, ids in plan), progress, desc=f"ingest {model}")
-        for lang, modality, ids in plan:
-            points = points_by_mod[modality]
-            t0 = time.perf_counter()
-            stored = store.stored_keys(model, modality, lang, points) if store.points(model).height else None
-            complete: set[str] = set()
-            partial: set[str] = set()
-            if stored is not None and stored.height:
-                counts = stored.group_by("sample_id").len()
-                complete = set(counts.filter(pl.col("len") >= len(points))["sample_id"].to_list())
-                partial = set(counts["sample_id"].to_list()) - complete
-            skip = frozenset() if request.overwrite else frozenset(complete)
-            items = list(source.items(lang, modality, sentence_ids=ids, skip_sample_ids=skip))
-            summary.seconds["source"] += time.perf_counter() - t0
-            if not items:
-                summary.skipped_items += len(complete)
-                bar.update(len(ids))
-                continue
-            summary.skipped_items += len(complete) if not request.overwrite else 0
-            t1 = time.perf_counter()
-            order: list[Item] = []
-            pooled: dict[str, list[np.ndarray]] = {p: [] for p in points}
-            frames: dict[str, list[np.ndarray]] = {p: [] for p in points}
-            for batch in _batches(items, request.batch_size):
-                out = adapter.encode(batch, points)
-                for p in points:
-                    pooled[p].append(out[p].vectors)
-                    frames[p].append(out[p].n_frames)
-                order.extend(batch)
-                bar.update(len({it.sentence_id for it in batch}))
-            point_vectors = {}
-            for p in points:
-                vecs = np.concatenate(pooled[p])
-                _check_finite(vecs, p, lang, modality)
-                point_vectors[p] = (vecs, np.concatenate(frames[p]))
-            summary.seconds["encode"] += time.perf_counter() - t1
-            t2 = time.perf_counter()
-            tables = _job_rows(order, point_vectors, model=model, layer_of=adapter.layer_of,
-                               lang_meta=catalogue.get(lang), run_id=run_id,
-                               vector_dtype=request.vector_dtype)
-            # Points are registered only AFTER the run's first write succeeded: a write that fails
-            # (e.g. a full disk) must not leave registered points without a table, which would
-            # break every reader. That first write merges on the key, so rows orphaned by a
-            # registration that failed after it are replaced on the rerun, never duplicated.
-            replace = request.overwrite or bool(partial) or not registered or bool(
-                complete & {it.sample_id for it in items})
-            for width, table in tables.items():
-                summary.rows += store.write_activations(model, width, table,
-                                                        vector_dtype=request.vector_dtype,
-                                                        replace=replace)
-            if not registered:
-                store.register_points(model, point_rows, random_init=info.random_init)
-                registered = True
-            if modality == "text":
-                texts = {it.sentence_id: it.text for it in items if it.text}
-                store.write_sentences(pa.table({
-                    "source": [source.name] * len(texts), "split": [request.split] * len(texts),
-                    "lang": [lang] * len(texts), "sentence_id": list(texts),
-                    "text": list(texts.values()),
-                }))
-            summary.seconds["write"] += time.perf_counter() - t2
-            summary.items += len(items)
+            summary.rows += rows
+            summary.items += work.n_items
             summary.jobs += 1
         bar.close()
         if summary.rows:
-            t3 = time.perf_counter()
-            store.finalize_model(model)
-            summary.seconds["write"] += time.perf_counter() - t3
+            _phase(on_phase, "finish", None)
+            store.finalize_model(plan.model)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -286,6 +532,14 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
     finally:
         store.finish_run(run_id, status=status, n_items=summary.items, n_rows=summary.rows)
     return summary
+
+
+def _check_finite(vectors: np.ndarray, point: str, lang: str, modality: str) -> None:
+    if not np.isfinite(vectors).all():
+        raise ActstoreError(
+            f"The model produced NaN/inf at {point} for {lang} {modality}; try --dtype float32 "
+            "(float16 overflows in some layers)."
+        )
 
 
 class _NoBar:

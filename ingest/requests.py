@@ -7,6 +7,8 @@ with the reason and the fix, never with a traceback or a silent "all".
 
 from __future__ import annotations
 
+from typing import Literal
+
 from actstore.errors import ActstoreError
 
 #: the study's layers of SeamlessM4T v2's 24-layer encoders
@@ -26,8 +28,11 @@ def _layer(text: str, spec: str) -> int:
     return value
 
 
-def parse_layers(spec: str | None) -> list[int] | None:
-    """'1,2,4-8' -> [1, 2, 4, 5, 6, 7, 8]; 'study' -> the study's 14 layers; None -> None (all).
+def parse_layers(spec: str | None) -> list[int] | Literal["study"] | None:
+    """'1,2,4-8' -> [1, 2, 4, 5, 6, 7, 8]; 'study' -> "study"; None -> None (all).
+
+    "study" is resolved by the pipeline against the adapter's own `study_layers` (SALMONN's 32
+    layers differ from SeamlessM4T's and SONAR's 24), falling back to STUDY_LAYERS.
 
     Refused: negative layers, non-integers, descending ranges ('6-1'), an empty list ('' or ',').
     Duplicates are dropped, keeping first-seen order.
@@ -36,7 +41,7 @@ def parse_layers(spec: str | None) -> list[int] | None:
         return None
     text = spec.strip()
     if text.lower() == "study":
-        return list(STUDY_LAYERS)
+        return "study"
     parts = [p.strip() for p in text.split(",")]
     if not any(parts):
         raise ActstoreError(f"--layers {spec!r} names no layer; {_LAYERS_HELP}, or omit it for every layer.")

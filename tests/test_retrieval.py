@@ -184,7 +184,7 @@ def test_to_rows_is_flat():
         (np.ones((12, 4)), np.ones((12, 4)), {"ks": (1, 13)}, "between 1"),
         (np.ones((12, 4)), np.ones((12, 4)), {"margin_k": 0}, "margin_k"),
         (np.ones((12, 4)), np.ones((12, 4)), {"backend": "jax"}, "backend"),
-        (np.ones((12, 4)), np.ones((12, 4)), {"device": "cpu"}, "backend='torch'"),
+        (np.ones((12, 4)), np.ones((12, 4)), {"device": "cuda"}, "backend='torch'"),
         (np.ones((1, 4)), np.ones((1, 4)), {}, "at least 2"),
     ],
 )

@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from actstore.errors import AnalysisInputError
-
-BACKENDS = ("numpy", "torch")
+from actstore.analyses.devices import BACKENDS, resolve_device
 
 
 @dataclass(frozen=True)
@@ -70,25 +68,8 @@ class TorchBackend:
 
 
 def get_backend(backend: str = "numpy", device: str | None = None) -> NumpyBackend | TorchBackend:
-    """Resolve a backend name; torch defaults to CUDA when available, else CPU."""
+    """Resolve a backend name and device (`actstore.analyses.devices.resolve_device` rules)."""
+    resolved = resolve_device(device, backend=backend, what="similarity")
     if backend == "numpy":
-        if device not in (None, "cpu"):
-            raise AnalysisInputError(
-                f"device={device!r} needs backend='torch'; the numpy backend runs on the CPU only."
-            )
         return NumpyBackend()
-    if backend == "torch":
-        try:
-            import torch
-        except ImportError:  # pragma: no cover - torch is a dependency
-            raise AnalysisInputError("backend='torch' needs PyTorch; install torch or use 'numpy'.")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise AnalysisInputError(
-                f"device={device!r} was requested but no CUDA GPU is visible; pass device='cpu'."
-            )
-        return TorchBackend(device=str(device))
-    raise AnalysisInputError(
-        f"backend={backend!r} is unknown; choose one of {', '.join(BACKENDS)}."
-    )
+    return TorchBackend(device=resolved)

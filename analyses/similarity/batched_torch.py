@@ -18,32 +18,33 @@ import numpy as np
 
 from actstore.errors import AnalysisInputError
 
-from .reduction import householder_vector
-from .svcca import KEEP_TOLERANCE
+from .measure import PairRequest, null_permutation
+from .reduction import KEEP_TOLERANCE, householder_vector
 
 _BATCH = 256
 
 
-def score_pairs_torch(prep, requests: Sequence, *, keep: float, null: bool, seed: int,
-                      device: str, progress: Callable[[int], object] | None = None
-                      ) -> dict[str, np.ndarray]:
-    """SVCCA scores (and nulls) for validated requests; see `batched.score_pairs`."""
-    import torch
+def svcca_grid_torch(centred: dict[Hashable, np.ndarray], requests: Sequence[PairRequest], *,
+                     keep: float, null: bool, seed: int, device: str,
+                     progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+    """SVCCA scores (and nulls) of validated requests over column-centred sets.
 
-    from .batched import _perm
+    Used by `SVCCA.score_grid_torch`; the result has the keys of `batched.score_pairs`.
+    """
+    import torch
 
     dt = torch.float64
     grams = {}
-    for key, xc in prep.centred.items():
+    for key, xc in centred.items():
         xt = torch.as_tensor(xc, dtype=dt, device=device)
         grams[key] = xt @ xt.T
     # distinct reductions, grouped by subset size
     index: dict[tuple[Hashable, bytes], int] = {}
     red_rows: list[tuple[Hashable, np.ndarray]] = []
     pair_idx = []
-    for req, (xr, yr) in zip(requests, prep.rows):
+    for req in requests:
         ids = []
-        for key, rows in ((req.x_key, xr), (req.y_key, yr)):
+        for key, rows in ((req.x_key, req.x_rows), (req.y_key, req.y_rows)):
             ck = (key, rows.tobytes())
             if ck not in index:
                 index[ck] = len(red_rows)
@@ -90,8 +91,8 @@ def score_pairs_torch(prep, requests: Sequence, *, keep: float, null: bool, seed
     if null:
         out["null"] = np.full(n_req, np.nan)
     req_by_m: dict[int, list[int]] = {}
-    for i, (xr, _) in enumerate(prep.rows):
-        req_by_m.setdefault(xr.shape[0], []).append(i)
+    for i, req in enumerate(requests):
+        req_by_m.setdefault(req.x_rows.shape[0], []).append(i)
     for m, members in req_by_m.items():
         a = m - 1
         h = torch.as_tensor(np.eye(m)[:, :a] - 2.0 * np.outer(householder_vector(m),
@@ -111,7 +112,7 @@ def score_pairs_torch(prep, requests: Sequence, *, keep: float, null: bool, seed
             out["score"][chunk] = score.cpu().numpy()
             out["kx"][chunk], out["ky"][chunk], out["n"][chunk] = kept[ix], kept[iy], m
             if null:
-                perms = torch.as_tensor(np.stack([_perm(seed, i, m) for i in chunk]),
+                perms = torch.as_tensor(np.stack([null_permutation(seed, i, m) for i in chunk]),
                                         device=device)
                 ux = h @ vx
                 uy = torch.gather(h @ vy, 1, perms[:, :, None].expand(-1, -1, a))

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from actstore.analyses.validation import check_pair
 from actstore.errors import AnalysisInputError
 
-from .validation import check_pair
+from .measure import Measure
 
 
 def centred_gram(x: np.ndarray) -> np.ndarray:
@@ -76,3 +77,31 @@ def cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
             "sentences or use debiased=False."
         )
     return cka_from_grams(centred_gram(xa), centred_gram(ya), debiased=debiased)
+
+
+class CKA(Measure):
+    """Linear CKA as a batched measure: one Gram per set, a re-centred Gram block per subset."""
+
+    description = "linear CKA (Kornblith et al. 2019), biased HSIC"
+    debiased: bool = False
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return centred_gram(x)
+
+    def restrict(self, prepared: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return centre_gram(prepared[np.ix_(rows, rows)])
+
+    def score(self, sx: np.ndarray, sy: np.ndarray, perm: np.ndarray | None = None) -> float:
+        if perm is not None:
+            sy = sy[np.ix_(perm, perm)]
+        return cka_from_grams(sx, sy, self.debiased)
+
+
+class DebiasedCKA(CKA):
+    """Linear CKA with the unbiased HSIC estimator (near 0 for independent sets at any n)."""
+
+    description = "linear CKA with the unbiased HSIC estimator (Song et al. 2012); n >= 4"
+    debiased = True
+
+    def min_rows(self) -> int:
+        return 4

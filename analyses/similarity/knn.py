@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from actstore.analyses.validation import check_k, check_pair
 from actstore.errors import AnalysisInputError
 
-from .validation import check_k, check_pair
+from .measure import Measure
 
 
 #: cosine similarities this close to the k-th one count as tied with it
@@ -64,3 +65,24 @@ def knn_alignment(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
     xa, ya = check_pair(x, y)
     k = check_k(k, xa.shape[0])
     return knn_from_grams(xa @ xa.T, ya @ ya.T, k)
+
+
+class MutualKNN(Measure):
+    """Mutual k-NN alignment as a batched measure: one uncentred Gram per set, blocks per subset."""
+
+    description = "mutual k-nearest-neighbour alignment, cosine neighbours (Huh et al. 2024)"
+    uses_k = True
+
+    def min_rows(self) -> int:
+        return self.options.k + 1
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return x @ x.T
+
+    def restrict(self, prepared: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return prepared[np.ix_(rows, rows)]
+
+    def score(self, sx: np.ndarray, sy: np.ndarray, perm: np.ndarray | None = None) -> float:
+        if perm is not None:
+            sy = sy[np.ix_(perm, perm)]
+        return knn_from_grams(sx, sy, self.options.k)

@@ -33,10 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from actstore.analyses.validation import check_keep, check_pair
+
 from .backend import get_backend
 from .forced import forced_correlations
-from .svcca import kept_count
-from .validation import check_keep, check_pair
+from .measure import Measure, Score
+from .reduction import CentredSet, Reduction, kept_count, reduce_subset
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,21 @@ def pwcca(
             "rows, keep less variance, or use SVCCA.", RuntimeWarning, stacklevel=2)
     return PWCCAResult(score=score, kx=kx, ky=ky, correlations=rho, weights=weights, n=n,
                        degenerate=degenerate)
+
+
+class PWCCA(Measure):
+    """PWCCA as a batched measure: SVCCA's shared reductions, projection-weighted correlations."""
+
+    description = "projection-weighted CCA after the same SVD step (Morcos et al. 2018)"
+    uses_keep = True
+
+    def prepare(self, x: np.ndarray) -> CentredSet:
+        return CentredSet.of(x)
+
+    def restrict(self, prepared: CentredSet, rows: np.ndarray) -> Reduction:
+        return reduce_subset(prepared, rows, self.options.keep)
+
+    def score(self, sx: Reduction, sy: Reduction, perm: np.ndarray | None = None) -> Score:
+        by = sy.basis() if perm is None else sy.basis()[perm]
+        value = pwcca_from_bases(sx.basis(), sx.singular_values(), by, sy.singular_values())[0]
+        return Score(value, sx.k, sy.k)

@@ -21,11 +21,29 @@ centred rows instead (`DataReduction`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
-from .svcca import kept_count
+from actstore.errors import AnalysisInputError
+
+KEEP_TOLERANCE = 1e-10
+
+
+def kept_count(s2: np.ndarray, keep: float, name: str = "x") -> int:
+    """Fewest leading directions whose variance (squared singular values, descending) reaches keep.
+
+    k = min{k : cumsum(s^2)_k / sum(s^2) >= keep - 1e-10}.
+    """
+    s2 = np.clip(np.asarray(s2, dtype=np.float64), 0.0, None)
+    total = float(s2.sum())
+    if not total > 0.0:
+        raise AnalysisInputError(
+            f"{name} has zero variance (all rows identical); pass sets whose rows differ."
+        )
+    cum = np.cumsum(s2) / total
+    k = int(np.searchsorted(cum, keep - KEEP_TOLERANCE, side="left")) + 1
+    return min(k, int(s2.shape[0]))
 
 
 @lru_cache(maxsize=64)
@@ -79,9 +97,16 @@ class GramReduction:
         """(a, a-k) orthonormal basis of its complement inside 1-perp."""
         return self.vecs[:, self.k :]
 
-    def basis(self) -> np.ndarray:
-        """(m, k) orthonormal basis of the reduced set in sample space (rows = paired samples)."""
+    @cached_property
+    def _basis(self) -> np.ndarray:
         return lift(self.top(), householder_vector(self.m))
+
+    def basis(self) -> np.ndarray:
+        """(m, k) orthonormal basis of the reduced set in sample space (rows = paired samples).
+
+        Computed once per reduction (PWCCA uses it for the score and the null of every pair).
+        """
+        return self._basis
 
     def singular_values(self) -> np.ndarray:
         return np.sqrt(self.s2[: self.k])
@@ -122,6 +147,30 @@ def reduce_rows(xs: np.ndarray, keep: float, name: str = "x") -> DataReduction:
     u, s, _ = np.linalg.svd(xc, full_matrices=False)
     k = kept_count(s**2, keep, name)
     return DataReduction(m=xs.shape[0], k=k, u=u[:, :k], s=s[:k])
+
+
+@dataclass(frozen=True, eq=False)
+class CentredSet:
+    """A whole set centred by its own column means, and its Gram matrix (prepared once)."""
+
+    centred: np.ndarray  # (N, d)
+    gram: np.ndarray  # (N, N) = centred @ centred.T
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "CentredSet":
+        # centring by the full set's mean first keeps the Gram route precise under a large
+        # common offset; each subset is re-centred exactly inside `reduce_gram_block`
+        xc = x - x.mean(axis=0, keepdims=True)
+        return cls(xc, xc @ xc.T)
+
+
+def reduce_subset(prepared: CentredSet, rows: np.ndarray, keep: float,
+                  name: str = "this row subset") -> Reduction:
+    """SVD reduction of `rows` of a prepared set: the Gram block when m - 1 <= d, else the rows."""
+    x = prepared.centred
+    if rows.shape[0] - 1 <= x.shape[1]:
+        return reduce_gram_block(prepared.gram[np.ix_(rows, rows)], keep, name)
+    return reduce_rows(x[rows], keep, name)
 
 
 def _nuclear(mat: np.ndarray) -> float:

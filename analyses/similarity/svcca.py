@@ -30,17 +30,19 @@ Results carry `forced` beside kx and ky so a reader can see it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from actstore.errors import AnalysisInputError
+from actstore.analyses.validation import check_keep, check_pair
 
 from .backend import get_backend
 from .forced import forced_correlations
-from .validation import check_keep, check_pair
+from .measure import Measure, PairRequest, Score
+from .reduction import KEEP_TOLERANCE, CentredSet, Reduction, kept_count, reduce_subset, sum_correlations
 
-KEEP_TOLERANCE = 1e-10
+__all__ = ["SVCCA", "SVCCAResult", "svcca", "kept_count", "KEEP_TOLERANCE"]
 
 
 @dataclass(frozen=True)
@@ -62,22 +64,6 @@ class SVCCAResult:
     def forced(self) -> int:
         """Canonical correlations that are 1 by construction (kx + ky > n - 1); see the module doc."""
         return forced_correlations(self.kx, self.ky, self.n) if self.n else 0
-
-
-def kept_count(s2: np.ndarray, keep: float, name: str = "x") -> int:
-    """Fewest leading directions whose variance (squared singular values, descending) reaches keep.
-
-    k = min{k : cumsum(s^2)_k / sum(s^2) >= keep - 1e-10}.
-    """
-    s2 = np.clip(np.asarray(s2, dtype=np.float64), 0.0, None)
-    total = float(s2.sum())
-    if not total > 0.0:
-        raise AnalysisInputError(
-            f"{name} has zero variance (all rows identical); pass sets whose rows differ."
-        )
-    cum = np.cumsum(s2) / total
-    k = int(np.searchsorted(cum, keep - KEEP_TOLERANCE, side="left")) + 1
-    return min(k, int(s2.shape[0]))
 
 
 def reduce_set(xc, keep: float, be, name: str):
@@ -103,3 +89,35 @@ def svcca(
     uy, ky = reduce_set(be.centre(be.asarray(ya)), keep, be, "y")
     rho = np.clip(be.to_numpy(be.svdvals(ux.T @ uy)), 0.0, 1.0)
     return SVCCAResult(score=float(rho.mean()), kx=kx, ky=ky, correlations=rho, n=xa.shape[0])
+
+
+class SVCCA(Measure):
+    """The study's SVCCA as a batched measure (see the module docstring and `reduction`).
+
+    prepare: the set centred by its mean and its Gram matrix; restrict: the subset's SVD
+    reduction (from its Gram block when m - 1 <= d); score: mean canonical correlation from the
+    reductions' bases, or from their complements when cheaper; the null permutes the reduced y
+    basis, so it costs no new reduction.
+    """
+
+    description = "mean canonical correlation after an SVD step keeping --keep of the variance"
+    uses_keep = True
+    supports_torch = True
+
+    def prepare(self, x: np.ndarray) -> CentredSet:
+        return CentredSet.of(x)
+
+    def restrict(self, prepared: CentredSet, rows: np.ndarray) -> Reduction:
+        return reduce_subset(prepared, rows, self.options.keep)
+
+    def score(self, sx: Reduction, sy: Reduction, perm: np.ndarray | None = None) -> Score:
+        return Score(sum_correlations(sx, sy, perm) / min(sx.k, sy.k), sx.k, sy.k)
+
+    def score_grid_torch(self, sets: dict[Hashable, np.ndarray], pairs: Sequence[PairRequest], *,
+                         null: bool, seed: int, device: str,
+                         progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+        from .batched_torch import svcca_grid_torch
+
+        centred = {key: x - x.mean(axis=0, keepdims=True) for key, x in sets.items()}
+        return svcca_grid_torch(centred, pairs, keep=self.options.keep, null=null, seed=seed,
+                                device=device, progress=progress)
