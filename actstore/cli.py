@@ -107,6 +107,8 @@ def main(verbose: bool) -> None:
 @db_option
 @click.option("--model", required=True, help="Hub id (from the local HF cache), a model directory, or all-MiniLM-L6-v2.")
 @click.option("--adapter", default=None, help="Adapter registry name, skipping recognition by layout (see `actstore adapters`).")
+@click.option("--adapter-option", "adapter_options", multiple=True, metavar="KEY=VALUE",
+              help="Adapter setting, repeatable, e.g. mode=separate for SALMONN/Qwen2-Audio (recorded in provenance).")
 @click.option("--name", default=None, help="Name stored in the `model` column (default: hub id or directory name).")
 @click.option("--source", type=click.Choice(["flores", "fleurs", "manifest"]), default="flores", show_default=True,
               help="flores: shipped FLORES-200 text + espeak-ng speech; fleurs: raw FLEURS layout; manifest: CSV/Parquet.")
@@ -130,7 +132,7 @@ def main(verbose: bool) -> None:
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
+def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
            device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
@@ -142,10 +144,11 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
     """
     from actstore.disk import disk_errors, require_writable
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
-    from actstore.ingest.requests import parse_langs, parse_layers, parse_names
+    from actstore.ingest.requests import parse_langs, parse_layers, parse_names, parse_options
 
     request = IngestRequest(
-        model=model, adapter=adapter, name=name, source=source, data_dir=data_dir, split=split,
+        model=model, adapter=adapter, adapter_options=parse_options(adapter_options, "--adapter-option"),
+        name=name, source=source, data_dir=data_dir, split=split,
         langs=parse_langs(langs), modalities=parse_names(modalities, "--modalities"),
         layers=parse_layers(layers),
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
@@ -160,6 +163,21 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
                f"{summary.rows} rows written, {summary.skipped_items} already stored.")
     for key, why in summary.skipped_langs.items():
         click.echo(f"skipped {key}: {why}")
+
+
+@main.command()
+@output_options
+@friendly_errors
+def adapters(fmt, output):
+    """List the registered model adapters (entry points `actstore.adapters`), in recognition order.
+
+    \b
+    Example:
+        actstore adapters
+    """
+    from actstore.ingest.adapters.registry import adapter_table
+
+    write_frame(adapter_table(), fmt, output)
 
 
 # ---------------------------------------------------------------------------------------- query

@@ -53,6 +53,7 @@ class IngestRequest:
 
     model: str
     adapter: str | None = None
+    adapter_options: dict[str, str] = field(default_factory=dict)
     name: str | None = None
     source: str = "flores"
     data_dir: str | None = None
@@ -178,11 +179,21 @@ def study_layers(adapter: Adapter) -> list[int]:
 
 def choose_points(adapter: Adapter, request: IngestRequest) -> tuple[dict[str, list[str]], list[dict]]:
     """Points per modality, and the points-registry rows (layer, width, vector dtype) for them."""
-    layers = study_layers(adapter) if request.layers == "study" else request.layers
+    study = request.layers == "study"
+    layers = study_layers(adapter) if study else request.layers
     points_by_mod: dict[str, list[str]] = {}
     for modality in request.modalities:
         if modality not in adapter.modalities:
             continue
+        if study:
+            # The study's set names depths of the full-size model; a smaller model (a tiny
+            # random-init check) gets those of them it has, and the log says which were dropped.
+            have = {adapter.layer_of(p) for p in adapter.points(modality)}
+            dropped = [i for i in study_layers(adapter) if i not in have]
+            if dropped:
+                log.warning("--layers study: %s has no %s layer(s) %s; using the others", adapter.info.name,
+                            modality, dropped)
+            layers = [i for i in study_layers(adapter) if i in have]
         names = request.points
         if names is not None and not any(n.startswith(modality + ".") for n in names):
             # explicit names for the other modality only: validate them, choose nothing here
@@ -492,7 +503,8 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
 
     check_request(request)
     catalogue, source, langs = open_inputs(request)
-    adapter = load_adapter(request.model, adapter=request.adapter, name=request.name,
+    adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
+                           name=request.name,
                            device=request.device, dtype=request.dtype)
     _phase(on_phase, "plan", None)
     plan = prepare_plan(store, request, adapter, catalogue, source, langs)

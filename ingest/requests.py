@@ -87,3 +87,18 @@ def parse_names(spec: str | None, option: str) -> list[str] | None:
     if not names:
         raise ActstoreError(f"{option} {spec!r} names nothing; pass a comma-separated list or omit {option}.")
     return names
+
+
+def parse_options(pairs: tuple[str, ...] | list[str] | None, option: str) -> dict[str, str]:
+    """('mode=separate', 'text_pooling=sentence_tokens') -> {'mode': 'separate', ...}.
+
+    Values stay strings: each adapter validates its own options (and refuses unknown keys), so a
+    typo is one sentence from the adapter rather than a silent default.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ActstoreError(f"{option} {pair!r} is not KEY=VALUE; write e.g. {option} mode=separate.")
+        out[key.strip()] = value.strip()
+    return out

@@ -75,3 +75,16 @@ def adapter_for(source: ModelSource) -> type[Adapter]:
 def locators():
     """Every registered adapter's `locate` (family-specific names, e.g. fairseq2 asset cards)."""
     return [cls.locate for cls in registered_adapters().values()]
+
+
+def adapter_table():
+    """The registry as a Polars frame: name, modalities, paired, priority, class, what it is."""
+    import polars as pl
+
+    rows = []
+    for name, cls in registered_adapters().items():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        rows.append({"adapter": name, "modalities": ",".join(cls.modalities),
+                     "paired": bool(cls.paired), "priority": cls.priority,
+                     "class": f"{cls.__module__}.{cls.__qualname__}", "about": doc[0] if doc else ""})
+    return pl.DataFrame(rows)
