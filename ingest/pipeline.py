@@ -11,6 +11,7 @@ pooling is a masked mean in float32 inside the adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -199,7 +200,9 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
         "batch_size": request.batch_size,
         "params": {"limit": request.limit, "overwrite": request.overwrite,
                    "layers": list(request.layers) if request.layers else None,
-                   "data_dir": request.data_dir, **info.extra},
+                   "data_dir": request.data_dir, **info.extra,
+                   # the catalogue rows this run used: reports read them, not the installed table
+                   "languages": {c: dataclasses.asdict(catalogue.get(c)) for c in langs}},
     })
     summary = IngestSummary(run_id=run_id, model=model, random_init=info.random_init)
     registered = False

@@ -1,0 +1,119 @@
+"""One call per `actstore analyze ...` command: compute, save, and summarise for printing.
+
+The CLI only parses options and prints; everything between (running the grid, writing the result
+table, building the summary table a user reads in the terminal) is here, so the same steps are
+available from Python and tested without the CLI. Each function returns a `TaskResult`: the saved
+frames by table name and a small summary frame (what the CLI prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import polars as pl
+
+from actstore.store import Store
+from actstore.analyses.grids import (
+    RESULT_TABLE as SIMILARITY_TABLE,
+    GridOptions,
+    Kind,
+    cross_lingual_summary,
+    cross_modal_summary,
+    save_grid,
+    similarity_grid,
+)
+from actstore.analyses.neuron_maps import neuron_tables, save_neurons
+from actstore.analyses.retrieval_grid import RESULT_TABLE as RETRIEVAL_TABLE, retrieval_grid, save_retrieval
+from actstore.analyses.tsne_maps import RESULT_TABLE as TSNE_TABLE, save_tsne, tsne_maps
+
+Progress = Callable[[int], object] | None
+
+
+@dataclass
+class TaskResult:
+    """What one analysis wrote (`frames`, by result table) and the table to show a user."""
+
+    model: str
+    random_init: bool
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    summary: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def grid_summary(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Means per depth: cross-modal per resource level, cross-lingual per kind, or both for "all".
+
+    For "all", one table: the cross-modal rows (`kind` = cross-modal, `group` = resource level)
+    followed by the cross-lingual kinds (`group` = all).
+    """
+    kinds = set(frame["kind"].unique().to_list()) if frame.height else set()
+    if kind == "cross-modal":
+        summary = cross_modal_summary(frame)
+    elif kind == "cross-lingual" or "cross-modal" not in kinds:
+        summary = cross_lingual_summary(frame)
+    else:
+        xm = cross_modal_summary(frame).with_columns(pl.lit("cross-modal").alias("kind"))
+        xl = cross_lingual_summary(frame).with_columns(pl.lit("all").alias("group"))
+        summary = pl.concat([xm, xl], how="diagonal_relaxed")
+    return summary.drop("model")
+
+
+def retrieval_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Mean P@1 and xsim error per kind, depth and direction, over language pairs."""
+    return (frame.group_by("kind", "depth", "point_order", "direction")
+            .agg(pl.col("p_at_1").mean(), pl.col("xsim_error").mean(), pl.len().alias("pairs"))
+            .sort("kind", "point_order", "direction").drop("point_order"))
+
+
+def tsne_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per depth: points embedded and the final KL divergence (lower: a more faithful map)."""
+    return (frame.group_by("depth", "point_order")
+            .agg(pl.len().alias("n"), pl.col("kl_divergence").first())
+            .sort("point_order").drop("point_order"))
+
+
+def tables_summary(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Rows written per result table."""
+    return pl.DataFrame({"table": list(frames), "rows": [f.height for f in frames.values()]},
+                        schema={"table": pl.String, "rows": pl.Int64})
+
+
+def run_similarity(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
+                   depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
+                   options: GridOptions = GridOptions(), progress: Progress = None,
+                   on_total: Progress = None) -> TaskResult:
+    """Similarity grid of `kind`, saved to the `similarity` table, with its per-depth means."""
+    frame = similarity_grid(store, model, kind, kinds=kinds, depths=depths, langs=langs, options=options,
+                            progress=progress, on_total=on_total)
+    save_grid(store, frame)
+    return TaskResult(model, store.is_random_init(model), {SIMILARITY_TABLE: frame}, grid_summary(frame, kind))
+
+
+def run_retrieval(store: Store, model: str, *, kinds: Sequence[str] | None = None,
+                  depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
+                  n: int | None = None, seed: int = 0, backend: str = "numpy", device: str | None = None,
+                  progress: Progress = None, on_total: Progress = None) -> TaskResult:
+    """Retrieval grid, saved to the `retrieval` table, with mean P@1/xsim per depth and direction."""
+    frame = retrieval_grid(store, model, kinds=kinds, depths=depths, langs=langs, n=n, seed=seed,
+                           backend=backend, device=device, progress=progress, on_total=on_total)
+    save_retrieval(store, frame)
+    return TaskResult(model, store.is_random_init(model), {RETRIEVAL_TABLE: frame}, retrieval_summary(frame))
+
+
+def run_tsne(store: Store, model: str, *, depths: Sequence[str] | None = None,
+             langs: Sequence[str] | None = None, per_language: int | None = 100, perplexity: float = 30.0,
+             max_iter: int = 1000, seed: int = 0, progress: Progress = None) -> TaskResult:
+    """t-SNE maps, saved to the `tsne` table, with points and KL divergence per depth."""
+    frame = tsne_maps(store, model, depths=depths, langs=langs, per_language=per_language,
+                      perplexity=perplexity, max_iter=max_iter, seed=seed, progress=progress)
+    save_tsne(store, frame)
+    return TaskResult(model, store.is_random_init(model), {TSNE_TABLE: frame}, tsne_summary(frame))
+
+
+def run_neurons(store: Store, model: str, *, depths: Sequence[str] | None = None,
+                langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
+                progress: Progress = None) -> TaskResult:
+    """The neuron-level tables, saved, with the rows written per table."""
+    tables = neuron_tables(store, model, depths=depths, langs=langs, k=k, seed=seed, progress=progress)
+    save_neurons(store, tables)
+    return TaskResult(model, store.is_random_init(model), dict(tables), tables_summary(tables))
