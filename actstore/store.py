@@ -1,6 +1,6 @@
 """The activation store: LanceDB tables of pooled vectors, provenance and results.
 
-Why it looks like this (measurements in DESIGN §2):
+Why it looks like this (measurements in docs/ARCHITECTURE.md, "Store"):
 - Reads go through `LanceDataset.to_table(columns=..., filter=...)`: true filter and projection
   pushdown with late materialisation (10-18 ms for a 4k-row slice of 200k rows), and the
   fixed-size-list vector column becomes a 2-D numpy array without per-row Python objects.
