@@ -9,14 +9,13 @@ frames by table name and a small summary frame (what the CLI prints).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import polars as pl
 
 from actstore.store import Store
 from actstore.analyses.grids import (
     RESULT_TABLE as SIMILARITY_TABLE,
-    GridOptions,
     Kind,
     cross_lingual_summary,
     cross_modal_summary,
@@ -78,42 +77,34 @@ def tables_summary(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
                         schema={"table": pl.String, "rows": pl.Int64})
 
 
-def run_similarity(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
-                   depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
-                   options: GridOptions = GridOptions(), progress: Progress = None,
-                   on_total: Progress = None) -> TaskResult:
-    """Similarity grid of `kind`, saved to the `similarity` table, with its per-depth means."""
-    frame = similarity_grid(store, model, kind, kinds=kinds, depths=depths, langs=langs, options=options,
-                            progress=progress, on_total=on_total)
+def run_similarity(store: Store, model: str, kind: Kind, *, progress: Progress = None, on_total: Progress = None,
+                   **options) -> TaskResult:
+    """Similarity grid of `kind` (`options`: those of `similarity_grid`), saved to the `similarity`
+    table, with its per-depth means."""
+    frame = similarity_grid(store, model, kind, progress=progress, on_total=on_total, **options)
     save_grid(store, frame)
     return TaskResult(model, store.is_random_init(model), {SIMILARITY_TABLE: frame}, grid_summary(frame, kind))
 
 
-def run_retrieval(store: Store, model: str, *, kinds: Sequence[str] | None = None,
-                  depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
-                  n: int | None = None, seed: int = 0, backend: str = "numpy", device: str | None = None,
-                  progress: Progress = None, on_total: Progress = None) -> TaskResult:
-    """Retrieval grid, saved to the `retrieval` table, with mean P@1/xsim per depth and direction."""
-    frame = retrieval_grid(store, model, kinds=kinds, depths=depths, langs=langs, n=n, seed=seed,
-                           backend=backend, device=device, progress=progress, on_total=on_total)
+def run_retrieval(store: Store, model: str, *, progress: Progress = None, on_total: Progress = None,
+                  **options) -> TaskResult:
+    """Retrieval grid (`options`: those of `retrieval_grid`), saved to the `retrieval` table, with
+    mean P@1 and xsim error per depth and direction."""
+    frame = retrieval_grid(store, model, progress=progress, on_total=on_total, **options)
     save_retrieval(store, frame)
     return TaskResult(model, store.is_random_init(model), {RETRIEVAL_TABLE: frame}, retrieval_summary(frame))
 
 
-def run_tsne(store: Store, model: str, *, depths: Sequence[str] | None = None,
-             langs: Sequence[str] | None = None, per_language: int | None = 100, perplexity: float = 30.0,
-             max_iter: int = 1000, seed: int = 0, progress: Progress = None) -> TaskResult:
-    """t-SNE maps, saved to the `tsne` table, with points and KL divergence per depth."""
-    frame = tsne_maps(store, model, depths=depths, langs=langs, per_language=per_language,
-                      perplexity=perplexity, max_iter=max_iter, seed=seed, progress=progress)
+def run_tsne(store: Store, model: str, *, progress: Progress = None, **options) -> TaskResult:
+    """t-SNE maps (`options`: those of `tsne_maps`), saved to the `tsne` table, with points and KL
+    divergence per depth."""
+    frame = tsne_maps(store, model, progress=progress, **options)
     save_tsne(store, frame)
     return TaskResult(model, store.is_random_init(model), {TSNE_TABLE: frame}, tsne_summary(frame))
 
 
-def run_neurons(store: Store, model: str, *, depths: Sequence[str] | None = None,
-                langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
-                progress: Progress = None) -> TaskResult:
-    """The neuron-level tables, saved, with the rows written per table."""
-    tables = neuron_tables(store, model, depths=depths, langs=langs, k=k, seed=seed, progress=progress)
+def run_neurons(store: Store, model: str, *, progress: Progress = None, **options) -> TaskResult:
+    """The neuron-level tables (`options`: those of `neuron_tables`), saved, with rows per table."""
+    tables = neuron_tables(store, model, progress=progress, **options)
     save_neurons(store, tables)
     return TaskResult(model, store.is_random_init(model), dict(tables), tables_summary(tables))
