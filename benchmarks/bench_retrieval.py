@@ -67,11 +67,11 @@ def main() -> None:
     p.add_argument("--naive-max-gb", type=float, default=2.0)
     p.add_argument("--skip-sklearn-above", type=int, default=1_000,
                    help="run sklearn only for query counts up to this (it is slow)")
-    p.add_argument("--quick", action="store_true", help="--corpus 20000 --queries 500 --repeats 1")
+    p.add_argument("--quick", action="store_true", help="--corpus 20000 --queries 500")
     add_run_options(p)
     args = p.parse_args()
     if args.quick:
-        args.corpus, args.queries, args.repeats = 20_000, [500], 1
+        args.corpus, args.queries = 20_000, [500]
 
     print(machine(f"numpy {np.__version__}", f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
                   f"sklearn {sklearn.__version__}", f"bf16 fast path {'on' if bf16_matmul_works() else 'off'}"))
@@ -93,7 +93,8 @@ def main() -> None:
             del os.environ["ACTSTORE_BF16"]
         same32 = _agree(idx, idx32)
         print(f"  all-float32  {t_f32:8.3f} s  (bf16 path off), same neighbours in {same32:.4f} of rows")
-        notes = [f"{t_f32:.2f} s all-float32"]        if nq * args.corpus * 12 / 2**30 <= args.naive_max_gb:
+        notes = [f"{t_f32:.2f} s all-float32"]
+        if nq * args.corpus * 12 / 2**30 <= args.naive_max_gb:
             t_naive, ref = _timed(lambda: _naive(q, corpus, args.k), 1)
             print(f"  naive        {t_naive:8.3f} s  x{t_naive / t_ours:.1f} slower, "
                   f"same neighbours in {_agree(idx, ref):.4f} of rows")
