@@ -42,8 +42,8 @@ def _build_wheel(src: Path, out: Path) -> Path:
     """pip wheel with build isolation (fetches setuptools); without it when that fails (offline)."""
     errors = []
     for extra in ([], ["--no-build-isolation"]):
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), *extra,
-                               str(src)], capture_output=True, text=True, timeout=300)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-q", "-w", str(out), *extra, str(src)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         wheels = list(out.glob("actstore-*.whl"))
         if done.returncode == 0 and wheels:
             return wheels[0]
@@ -74,7 +74,7 @@ def installed(tmp_path_factory):
                              capture_output=True, text=True, check=True).stdout.strip()
     # Appended after the venv's own site-packages: the installed actstore wins over any other.
     Path(purelib, "zz_host_deps.pth").write_text("\n".join(_site_dirs()) + "\n")
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q",
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-cache-dir", "-q",
                            str(wheel)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return env_dir / "bin", wheel
