@@ -19,6 +19,7 @@ Run: `python benchmarks/bench_ingest_overhead.py [--langs 8] [--limit 100] [--qu
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -126,6 +127,7 @@ def main() -> None:
           "cheaper than a real model's; its ratio is an upper bound on the overhead.")
     write_summary(args.summary, __file__, f"demo models, {len(langs)} languages x {args.limit} FLORES sentences",
                   f"(pooling + store write) / forward = {100 * total_o / total_f:.1f}% ({', '.join(per_model)})")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,22 @@ def _copy_sources(dest: Path) -> Path:
     return dest
 
 
+def _private_env(home: Path) -> dict[str, str]:
+    """The environment with HOME (and XDG dirs) inside the test's tmp dir: pip and the tools a build
+    runs write their settings and caches there, not into the user's home."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
+               PIP_NO_CACHE_DIR="1")
+    return env
+
+
 def _build_wheel(src: Path, out: Path) -> Path:
     """pip wheel with build isolation (fetches setuptools); without it when that fails (offline)."""
     errors = []
     for extra in ([], ["--no-build-isolation"]):
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-q", "-w", str(out), *extra, str(src)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_private_env(out.parent / "home"))
         wheels = list(out.glob("actstore-*.whl"))
         if done.returncode == 0 and wheels:
             return wheels[0]
@@ -75,7 +85,8 @@ def installed(tmp_path_factory):
     # Appended after the venv's own site-packages: the installed actstore wins over any other.
     Path(purelib, "zz_host_deps.pth").write_text("\n".join(_site_dirs()) + "\n")
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-cache-dir", "-q",
-                           str(wheel)], capture_output=True, text=True, timeout=300)
+                           str(wheel)], capture_output=True, text=True, timeout=300,
+                          env=_private_env(root / "home"))
     assert done.returncode == 0, done.stdout + done.stderr
     return env_dir / "bin", wheel
 
@@ -92,9 +103,8 @@ def user_dir(tmp_path):
 
 
 def _run(args, cwd, timeout=120):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=_private_env(Path(cwd) / ".home"),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_wheel_holds_only_the_actstore_package(installed):
