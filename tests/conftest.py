@@ -14,9 +14,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Every actstore cache (espeak speech, CPU probes) goes to a session temporary directory,
-    also in subprocesses, which inherit the variable."""
+    also in subprocesses, which inherit the variable; so does what tools write under
+    $XDG_CONFIG_HOME (espeak-ng's PulseAudio client leaves a runtime link there)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ACTSTORE_CACHE_DIR", str(tmp_path_factory.mktemp("actstore-cache")))
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
         yield
 
 
