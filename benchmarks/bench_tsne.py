@@ -8,7 +8,7 @@ Run under the shared lock:
 
     flock /tmp/actstore-bench.lock .venv/bin/python benchmarks/bench_tsne.py          # 20,000
     flock /tmp/actstore-bench.lock .venv/bin/python benchmarks/bench_tsne.py --n 3000
-    ... --quick   # 3,000 x 256, 10 clusters, for `make bench`
+    ... --quick   # 2,000 x 256, 10 clusters, for `make bench`
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def main() -> None:
     p.add_argument("--clusters", type=int, default=30)
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--skip-sklearn", action="store_true")
-    p.add_argument("--quick", action="store_true", help="--n 3000 --dim 256 --clusters 10")
+    p.add_argument("--quick", action="store_true", help="--n 2000 --dim 256 --clusters 10")
     add_run_options(p)
     args = p.parse_args()
     if args.quick:
-        args.n, args.dim, args.clusters = 3_000, 256, 10
+        args.n, args.dim, args.clusters = 2_000, 256, 10
 
     print(machine(f"openTSNE {openTSNE.__version__}", f"sklearn {sklearn.__version__}", f"numpy {np.__version__}"))
     x, labels = _data(args.n, args.dim, args.clusters)
