@@ -14,6 +14,7 @@ DB         ?= actstore.lance
 OUT        ?= demo-out
 LIMIT      ?= 200
 SPEECH_LIMIT ?= 50
+BENCH_FLAGS ?=
 BIN        := $(VENV)/bin
 APT_PKGS   := espeak-ng chromium
 
@@ -48,8 +49,9 @@ demo: system-deps install
 test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
+# every benchmark at small sizes, then the README's table; BENCH_FLAGS=--full for the README's sizes
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(DB) $(OUT) .pytest_cache

@@ -2,6 +2,9 @@
 
 Each command opens the store, calls one library function and prints. Library errors
 (`ActstoreError`) become one-sentence messages and a non-zero exit; nothing is half-written.
+
+This is the only module that imports every layer (docs/ARCHITECTURE.md, "Layers"); it imports them
+inside the commands, so `actstore --help` loads neither lancedb, torch nor polars.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import click
 from actstore.errors import ActstoreError
 from actstore.output import FORMATS, write_frame
 from actstore.ingest.tiny_builders import TINY_BUILDERS
-from actstore.store import DEFAULT_URI, Store
+
+#: = actstore.store.DEFAULT_URI (a test checks); importing the store here would load lancedb
+DEFAULT_DB = "./actstore.lance"
 
 TINY_KINDS = list(TINY_BUILDERS)
 
 db_option = click.option(
-    "--db", default=DEFAULT_URI, show_default=True, envvar="ACTSTORE_DB",
+    "--db", default=DEFAULT_DB, show_default=True, envvar="ACTSTORE_DB",
     help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
 )
 
@@ -78,6 +83,13 @@ def measure_option(func):
     """--measure, choices from the measure registry (built-ins and installed plug-ins)."""
     return click.option("--measure", type=LazyChoice(_measure_names), default="svcca", show_default=True,
                         help="Similarity measure (see `actstore measures`).")(func)
+
+
+def _open(db: str, *, create: bool = False):
+    """The store at `db` (imported here: lancedb loads only for commands that touch a store)."""
+    from actstore.store import Store
+
+    return Store.open(db, create=create)
 
 
 def friendly_errors(func):
@@ -155,7 +167,7 @@ def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, l
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
     )
-    store = disk_errors(Store.open)(db)  # creating a store where one cannot write: one sentence
+    store = disk_errors(_open)(db, create=True)  # creating a store where one cannot write: one sentence
     require_writable(store, "ingest writes activations there")
     summary = run_ingest(store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
@@ -210,7 +222,7 @@ def query(db, sql, named, list_named, fmt, output):
     if (sql is None) == (named is None):
         raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
     text = named_query(named) if named else sql
-    store = Store.open(db, create=False)
+    store = _open(db)
     write_frame(run_query(store, text), fmt, output)
 
 
@@ -227,7 +239,7 @@ def info(db):
     """
     from actstore.summary import describe
 
-    click.echo(describe(Store.open(db, create=False)))
+    click.echo(describe(_open(db)))
 
 
 @main.command()
@@ -242,14 +254,9 @@ def languages(languages_csv, fmt, output):
     Example:
         actstore languages --format csv
     """
-    import dataclasses
+    from actstore.summary import languages_frame
 
-    import polars as pl
-
-    from actstore.catalogue import Catalogue
-
-    cat = Catalogue.load(languages_csv)
-    write_frame(pl.DataFrame([dataclasses.asdict(lang) for lang in cat]), fmt, output)
+    write_frame(languages_frame(languages_csv), fmt, output)
 
 
 @main.command()
@@ -283,7 +290,7 @@ def delete(db, model, yes):
     Example:
         actstore delete --model my-model --yes
     """
-    store = Store.open(db, create=False)
+    store = _open(db)
     store.require_model(model)
     if not yes:
         click.confirm(f"Delete all activations of {model!r} from {db}?", abort=True)
@@ -342,6 +349,12 @@ class _Bar:
     def close(self) -> None:
         self._bar.close()
 
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 @analyze.command("svcca")
 @db_option
@@ -375,37 +388,22 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
         actstore analyze svcca --model tiny-random-seamless-m4t-v2 --kind cross-modal
         actstore analyze svcca --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
     """
-    import polars as pl
+    from actstore.analyses.grids import GridOptions, forced_warning
+    from actstore.analyses.tasks import run_similarity
 
-    from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, forced_warning,
-                                save_grid, similarity_grid)
-
-    store = Store.open(db, create=False)
+    store = _open(db)
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
                           device=device)
-    bar = _Bar(f"{measure} {kind}", enabled=not quiet)
-    try:
-        frame = similarity_grid(store, model, kind, kinds=_csv(kinds), depths=_csv(points),
-                                langs=_csv(langs), options=options, progress=bar.update, on_total=bar.total)
-    finally:
-        bar.close()
-    save_grid(store, frame)
-    _note_random_init(store, model)
-    click.echo(f"{frame.height} scores saved to table 'similarity' (query it with actstore query).", err=True)
-    warning = forced_warning(frame)
+    with _Bar(f"{measure} {kind}", enabled=not quiet) as bar:
+        result = run_similarity(store, model, kind, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
+                                options=options, progress=bar.update, on_total=bar.total)
+    _report_saved(result, "scores", "(query it with actstore query)")
+    warning = forced_warning(next(iter(result.frames.values())))
     if warning:
         click.echo(warning, err=True)
-    if kind == "cross-modal":
-        summary = cross_modal_summary(frame)
-    elif kind == "cross-lingual" or "cross-modal" not in frame["kind"].unique().to_list():
-        summary = cross_lingual_summary(frame)
-    else:  # all: one table, cross-modal rows (per resource level) then cross-lingual kinds
-        xm = cross_modal_summary(frame).with_columns(pl.lit("cross-modal").alias("kind"))
-        xl = cross_lingual_summary(frame).with_columns(pl.lit("all").alias("group"))
-        summary = pl.concat([xm, xl], how="diagonal_relaxed")
-    write_frame(summary.drop("model"), fmt, output)
+    write_frame(result.summary, fmt, output)
 
 
 def _require_writable(store) -> None:
@@ -415,9 +413,16 @@ def _require_writable(store) -> None:
     require_writable(store, "analyze saves its results there (nothing was computed)")
 
 
-def _note_random_init(store, model) -> None:
-    if store.is_random_init(model):
+def _note_random_init(random_init: bool, model: str) -> None:
+    if random_init:
         click.echo(f"note: {model} is a RANDOM-INIT model: these numbers check the pipeline, they are not findings.", err=True)
+
+
+def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) -> None:
+    """The random-init note and one line per result table written."""
+    _note_random_init(result.random_init, result.model)
+    for table, frame in result.frames.items():
+        click.echo(f"{frame.height} {what} saved to table {table!r}{' ' + hint if hint else ''}.", err=err)
 
 
 @analyze.command("retrieval")
@@ -440,26 +445,16 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
     Example:
         actstore analyze retrieval --model tiny-random-seamless-m4t-v2 --points L4
     """
-    import polars as pl
+    from actstore.analyses.tasks import run_retrieval
 
-    from actstore.analyses.retrieval_grid import retrieval_grid, save_retrieval
-
-    store = Store.open(db, create=False)
+    store = _open(db)
     _require_writable(store)
-    bar = _Bar("retrieval", enabled=not quiet)
-    try:
-        frame = retrieval_grid(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
+    with _Bar("retrieval", enabled=not quiet) as bar:
+        result = run_retrieval(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
                                n=n_rows, seed=seed, backend=backend, device=device,
                                progress=bar.update, on_total=bar.total)
-    finally:
-        bar.close()
-    save_retrieval(store, frame)
-    _note_random_init(store, model)
-    click.echo(f"{frame.height} rows saved to table 'retrieval'.", err=True)
-    summary = (frame.group_by("kind", "depth", "point_order", "direction")
-               .agg(pl.col("p_at_1").mean(), pl.col("xsim_error").mean(), pl.len().alias("pairs"))
-               .sort("kind", "point_order", "direction").drop("point_order"))
-    write_frame(summary, fmt, output)
+    _report_saved(result)
+    write_frame(result.summary, fmt, output)
 
 
 @analyze.command("tsne")
@@ -481,23 +476,16 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
     Example:
         actstore analyze tsne --model all-MiniLM-L6-v2 --points L1,L6 --per-language 50
     """
-    import polars as pl
+    from actstore.analyses.tasks import run_tsne
 
-    from actstore.analyses.tsne_maps import save_tsne, tsne_maps
-
-    store = Store.open(db, create=False)
+    store = _open(db)
     _require_writable(store)
-    bar = _Bar("t-SNE", enabled=not quiet)
-    try:
-        frame = tsne_maps(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
+    with _Bar("t-SNE", enabled=not quiet) as bar:
+        result = run_tsne(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
                           perplexity=perplexity, max_iter=max_iter, seed=seed, progress=bar.update,
                           device=device)
-    finally:
-        bar.close()
-    save_tsne(store, frame)
-    _note_random_init(store, model)
-    per_depth = frame.group_by("depth", "point_order").agg(pl.len().alias("n"), pl.col("kl_divergence").first())
-    for row in per_depth.sort("point_order").iter_rows(named=True):
+    _note_random_init(result.random_init, result.model)
+    for row in result.summary.iter_rows(named=True):
         click.echo(f"{row['depth']}: {row['n']} points, KL {row['kl_divergence']:.3f}")
 
 
@@ -518,20 +506,14 @@ def analyze_neurons(db, model, points, langs, k, seed, device, quiet):
     Example:
         actstore analyze neurons --model tiny-random-seamless-m4t-v2 --points L1,L4
     """
-    from actstore.analyses.neuron_maps import neuron_tables, save_neurons
+    from actstore.analyses.tasks import run_neurons
 
-    store = Store.open(db, create=False)
+    store = _open(db)
     _require_writable(store)
-    bar = _Bar("neurons", enabled=not quiet)
-    try:
-        tables = neuron_tables(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
-                               progress=bar.update, device=device)
-    finally:
-        bar.close()
-    save_neurons(store, tables)
-    _note_random_init(store, model)
-    for name, frame in tables.items():
-        click.echo(f"{frame.height} rows saved to table '{name}'.")
+    with _Bar("neurons", enabled=not quiet) as bar:
+        result = run_neurons(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
+                             progress=bar.update, device=device)
+    _report_saved(result, err=False)
 
 
 @main.command()
@@ -553,7 +535,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
     """
     from actstore.analyses.table_search import nearest_in_table
 
-    store = Store.open(db, create=False)
+    store = _open(db)
     write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
 
 
@@ -572,9 +554,14 @@ def report(db, model, out, measure, no_compute):
     Example:
         actstore report --model tiny-random-seamless-m4t-v2 --out report.html
     """
+    from actstore.analyses.complete import ensure_results
+    from actstore.analyses.report_data import report_frames
+    from actstore.reports import check_out_path
     from actstore.reports.from_store import build_report
 
-    store = Store.open(db, create=False)
+    store = _open(db)
+    store.require_model(model)
+    check_out_path(out)  # before minutes of computing
     if not no_compute:
         from actstore.disk import require_writable
         from actstore.errors import StoreError
@@ -584,8 +571,12 @@ def report(db, model, out, measure, no_compute):
         except StoreError as exc:  # still draw what is stored; missing sections name their command
             click.echo(f"note: {exc} Drawing only the stored results.", err=True)
             no_compute = True
-    path = build_report(store, model, out, measure=measure, compute=not no_compute)
-    _note_random_init(store, model)
+    if not no_compute:
+        for name in ensure_results(store, model, measure=measure):
+            click.echo(f"computed missing {name} results (saved to the store).", err=True)
+    path = build_report(store, model, out, measure=measure,
+                        frames=report_frames(store, model, measure=measure))
+    _note_random_init(store.is_random_init(model), model)
     click.echo(str(path))
 
 
@@ -606,10 +597,6 @@ def make_tiny_model(kind, out, seed):
     from actstore.ingest.tiny_builders import build_tiny
 
     click.echo(str(build_tiny(kind, out, seed=seed)))
-
-
-def run() -> None:  # pragma: no cover - console entry point alias
-    main(prog_name="actstore")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,16 +6,20 @@ import io
 import os
 import sys
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from actstore.errors import ActstoreError
+
+if TYPE_CHECKING:  # polars is imported when a frame is written, so `actstore --help` stays fast
+    import polars as pl
 
 FORMATS = ("table", "csv", "json", "parquet")
 
 
 def _flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
     """CSV cannot hold lists (vectors, point lists): write them as JSON-like text."""
+    import polars as pl
+
     nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
     if not nested:
         return df
@@ -53,6 +57,8 @@ def write_frame(df: pl.DataFrame, fmt: str, output: str | None = None, *, max_ro
         df.write_parquet(output)
         return
     if fmt == "table":
+        import polars as pl
+
         with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200,
                        tbl_hide_dataframe_shape=False):
             text = str(df) + "\n"

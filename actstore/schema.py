@@ -15,7 +15,7 @@ Layout of a store (a LanceDB database: a local directory or any Lance URI):
 
 Key columns (`ACTIVATION_KEY`, `SENTENCES_KEY`, `POINTS_KEY`) are non-nullable and carry Lance's
 unenforced-primary-key field metadata: a `merge_insert` on them then detects concurrent inserts
-of the same key, so two processes writing the same keys leave one row per key (DESIGN §2).
+of the same key, so two processes writing the same keys leave one row per key (docs/ARCHITECTURE.md, "Store").
 
 Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code, and teach
 `actstore migrate` (actstore/store/migration.py) to upgrade the previous version in place.

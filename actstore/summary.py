@@ -1,10 +1,18 @@
-"""What a store holds: per model, points, languages, rows; runs and result tables."""
+"""What a store holds (per model: points, languages, rows; runs and result tables) and the catalogue."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import polars as pl
 
+from actstore.catalogue import Catalogue
 from actstore.store import Store
+
+
+def languages_frame(languages_csv: str | None = None) -> pl.DataFrame:
+    """The language catalogue (shipped rows, overlaid by `languages_csv`) as one row per language."""
+    return pl.DataFrame([dataclasses.asdict(lang) for lang in Catalogue.load(languages_csv)])
 
 
 def model_summary(store: Store) -> pl.DataFrame:

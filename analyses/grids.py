@@ -1,4 +1,6 @@
-"""Similarity grids over a stored model: cross-modal and cross-lingual, per depth (DESIGN §5).
+"""Similarity grids over a stored model: cross-modal and cross-lingual, per depth.
+
+The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
 
 - cross-modal: SVCCA(speech, text) per depth and language on the first N shared ids; means over
   languages and per resource level come from `cross_modal_summary`.
@@ -12,7 +14,7 @@ the same shapes, the shuffled-row null, and (optionally) a bootstrap confidence 
 `forced_warning` turns a grid with forced correlations into one sentence for the user.
 
 The heavy lifting is `actstore.analyses.similarity.batched.score_pairs`: one reduction per set and row
-subset, shared by every score that uses it (DESIGN §6).
+subset, shared by every score that uses it (docs/ARCHITECTURE.md, "Analyses").
 """
 
 from __future__ import annotations

@@ -32,8 +32,6 @@ torch device. The two backends agree up to float32 rounding of the products.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -43,6 +41,7 @@ import torch
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.validation import check_matrix
 from actstore.errors import AnalysisInputError
+from actstore.analyses.bf16_probe import bf16_matmul_works
 
 __all__ = [
     "DirectionScores",
@@ -255,18 +254,14 @@ _BF16_BOUND = 0.0100
 _BF16_EXTRA = 96  # candidates beyond k that the bf16 pass keeps for exact rescoring
 
 
-@lru_cache(maxsize=1)
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo", encoding="ascii", errors="ignore").read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def _bf16_worthwhile(n_queries: int, n_corpus: int, k: int) -> bool:
-    """Large CPU scans on a CPU with native bf16 dot products (twice the float32 rate)."""
-    return n_corpus >= 20_000 and n_queries >= 64 and k + _BF16_EXTRA < n_corpus and _cpu_has_bf16()
+    """Large CPU scans on a CPU with native bf16 dot products (twice the float32 rate).
+
+    Whether bf16 matmuls run at all is asked of a child process (`bf16_probe`): on a CPU that
+    advertises AMX but cannot run it, the first bf16 matmul kills the process with SIGILL.
+    """
+    return (n_corpus >= 20_000 and n_queries >= 64 and k + _BF16_EXTRA < n_corpus
+            and bf16_matmul_works())
 
 
 def _topk_bf16_certified(qn: np.ndarray, cn: np.ndarray, k: int, block: int | None

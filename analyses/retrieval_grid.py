@@ -53,14 +53,16 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
         for spec in specs:
             a = sets.vectors[spec.x][sets.rows_for(spec.x, spec.ids)]
             b = sets.vectors[spec.y][sets.rows_for(spec.y, spec.ids)]
-            result = retrieval_scores(a, b, ks=(1, 5, 10), margin_k=margin_k, backend=backend, device=device)
+            # recall@k with k >= n rows is 1 by definition (every rank is < n): not an input error
+            ks = tuple(k for k in (1, 5, 10) if k <= a.shape[0])
+            result = retrieval_scores(a, b, ks=ks, margin_k=margin_k, backend=backend, device=device)
             for r in result.to_rows():
                 rows.append({
                     "depth": depth.name, "point_order": depth.order, "layer": depth.layer,
                     "point": depth.points[spec.x[1]], "point_b": depth.points[spec.y[1]],
                     "kind": spec.kind, "lang_a": spec.x[0], "lang_b": spec.y[0],
                     "direction": r["direction"], "n": r["n"], "p_at_1": r["p_at_1"],
-                    "recall_at_5": r["recall@5"], "recall_at_10": r["recall@10"],
+                    "recall_at_5": r.get("recall@5", 1.0), "recall_at_10": r.get("recall@10", 1.0),
                     "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
                     "n_limit": n or 0, "seed": seed,
                 })

@@ -4,7 +4,7 @@ The study's retrieval scores use exact search on aligned slices (`actstore.analy
 for a user who asks "what, anywhere in the store, is closest to this sentence at this point?".
 Without a vector index LanceDB scans exactly (a flat search, with the metadata filter applied
 before the search), so results equal brute-force cosine; build an IVF_PQ index only for global
-ANN over millions of rows (DESIGN §2).
+ANN over millions of rows (docs/ARCHITECTURE.md, "Store").
 """
 
 from __future__ import annotations

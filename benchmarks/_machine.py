@@ -16,3 +16,17 @@ def machine(*extra: str) -> str:
     except OSError:
         pass
     return ", ".join([f"{os.cpu_count()} cores", cpu, *extra, f"Python {platform.python_version()}"])
+
+
+def add_run_options(parser) -> None:
+    """--summary PATH: where `run_all.py` collects this benchmark's README table row."""
+    parser.add_argument("--summary", default=None, help="write the README table row (JSON) here")
+
+
+def write_summary(path: str | None, script: str, workload: str, result: str) -> None:
+    """One README table row (script, workload, result) as JSON for `run_all.py`; printed too."""
+    print(f"summary: {workload} | {result}")
+    if path:
+        import json
+
+        Path(path).write_text(json.dumps({"script": Path(script).name, "workload": workload, "result": result}))

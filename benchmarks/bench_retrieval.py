@@ -10,13 +10,16 @@ Run under `flock /tmp/actstore-bench.lock` on a shared machine:
 
     flock /tmp/actstore-bench.lock .venv/bin/python benchmarks/bench_retrieval.py
     ... --corpus 20000 --queries 500  # smaller
+    ... --quick                        # the same, for `make bench`
+
+The bf16 fast path runs where `actstore.analyses.bf16_probe` says bf16 matmuls work; the
+all-float32 time (ACTSTORE_BF16=0) is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -24,21 +27,9 @@ import sklearn
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from _machine import add_run_options, machine, write_summary
+from actstore.analyses.bf16_probe import bf16_matmul_works
 from actstore.analyses.retrieval import topk_cosine
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, python {platform.python_version()}, "
-        f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"sklearn {sklearn.__version__}"
-    )
 
 
 def _timed(fn, repeats: int):
@@ -76,9 +67,15 @@ def main() -> None:
     p.add_argument("--naive-max-gb", type=float, default=2.0)
     p.add_argument("--skip-sklearn-above", type=int, default=1_000,
                    help="run sklearn only for query counts up to this (it is slow)")
+    p.add_argument("--quick", action="store_true", help="--corpus 20000 --queries 500")
+    add_run_options(p)
     args = p.parse_args()
+    if args.quick:
+        args.corpus, args.queries = 20_000, [500]
 
-    print(_machine())
+    print(machine(f"numpy {np.__version__}", f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+                  f"sklearn {sklearn.__version__}", f"bf16 fast path {'on' if bf16_matmul_works() else 'off'}"))
+    row = None
     rng = np.random.default_rng(0)
     corpus = rng.standard_normal((args.corpus, args.dim), dtype=np.float32)
     for nq in args.queries:
@@ -89,18 +86,32 @@ def main() -> None:
         t_ours, (idx, _) = _timed(lambda: topk_cosine(q, corpus, args.k), args.repeats)
         print(f"\nqueries={nq} corpus={args.corpus}x{args.dim} k={args.k} ({gflop:.0f} GFLOP)")
         print(f"  topk_cosine  {t_ours:8.3f} s  ({gflop / t_ours:.0f} GFLOP/s)")
+        os.environ["ACTSTORE_BF16"] = "0"
+        try:
+            t_f32, (idx32, _) = _timed(lambda: topk_cosine(q, corpus, args.k), args.repeats)
+        finally:
+            del os.environ["ACTSTORE_BF16"]
+        same32 = _agree(idx, idx32)
+        print(f"  all-float32  {t_f32:8.3f} s  (bf16 path off), same neighbours in {same32:.4f} of rows")
+        notes = [f"{t_f32:.2f} s all-float32"]
         if nq * args.corpus * 12 / 2**30 <= args.naive_max_gb:
             t_naive, ref = _timed(lambda: _naive(q, corpus, args.k), 1)
             print(f"  naive        {t_naive:8.3f} s  x{t_naive / t_ours:.1f} slower, "
                   f"same neighbours in {_agree(idx, ref):.4f} of rows")
+            notes.append(f"{t_naive / t_ours:.1f}x a naive matmul+argsort ({_agree(idx, ref):.4f} same)")
         else:
             print(f"  naive        skipped (needs {nq * args.corpus * 12 / 2**30:.1f} GiB)")
         if nq <= args.skip_sklearn_above:
             t_sk, ref = _timed(lambda: _sklearn(q, corpus, args.k), 1)
             print(f"  sklearn      {t_sk:8.3f} s  x{t_sk / t_ours:.1f} slower, "
                   f"same neighbours in {_agree(idx, ref):.4f} of rows")
+            notes.append(f"{t_sk / t_ours:.1f}x sklearn brute force ({_agree(idx, ref):.4f} same)")
         else:
             print("  sklearn      skipped (--skip-sklearn-above)")
+        if row is None:
+            row = (f"exact top-{args.k} cosine over {args.corpus:,} x {args.dim}",
+                   f"{nq:,} queries {t_ours:.2f} s (" + "; ".join(notes) + ")")
+    write_summary(args.summary, __file__, *row)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import add_run_options, machine, write_summary  # noqa: E402
 
 FULL = {
     "llm": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -270,6 +270,7 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="load the model already written in --dir")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--_load", help=argparse.SUPPRESS)
+    add_run_options(ap)
     args = ap.parse_args()
     if args._load:
         print(json.dumps(load_and_measure(args._load, args.dtype)))
@@ -307,6 +308,11 @@ def main() -> None:
           f"(peak - before) / param bytes = {r['peak_paged_minus_before_over_params']:.2f} "
           "(a float32 intermediate copy would show >= 2)")
     print(json.dumps({"written": written, "build_seconds": round(build_s, 1), **r}))
+    write_summary(args.summary, __file__,
+                  f"SALMONN-7B-shaped random-init ({'small' if args.small else 'full size'}), {r['dtype']}, "
+                  f"{r['n_params'] / 1e9:.2f} B params",
+                  f"load {r['load_seconds']:.1f} s; peak RSS after paging in {r['peak_rss_paged_in'] / gib:.2f} GiB "
+                  f"= {r['peak_paged_minus_before_over_params']:.2f} x parameter bytes (a float32 copy would be >= 2)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import statistics
 import tempfile
 import time
@@ -27,9 +28,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from _machine import machine
+from _machine import add_run_options, machine, write_summary
 from actstore.store import Store, vectors_to_numpy
-from actstore.synthetic import activation_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _store_data import activation_rows  # noqa: E402  (tests/: synthetic rows, real store)
 
 
 
@@ -48,6 +51,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="8 languages, 8 points, 100 sentences")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--dir", default=None, help="Working directory (default: a temp dir, removed after)")
+    add_run_options(ap)
     args = ap.parse_args()
     n_langs, n_points, n_ids, dim = (8, 8, 100, 1024) if args.quick else (30, 16, 200, 1024)
     work = Path(args.dir or tempfile.mkdtemp(prefix="actstore-bench-"))
@@ -109,6 +113,10 @@ def main() -> None:
     print(f"  Parquet, ingest order    {p_best * 1e3:8.1f} ms / {p_med * 1e3:8.1f} ms")
     print(f"ratio actstore / raw Lance: {a_best / l_best:.2f}x (goal <= 2x)")
     print(f"ratio Parquet / actstore:   {p_best / a_best:.1f}x (actstore is this much faster)")
+    write_summary(args.summary, __file__,
+                  f"{n_rows:,} x {dim} rows; one point, all languages -> ({n_langs * n_ids}, {dim}) numpy",
+                  f"{a_best * 1e3:.1f} ms: {a_best / l_best:.2f}x a raw Lance filtered scan, "
+                  f"{p_best / a_best:.0f}x faster than Parquet in ingest order")
     if args.dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -30,11 +30,12 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # _store_data: synthetic rows
+from _machine import add_run_options, machine, write_summary  # noqa: E402
 from bench_svcca_math import reference_svcca  # noqa: E402  (the reference, written from the definition)
 
 from actstore.store import Store  # noqa: E402
-from actstore.synthetic import activation_rows  # noqa: E402
+from _store_data import activation_rows  # noqa: E402  (tests/: synthetic rows, real store)
 from actstore.analyses.aligned import choose_depths, load_depth_sets, select_recordings  # noqa: E402
 from actstore.analyses.grids import GridOptions, similarity_grid  # noqa: E402
 
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--device", default=None)
     ap.add_argument("--dir", default=None, help="keep the synthetic store here (reused across runs)")
+    add_run_options(ap)
     args = ap.parse_args()
     n_langs, n_points = (8, 4) if args.quick else (30, 16)
     per_lang, pool, dim, rank = 350, 612, 1024, 64
@@ -125,6 +127,11 @@ def main() -> None:
     print(f"speed-up per score: {per_ref * n_scores / total:.1f}x; max |actstore - reference| on the sample: "
           f"{max(diffs):.2e} (goal <= 1e-6)")
     print(f"goal: whole grid < 60 s on 2 CPU cores ({'met' if total < 60 else 'NOT met'}: {total:.1f} s)")
+    write_summary(args.summary, __file__,
+                  f"grid from a real store: {n_langs} languages, {n_points} points, {n_scores:,} SVCCA scores + nulls",
+                  f"{total:.1f} s ({1e3 * total / n_scores:.2f} ms per score) vs the google/svcca-style reference "
+                  f"{1e3 * per_ref:.1f} ms per score ({per_ref * n_scores / 60:.1f} min): "
+                  f"{per_ref * n_scores / total:.1f}x, max diff {max(diffs):.1e}")
     if args.dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

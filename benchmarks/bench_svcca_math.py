@@ -16,13 +16,12 @@ machine. Never asserts on time. Run under `flock /tmp/actstore-bench.lock` on sh
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from _machine import add_run_options, machine, write_summary
 from actstore.analyses.similarity.batched import PairRequest, score_pairs
 
 
@@ -99,14 +98,13 @@ def main() -> None:
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--device", default=None)
     ap.add_argument("--ref-pairs", type=int, default=30)
+    add_run_options(ap)
     args = ap.parse_args()
     langs, points, d, per_lang = (8, 2, 256, 350) if args.quick else (30, 16, 1024, 350)
     rng = np.random.default_rng(0)
     ids = make_ids(langs, per_lang, 200, rng)
     requests = make_requests(ids)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.processor())
-    print(f"machine: nproc={os.cpu_count()} cpu={cpu!r} numpy={np.__version__}")
+    print(f"machine: {machine(f'numpy {np.__version__}')}")
     print(f"grid: {langs} langs x 2 modalities x {points} points, d={d}; {len(requests)} "
           f"scores per point, {len(requests) * points} in all, each with a shuffled-row null; "
           f"cross-lingual m={requests[-1].x_rows.size}, cross-modal m={requests[0].x_rows.size}")
@@ -144,6 +142,10 @@ def main() -> None:
           f"{per_fast:.3f} ms per score+null")
     print(f"speed-up vs reference (score only): {per_ref / per_fast:.1f}x; "
           f"max |diff| on sampled pairs: {max_diff:.2e}; data generation {total_gen:.1f} s (untimed)")
+    write_summary(args.summary, __file__,
+                  f"the grid in memory: {langs} languages, {points} points, d={d}, {n_scores:,} scores + nulls",
+                  f"{per_fast:.3f} ms per score+null vs reference {per_ref:.2f} ms per score: "
+                  f"{per_ref / per_fast:.1f}x, max diff {max_diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ Run under the shared lock:
 
     flock /tmp/actstore-bench.lock .venv/bin/python benchmarks/bench_tsne.py          # 20,000
     flock /tmp/actstore-bench.lock .venv/bin/python benchmarks/bench_tsne.py --n 3000
+    ... --quick   # 2,000 x 256, 10 clusters, for `make bench`
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ import openTSNE
 import sklearn
 from sklearn.neighbors import KNeighborsClassifier
 
+from _machine import add_run_options, machine, write_summary
 from actstore.analyses.tsne import tsne_embed
 
 
@@ -47,12 +47,13 @@ def main() -> None:
     p.add_argument("--clusters", type=int, default=30)
     p.add_argument("--max-iter", type=int, default=1000)
     p.add_argument("--skip-sklearn", action="store_true")
+    p.add_argument("--quick", action="store_true", help="--n 2000 --dim 256 --clusters 10")
+    add_run_options(p)
     args = p.parse_args()
+    if args.quick:
+        args.n, args.dim, args.clusters = 2_000, 256, 10
 
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"openTSNE {openTSNE.__version__}, sklearn {sklearn.__version__}, numpy {np.__version__}"
-    )
+    print(machine(f"openTSNE {openTSNE.__version__}", f"sklearn {sklearn.__version__}", f"numpy {np.__version__}"))
     x, labels = _data(args.n, args.dim, args.clusters)
     print(f"data: {args.n} x {args.dim}, {args.clusters} clusters, max_iter={args.max_iter}")
 
@@ -73,6 +74,13 @@ def main() -> None:
             f"  speed-up x{t_s / t_o:.1f}; KL ours/sklearn = {r_o.kl_divergence / r_s.kl_divergence:.4f} "
             f"({100 * (r_o.kl_divergence / r_s.kl_divergence - 1):+.2f} %)"
         )
+    t_o, r_o = results["ours"]
+    result = f"openTSNE (sklearn's schedule) {t_o:.1f} s, KL {r_o.kl_divergence:.3f}"
+    if "sklearn" in results:
+        t_s, r_s = results["sklearn"]
+        result += (f" vs sklearn {t_s:.1f} s, KL {r_s.kl_divergence:.3f}: {t_s / t_o:.1f}x "
+                   f"({100 * (r_o.kl_divergence / r_s.kl_divergence - 1):+.1f}% KL)")
+    write_summary(args.summary, __file__, f"{args.n:,} x {args.dim}, {args.clusters} clusters", result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Pooling is a masked mean in float32 inside the adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, Sequence
@@ -456,7 +457,9 @@ def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
         "params": {"limit": request.limit, "overwrite": request.overwrite,
                    "layers": (request.layers if isinstance(request.layers, str)
                               else list(request.layers) if request.layers else None),
-                   "data_dir": request.data_dir, **info.extra},
+                   "data_dir": request.data_dir, **info.extra,
+                   # the catalogue rows this run used: reports read them, not the installed table
+                   "languages": {c: dataclasses.asdict(plan.catalogue.get(c)) for c in plan.langs}},
     }
 
 

@@ -6,7 +6,7 @@ a missing frame shows the command that fills it. Depends on `actstore` only, nev
 """
 
 from actstore.reports.inputs import COLUMNS, ReportError, ReportInputs
-from actstore.reports.render import render_html, render_report
+from actstore.reports.render import check_out_path, render_html, render_report
 from actstore.reports.sections import FILL_COMMANDS, Limits
 
-__all__ = ["COLUMNS", "FILL_COMMANDS", "Limits", "ReportError", "ReportInputs", "render_html", "render_report"]
+__all__ = ["COLUMNS", "check_out_path", "FILL_COMMANDS", "Limits", "ReportError", "ReportInputs", "render_html", "render_report"]

@@ -1,124 +1,108 @@
-"""Gather a model's provenance and stored results into `ReportInputs`, computing what is missing.
+"""Read a model's provenance and stored results into `ReportInputs`, and render them.
 
-`build_report(store, model, out)` is what `actstore report` calls. With `compute_missing=True`
-(the default) sections whose results are not stored are computed with the defaults of the
-corresponding `actstore analyze ...` command and saved, so a report never silently lacks a
-section; with `compute_missing=False` such a section says which command fills it.
+Reading only: this module never computes or writes results. `actstore report` first calls
+`actstore.analyses.complete.ensure_results` (unless `--no-compute`) and then `build_report`;
+a section whose results are not stored says which command fills it.
+
+Language metadata comes from what ingest stored, never from the catalogue shipped with the
+installed version: every activation row carries its language's resource level, script and family,
+and each run records the catalogue rows it used (`params["languages"]`, for the names). A store
+ingested with a user's `--languages` CSV therefore reports that CSV's levels, and a later change of
+the shipped table does not rewrite an old study's report.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import json
 from pathlib import Path
-from typing import Sequence
 
 import polars as pl
 
-from actstore.catalogue import Catalogue
-from actstore.errors import ActstoreError
+from actstore.schema import sql_quote
 from actstore.store import Store
-from actstore.analyses.aligned import CROSS_LINGUAL_KINDS, model_depths, stored_modalities
-from actstore.analyses.grids import GridOptions, load_grid, save_grid, similarity_grid
-from actstore.analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
-from actstore.analyses.retrieval_grid import load_retrieval, retrieval_grid, save_retrieval
-from actstore.analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
 from actstore.reports.inputs import ReportInputs
-from actstore.reports.render import render_report
+from actstore.reports.render import check_out_path, render_report
 
-log = logging.getLogger("actstore.report")
+#: the result tables the analyses write (names are part of the SQL surface: `actstore query`)
+RESULT_TABLES = {
+    "similarity": "similarity", "retrieval": "retrieval", "tsne": "tsne",
+    "neurons_top": "neurons_top", "neurons_overlap": "neurons_overlap", "concentration": "concentration",
+}
 
 
-def provenance(store: Store, model: str, catalogue: Catalogue | None = None) -> dict:
-    """Model, store version, runs and per-language counts for the report's first section."""
-    catalogue = catalogue or Catalogue.load()
-    counts = (store.scan_activations(model, with_vectors=False)
-              .group_by("lang", "modality").agg(pl.col("sentence_id").n_unique().alias("n"))
+def _stored_names(runs: pl.DataFrame) -> dict[str, str]:
+    """Language names from the catalogue rows each run recorded (later runs win)."""
+    names: dict[str, str] = {}
+    if "params" not in runs.columns:
+        return names
+    for raw in runs.sort("started_at")["params"].to_list():
+        try:
+            langs = (json.loads(raw) if raw else {}).get("languages") or {}
+        except (ValueError, AttributeError):
+            continue
+        for code, row in langs.items():
+            if isinstance(row, dict) and row.get("name"):
+                names[code] = str(row["name"])
+    return names
+
+
+def stored_languages(store: Store, model: str) -> pl.DataFrame:
+    """Per language: name, resource level, script, family as ingested, and items per modality."""
+    scan = store.scan_activations(model, with_vectors=False)
+    meta = (scan.group_by("lang")
+            .agg(pl.col("resource_level").drop_nulls().first(), pl.col("script").drop_nulls().first(),
+                 pl.col("family").drop_nulls().first())
+            .collect())
+    counts = (scan.group_by("lang", "modality").agg(pl.col("sentence_id").n_unique().alias("n"))
               .collect())
     wide = counts.pivot(on="modality", index="lang", values="n")
     for m in ("speech", "text"):
         if m not in wide.columns:
             wide = wide.with_columns(pl.lit(0, dtype=pl.UInt32).alias(m))
-    rows = []
-    for r in wide.sort("lang").iter_rows(named=True):
-        lang = catalogue.get(r["lang"]) if r["lang"] in catalogue else None
-        rows.append({
-            "lang": r["lang"], "name": lang.name if lang else "", "resource_level": lang.resource_level if lang else "",
-            "script": lang.script if lang else "", "family": lang.family if lang else "",
-            "n_speech": int(r["speech"] or 0), "n_text": int(r["text"] or 0),
-        })
+    names = _stored_names(store.runs(model))
+    return (meta.join(wide, on="lang", how="left")
+            .with_columns(pl.col("lang").replace_strict(names, default="", return_dtype=pl.String).alias("name"),
+                          pl.col("speech").fill_null(0).cast(pl.Int64).alias("n_speech"),
+                          pl.col("text").fill_null(0).cast(pl.Int64).alias("n_text"),
+                          *(pl.col(c).fill_null("") for c in ("resource_level", "script", "family")))
+            .select("lang", "name", "resource_level", "script", "family", "n_speech", "n_text")
+            .sort("lang"))
+
+
+def provenance(store: Store, model: str) -> dict:
+    """Model, store version, runs and per-language counts for the report's first section."""
     runs = store.runs(model).select("run_id", "model", "source", "started_at", "ended_at", "status",
                                     "n_rows", "points", "dtype", "device", "package_version")
     return {
         "model": model, "random_init": store.is_random_init(model), "store_uri": store.uri,
         "store_version": store.activation_version(model), "schema_version": store.schema_version,
-        "runs": runs, "languages": pl.DataFrame(rows),
+        "runs": runs, "languages": stored_languages(store, model),
     }
 
 
-def _ends(store: Store, model: str, need: Sequence[str]) -> list[str]:
-    """First and last depth having every modality in `need` (a small default for t-SNE etc.)."""
-    depths = [d for d in model_depths(store, model) if all(m in d.points for m in need)]
-    if not depths:
-        return []
-    return sorted({depths[0].name, depths[-1].name}, key=[d.name for d in depths].index)
+def _stored(store: Store, table: str, model: str) -> pl.DataFrame | None:
+    frame = store.read_results(table, f"model = {sql_quote(model)}")
+    return None if frame is None or frame.height == 0 else frame
 
 
-def compute_missing(store: Store, model: str, *, measure: str = "svcca", tsne_per_language: int = 50,
-                    seed: int = 0) -> None:
-    """Compute and save every result the report needs that is not stored yet."""
-    mods = stored_modalities(store, model)
-    n_langs = store.scan_activations(model, with_vectors=False).select(pl.col("lang").n_unique()).collect().item()
-    grid = load_grid(store, model, measure=measure)
-    kinds_done = set() if grid is None else set(grid["kind"].unique().to_list())
-    if mods == {"speech", "text"} and "cross-modal" not in kinds_done:
-        log.info("computing cross-modal %s", measure)
-        save_grid(store, similarity_grid(store, model, "cross-modal", options=GridOptions(measure=measure, seed=seed)))
-    cl_kinds = [k for k, m in CROSS_LINGUAL_KINDS.items() if set(m) <= mods and k not in kinds_done]
-    if n_langs >= 2 and cl_kinds:
-        log.info("computing cross-lingual %s", measure)
-        save_grid(store, similarity_grid(store, model, "cross-lingual", kinds=cl_kinds,
-                                         options=GridOptions(measure=measure, seed=seed)))
-    if load_retrieval(store, model) is None and (n_langs >= 2 or mods == {"speech", "text"}):
-        log.info("computing retrieval")
-        # one language: only speech-text retrieval exists (speech-speech/text-text need a pair)
-        kinds = None if n_langs >= 2 else ["speech-text"]
-        save_retrieval(store, retrieval_grid(store, model, kinds=kinds, seed=seed))
-    if load_tsne(store, model) is None:
-        log.info("computing t-SNE")
-        save_tsne(store, tsne_maps(store, model, depths=_ends(store, model, sorted(mods)) or None,
-                                   per_language=tsne_per_language, seed=seed))
-    if any(v is None for v in load_neurons(store, model).values()) and n_langs >= 2:
-        log.info("computing neuron tables")
-        save_neurons(store, neuron_tables(store, model, seed=seed))
+def report_inputs(store: Store, model: str, *, measure: str = "svcca",
+                  frames: dict[str, pl.DataFrame | None] | None = None) -> ReportInputs:
+    """The report's inputs for `model`: provenance read from the store, and result frames.
 
-
-def report_inputs(store: Store, model: str, *, measure: str = "svcca") -> ReportInputs:
-    """Everything stored for `model`, as the report's inputs (missing results stay None)."""
+    `frames` are the rows each section shows, as `actstore.analyses.report_data.report_frames`
+    selects them (per chart cell the latest computation, per depth the widest language set);
+    without them the raw stored rows are used (every computation ever saved).
+    """
     store.require_model(model)
-    neurons = load_neurons(store, model)
-    return ReportInputs(
-        provenance=provenance(store, model),
-        similarity=load_grid(store, model, measure=measure),
-        retrieval=load_retrieval(store, model),
-        tsne=load_tsne(store, model),
-        neurons_top=neurons["neurons_top"],
-        neurons_overlap=neurons["neurons_overlap"],
-        concentration=neurons["concentration"],
-        measure=measure,
-    )
+    if frames is None:
+        frames = {field: _stored(store, table, model) for field, table in RESULT_TABLES.items()}
+        if frames["similarity"] is not None:  # the measure chosen for the report
+            frames["similarity"] = frames["similarity"].filter(pl.col("measure") == measure)
+    return ReportInputs(provenance=provenance(store, model), measure=measure, **frames)
 
 
 def build_report(store: Store, model: str, out: str | Path, *, measure: str = "svcca",
-                 compute: bool = True) -> Path:
-    """Write the HTML report of `model` to `out` (atomically); returns its path."""
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise ActstoreError(f"{out} is a directory; pass a file path for --out, e.g. {out / 'report.html'}.")
-    parent = out.resolve().parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ActstoreError(f"Cannot write the report to {out}: {parent} is not a writable directory; pass another --out.")
-    store.require_model(model)
-    if compute:
-        compute_missing(store, model, measure=measure)
-    return render_report(report_inputs(store, model, measure=measure), out)
+                 frames: dict[str, pl.DataFrame | None] | None = None) -> Path:
+    """Write the HTML report of `model` from what the store holds to `out` (atomically)."""
+    check_out_path(out)
+    return render_report(report_inputs(store, model, measure=measure, frames=frames), out)

@@ -25,6 +25,16 @@ def render_html(inputs: ReportInputs, limits: Limits | None = None,
     return build_page(inputs.model, sections, datasets, generated_at)
 
 
+def check_out_path(out_path: str | os.PathLike) -> Path:
+    """The resolved report path, or a ReportError naming why it cannot be written.
+
+    Cheap: callers check it before minutes of computing results (`actstore report`).
+    """
+    out = Path(out_path).expanduser().resolve()
+    _writable_dir(out)
+    return out
+
+
 def _writable_dir(out_path: Path) -> Path:
     parent = out_path.parent
     if out_path.is_dir():
@@ -43,8 +53,8 @@ def render_report(sections: ReportInputs, out_path: str | os.PathLike, *, limits
     Raises ReportError for inputs that lack columns or a path that cannot be written; on any
     error no file (not even a temporary one) is left behind.
     """
-    out = Path(out_path).expanduser().resolve()
-    parent = _writable_dir(out)
+    out = check_out_path(out_path)
+    parent = out.parent
     page = render_html(sections, limits, generated_at)
     tmp_name = None
     try:

@@ -37,8 +37,12 @@ class Chromium:
             for fd in (3, 4):  # dup2 onto itself keeps close-on-exec: clear it explicitly
                 os.set_inheritable(fd, True)
 
+        home = Path(profile) / "home"  # Chromium writes crash-report and dconf settings under HOME
+        home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+               "XDG_CACHE_HOME": str(home / ".cache")}
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"], env=env,
             # close_fds would run after wire_fds and close 3 and 4; our own pipe ends are
             # close-on-exec (os.pipe), so nothing else of ours leaks into Chromium.
             preexec_fn=wire_fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False)

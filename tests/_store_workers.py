@@ -36,7 +36,7 @@ def same_keys_writer(uri: str, rounds: int, barrier, results) -> None:
         import pyarrow as pa
 
         from actstore.store import Store
-        from actstore.synthetic import activation_rows
+        from _store_data import activation_rows
 
         store = Store.open(uri)
         x = np.ones((40, 8), np.float32)

@@ -7,6 +7,8 @@ import torch
 from actstore.errors import AnalysisInputError
 from actstore.analyses.retrieval import retrieval_scores, topk_cosine
 
+from _isolated import run_isolated
+
 
 def _clustered_pair(n: int, d: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -203,26 +205,36 @@ def test_topk_bad_input():
 
 
 def test_bf16_certified_topk_equals_exact_float32():
-    """The bf16 pass + float32 certificate gives exactly the float32 scan's neighbours."""
-    from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
+    """The bf16 pass + float32 certificate gives exactly the float32 scan's neighbours.
 
-    rng = np.random.default_rng(3)
-    corpus = _normalise(rng.standard_normal((3000, 64)).astype(np.float32), "corpus")
-    queries = _normalise(rng.standard_normal((200, 64)).astype(np.float32), "queries")
-    got = _topk_bf16_certified(queries, corpus, 10, None)
-    want = _topk_exact(queries, corpus, 10, None, None)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+    Run in a child process: where a bf16 matmul dies with SIGILL, this test is skipped instead
+    of taking the suite down."""
+    run_isolated("""
+        import numpy as np
+        from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
+
+        rng = np.random.default_rng(3)
+        corpus = _normalise(rng.standard_normal((3000, 64)).astype(np.float32), "corpus")
+        queries = _normalise(rng.standard_normal((200, 64)).astype(np.float32), "queries")
+        got = _topk_bf16_certified(queries, corpus, 10, None)
+        want = _topk_exact(queries, corpus, 10, None, None)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+    """)
 
 
 def test_bf16_certificate_falls_back_on_near_ties():
-    """Near-duplicate corpus rows defeat bf16 resolution: uncertified rows are redone exactly."""
-    from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
+    """Near-duplicate corpus rows defeat bf16 resolution: uncertified rows are redone exactly
+    (in a child process, like the test above)."""
+    run_isolated("""
+        import numpy as np
+        from actstore.analyses.retrieval import _normalise, _topk_bf16_certified, _topk_exact
 
-    rng = np.random.default_rng(4)
-    base = rng.standard_normal(64)
-    corpus = _normalise((base + 1e-3 * rng.standard_normal((2000, 64))).astype(np.float32), "corpus")
-    queries = _normalise((base + 1e-3 * rng.standard_normal((50, 64))).astype(np.float32), "queries")
-    got = _topk_bf16_certified(queries, corpus, 5, None)
-    want = _topk_exact(queries, corpus, 5, None, None)
-    np.testing.assert_array_equal(got[0], want[0])
+        rng = np.random.default_rng(4)
+        base = rng.standard_normal(64)
+        corpus = _normalise((base + 1e-3 * rng.standard_normal((2000, 64))).astype(np.float32), "corpus")
+        queries = _normalise((base + 1e-3 * rng.standard_normal((50, 64))).astype(np.float32), "queries")
+        got = _topk_bf16_certified(queries, corpus, 5, None)
+        want = _topk_exact(queries, corpus, 5, None, None)
+        np.testing.assert_array_equal(got[0], want[0])
+    """)

@@ -13,7 +13,7 @@ from actstore.schema import (
     activation_table_name,
 )
 from actstore.store import Store, migrate
-from actstore.synthetic import activation_rows
+from _store_data import activation_rows
 
 PK = b"lance-schema:unenforced-primary-key"
 

@@ -10,7 +10,7 @@ One class, `Store`, assembled from modules with one job each:
 - `arrow`: copy-free Arrow <-> numpy/Polars conversions;
 - `migration`: in-place upgrade of a store written by an older schema version.
 
-Why it looks like this (measurements in DESIGN §2): reads push filters and projections into the
+Why it looks like this (measurements in docs/ARCHITECTURE.md, "Store"): reads push filters and projections into the
 Lance scan; every write is one commit (atomic: a killed ingest leaves the previous version
 intact); keyed tables declare Lance's unenforced primary key so concurrent writers of the same
 keys never duplicate them; a store of another schema version is refused with the fix named.

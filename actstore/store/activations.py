@@ -3,7 +3,7 @@
 Every write is a `merge_insert` on `ACTIVATION_KEY`, which the activation tables declare as
 their (unenforced) primary key: Lance then detects two concurrent writers inserting the same new
 keys and retries one of them against the other's commit, so concurrent ingests of the same
-(model, language, modality) leave one row per key (DESIGN §2). A plain `add` has no such guard,
+(model, language, modality) leave one row per key (docs/ARCHITECTURE.md, "Store"). A plain `add` has no such guard,
 so it is never used for activations.
 """
 

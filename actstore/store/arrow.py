@@ -1,7 +1,7 @@
 """Arrow <-> numpy/Polars conversions that keep the store's reads and writes copy-free.
 
 A fixed-size-list vector column is one contiguous buffer: turning it into an (n, d) array and
-back never creates per-row Python objects (DESIGN §2: a single float32 chunk converts zero-copy).
+back never creates per-row Python objects (docs/ARCHITECTURE.md, "Store": a single float32 chunk converts zero-copy).
 """
 
 from __future__ import annotations

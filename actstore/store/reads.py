@@ -1,7 +1,7 @@
 """Reading activations: pushdown slices into numpy, lazy scans for SQL, counts and versions.
 
 Reads go through `LanceDataset.to_table(columns=..., filter=...)`: true filter and projection
-pushdown with late materialisation (10-18 ms for a 4k-row slice of 200k rows, DESIGN §2), and
+pushdown with late materialisation (10-18 ms for a 4k-row slice of 200k rows, docs/ARCHITECTURE.md "Store"), and
 the fixed-size-list vector column becomes a 2-D numpy array without per-row Python objects.
 LanceDB's `table.to_polars()` does no pushdown: never on a hot path.
 """
