@@ -239,7 +239,58 @@ def info(db):
     """
     from actstore.summary import describe
 
-    click.echo(describe(_open(db)))
+    store = _open(db)
+    click.echo(describe(store))
+    _warn_if_inconsistent(store)
+
+
+def _warn_if_inconsistent(store) -> None:
+    """`info` warns (never refuses) when the store fails `actstore check`."""
+    from actstore.store.integrity import check_store
+
+    report = check_store(store)
+    for problem in report.problems:
+        click.echo(f"warning: {problem.line()}", err=True)
+    if report.problems:
+        click.echo(f"warning: the store fails {len(report.problems)} checks; run `actstore check --repair "
+                   f"--db {store.uri}`.", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--repair", is_flag=True, help="Fix what can be fixed (one commit per table), then check again.")
+@friendly_errors
+def check(db, repair):
+    """Check the store's integrity: unique keys, sentence texts, points, finalize, stale runs.
+
+    Prints one line per problem with its counts and exits 1 when any is found. With --repair:
+    deduplicates keys (keeping the newest row), registers points, finalizes tables, marks
+    stale runs interrupted, and names the ingest command for missing sentence texts.
+
+    \b
+    Example:
+        actstore check --db ./actstore.lance
+        actstore check --db ./actstore.lance --repair
+    """
+    from actstore.disk import require_writable
+    from actstore.store.integrity import check_store, open_for_check, repair_store
+
+    store, first = open_for_check(db)
+    report = check_store(store, first=first)
+    if repair and report.problems:
+        if any(p.repairable for p in report.problems):
+            require_writable(store, "check --repair fixes the store in place")
+        for line in repair_store(store, report):
+            click.echo(f"repaired: {line}")
+        report = check_store(store, first=first)
+    for problem in report.problems:
+        click.echo(problem.line())
+    if report.problems:
+        fixable = sum(p.repairable for p in report.problems)
+        hint = f" ({fixable} fixable with `actstore check --repair --db {db}`)" if fixable else ""
+        click.echo(f"{db}: {len(report.problems)} problems{hint}.", err=True)
+        sys.exit(1)
+    click.echo(f"{db}: ok ({report.tables} tables checked in {report.seconds:.2f} s).")
 
 
 @main.command()

@@ -26,6 +26,7 @@ import polars as pl
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
+from actstore.store.integrity import require_unique_keys
 
 log = logging.getLogger("actstore.analyses")
 
@@ -61,7 +62,10 @@ def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> d
 
 
 def stored_modalities(store: Store, model: str) -> set[str]:
-    return set(store.require_model(model)["modality"].to_list())
+    """The model's modalities; the first call of every analysis, so it also refuses keys stored twice."""
+    modalities = set(store.require_model(model)["modality"].to_list())
+    require_unique_keys(store, model)
+    return modalities
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import polars as pl
 from actstore.errors import AnalysisInputError
 from actstore.schema import sql_quote
 from actstore.store import Store
+from actstore.store.integrity import require_unique_keys
 
 
 def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | None = None,
@@ -30,6 +31,7 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
     if k < 1:
         raise AnalysisInputError(f"k={k} must be at least 1.")
     pts = store.require_model(model)
+    require_unique_keys(store, model)  # a key stored twice would list its hit twice
     row = pts.filter(pl.col("point") == point)
     if row.height == 0:
         raise AnalysisInputError(f"Point {point!r} is not stored for model {model!r}; stored: "

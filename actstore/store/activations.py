@@ -18,6 +18,7 @@ import pyarrow as pa
 from lancedb.index import Bitmap, BTree
 
 from actstore.errors import StoreError
+from actstore.store.connection import retry_race
 from actstore.schema import (
     ACTIVATION_KEY,
     POINTS_TABLE,
@@ -54,10 +55,18 @@ class ActivationWriter:
                 ) from None
         if rows.num_rows == 0:
             return 0
-        merge = self.ensure_table(name, schema).merge_insert(list(ACTIVATION_KEY))
-        if replace:
-            merge = merge.when_matched_update_all()
-        merge.when_not_matched_insert_all().execute(rows)
+        tbl = self.ensure_table(name, schema)
+
+        def merge_rows():
+            # Another ingest's finalize may have compacted the table and removed the version this
+            # handle last saw (its files are gone): read the latest one, and retry a conflict.
+            tbl.checkout_latest()
+            merge = tbl.merge_insert(list(ACTIVATION_KEY))
+            if replace:
+                merge = merge.when_matched_update_all()
+            merge.when_not_matched_insert_all().execute(rows)
+
+        retry_race(merge_rows, f"Writing table {name!r} of {self.uri}")
         return rows.num_rows
 
     def stored_keys(self, model: str, modality: str, lang: str, points: Sequence[str]) -> pl.DataFrame:
@@ -79,16 +88,38 @@ class ActivationWriter:
     def finalize_model(self, model: str) -> None:
         """After an ingest: compact fragments, drop old versions, index metadata columns."""
         for table_name in self.points(model)["table_name"].unique().to_list():
-            tbl = self._open_table(table_name)
-            with warnings.catch_warnings():
-                # Keeping old versions doubles disk until a later cleanup; one writer per model
-                # is the supported pattern, so the latest version is all anyone reads.
-                warnings.simplefilter("ignore", UserWarning)
-                tbl.optimize(cleanup_older_than=timedelta(seconds=0))
-            existing = {idx.columns[0] for idx in tbl.list_indices()}
+            self.finalize_table(table_name)
+
+    def finalize_table(self, table_name: str) -> None:
+        """Index the metadata columns, then compact, update the indices and drop old versions.
+
+        Indices are created (or brought up to date) BEFORE the optimize, so that compaction can
+        merge every fragment and its cleanup also drops the versions the index work made: a
+        finalized table has one fragment per ~1M rows and one version (what `actstore check`
+        verifies).
+        """
+        tbl = self._open_table(table_name)
+
+        def finalize():  # each step is skipped when done, so a retry after a conflict resumes
+            tbl.checkout_latest()
+            indices = tbl.list_indices()
+            existing = {idx.columns[0] for idx in indices}
             for col, config in _INDICES:
                 if col not in existing:
                     tbl.create_index(col, config=config)
+            if any(getattr(idx, "num_unindexed_rows", 0) for idx in indices):
+                # rows appended since the indices were built: Lance does not merge indexed with
+                # unindexed fragments, so cover them first or compaction leaves them apart
+                tbl.to_lance().optimize.optimize_indices()
+                tbl.checkout_latest()
+            with warnings.catch_warnings():
+                # Keeping old versions doubles disk until a later cleanup; one writer per model
+                # is the supported pattern, so the latest version is all anyone reads (a
+                # concurrent writer whose version vanished retries on the latest).
+                warnings.simplefilter("ignore", UserWarning)
+                tbl.optimize(cleanup_older_than=timedelta(seconds=0))
+
+        retry_race(finalize, f"Finalizing table {table_name!r} of {self.uri}")
 
     def delete_model(self, model: str) -> int:
         """Remove every activation row and point of a model (results stay, runs stay)."""
