@@ -117,7 +117,14 @@ RUNS_SCHEMA = pa.schema([
     pa.field("n_items", pa.int64()),
     pa.field("n_rows", pa.int64()),
     pa.field("params", pa.string()),
+    # who ran it (issue 10, item 5): a `running` run whose process is gone is marked `interrupted`
+    pa.field("host", pa.string()),
+    pa.field("pid", pa.int64()),
+    pa.field("pid_start", pa.int64()),  # the process's start time (clock ticks since boot, Linux)
 ])
+
+#: runs columns added after schema version 1; older stores get them on their next ingest
+RUNS_PROCESS_FIELDS = ("host", "pid", "pid_start")
 
 SENTENCES_SCHEMA = pa.schema([
     key_field("source", pa.string()),

@@ -1,8 +1,20 @@
-"""The `runs` table: provenance of every ingest, one row per run, written before any activation."""
+"""The `runs` table: provenance of every ingest, one row per run, written before any activation.
+
+A run starts as `running` and its process sets the final status (`complete`, `failed`,
+`interrupted`). A process killed abruptly (SIGKILL, power loss, OOM killer) cannot, so its row
+would stay `running` forever. Each row therefore records the host, pid and the process's start
+time; `mark_stale_runs` (called at the start of every ingest, and reusable by `actstore check`)
+marks `running` runs of this host whose process is gone, or whose pid now belongs to another
+process (a different start time), as `interrupted`. Runs of other hosts cannot be checked from
+here and are left alone; rows written before these columns existed carry no process and are
+left alone too (unknown, not stale).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import uuid
 
@@ -10,25 +22,113 @@ import polars as pl
 import pyarrow as pa
 
 from actstore import __version__
-from actstore.schema import RUNS_SCHEMA, RUNS_TABLE, sql_quote
+from actstore.schema import RUNS_PROCESS_FIELDS, RUNS_SCHEMA, RUNS_TABLE, sql_in, sql_quote
 from actstore.store.connection import utcnow
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` in clock ticks since boot (Linux /proc), else None.
+
+    With the pid it identifies a process: a pid reused by a later process has another start.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state is field 3
+    try:
+        return int(fields[19])  # field 22 of proc(5): starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def this_process() -> dict:
+    """host, pid and pid_start of the calling process (for a new runs row)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid)}
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """True when `pid` runs and (where both are known) started at `start`."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    except OSError:
+        return False
+    if start is None:
+        return True
+    now = process_start(pid)
+    return now is None or now == start
+
+
+def stale_runs(store) -> pl.DataFrame:
+    """`running` runs of this host whose process is gone (or is another process by now)."""
+    runs = store.runs()
+    if not runs.height or any(c not in runs.columns for c in RUNS_PROCESS_FIELDS):
+        return runs.clear()
+    host = socket.gethostname()
+    running = runs.filter((pl.col("status") == "running") & (pl.col("host") == host)
+                          & pl.col("pid").is_not_null())
+    dead = [not process_alive(int(r["pid"]), r["pid_start"]) for r in running.iter_rows(named=True)]
+    return running.filter(pl.Series(dead, dtype=pl.Boolean)) if running.height else running
+
+
+def mark_stale_runs(store) -> list[str]:
+    """Mark this host's `running` runs whose process is gone as `interrupted`; returns their ids.
+
+    One commit; the `status = 'running'` guard keeps a run that finished meanwhile untouched.
+    """
+    stale = stale_runs(store)
+    ids = stale["run_id"].to_list()
+    if ids:
+        store._open_table(RUNS_TABLE).update(
+            where=f"{sql_in('run_id', ids)} AND status = {sql_quote('running')}",
+            values={"status": "interrupted"})
+    return ids
 
 
 class RunLog:
     """Mixin of `Store`: start, finish and list runs (needs `ensure_table`, `dataset`)."""
 
     def start_run(self, record: dict) -> str:
-        """Write a provenance row with status 'running'; returns the run id."""
+        """Write a provenance row with status 'running' (and this process); returns the run id."""
         run_id = record.get("run_id") or f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         row = {f.name: None for f in RUNS_SCHEMA}
+        row.update(this_process())
         row.update(record)
         row.update({"run_id": run_id, "status": "running", "started_at": utcnow(),
                     "package_version": __version__})
         if isinstance(row.get("params"), dict):
             row["params"] = json.dumps(row["params"], sort_keys=True)
         data = pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
-        self.ensure_table(RUNS_TABLE, RUNS_SCHEMA).add(data)
+        tbl = self.ensure_table(RUNS_TABLE, RUNS_SCHEMA)
+        data = data.select(self._runs_columns(tbl))
+        tbl.add(data)
         return run_id
+
+    def _runs_columns(self, tbl) -> list[str]:
+        """The runs columns to write: adds the process columns to a store made before them.
+
+        Adding all-null nullable columns is a metadata-only commit; if it fails (a concurrent
+        writer added them first, or a backend without schema evolution) the row is written
+        without them and its process is unknown.
+        """
+        names = tbl.schema.names
+        missing = [f for f in RUNS_PROCESS_FIELDS if f not in names]
+        if missing:
+            try:
+                tbl.add_columns([RUNS_SCHEMA.field(f) for f in missing])
+            except (ValueError, RuntimeError, OSError):
+                pass
+            tbl.checkout_latest()
+            names = tbl.schema.names
+        return [f.name for f in RUNS_SCHEMA if f.name in names]
 
     def finish_run(self, run_id: str, *, status: str, n_items: int, n_rows: int) -> None:
         tbl = self._open_table(RUNS_TABLE)
