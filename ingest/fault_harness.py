@@ -28,18 +28,21 @@ from typing import Mapping, Sequence
 import numpy as np
 
 #: modules the fork server imports once, so children start without paying for them
-_PRELOAD = ("torch", "transformers", "actstore.cli", "actstore.ingest.pipeline",
-            "actstore.ingest.adapters", "actstore.ingest.sources")
+#: (transformers imports model code lazily: BERT is what all-MiniLM-L6-v2 and the tiny BERT use)
+_PRELOAD = ("torch", "transformers", "transformers.models.auto.modeling_auto",
+            "transformers.models.bert.modeling_bert", "actstore.cli", "actstore.store.api",
+            "actstore.ingest.pipeline", "actstore.ingest.adapters", "actstore.ingest.sources")
 
 
 class Runner:
     """Runs actstore command lines in separate processes (forked from a preloaded server)."""
 
     def __init__(self, *, fork: bool = True, env: Mapping[str, str] | None = None,
-                 log_dir: str | Path | None = None):
+                 log_dir: str | Path | None = None, preload: Sequence[str] = ()):
         self.fork = fork and hasattr(os, "fork")
         self.env = dict(os.environ if env is None else env)
         self.log_dir = Path(log_dir) if log_dir else None
+        self.preload = list(preload)  # more modules for the fork server to import first
         self._server: subprocess.Popen | None = None
         self._n = 0
 
@@ -90,7 +93,8 @@ class Runner:
     def _ask_server(self, jobs: list[dict]) -> list[int]:
         if self._server is None:
             self._server = subprocess.Popen(
-                [sys.executable, "-c", "from actstore.ingest.fault_harness import serve; serve()"],
+                [sys.executable, "-c", "from actstore.ingest.fault_harness import serve; serve()",
+                 *self.preload],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env, text=True, bufsize=1)
         assert self._server.stdin and self._server.stdout
         self._server.stdin.write(json.dumps(jobs) + "\n")
@@ -107,7 +111,7 @@ def serve() -> None:
 
     import warnings
 
-    for name in _PRELOAD:
+    for name in (*_PRELOAD, *sys.argv[1:]):
         importlib.import_module(name)
     # LanceDB warns that fork is experimental when its async runtime may be mid-operation; this
     # server never opens a store, so nothing is, and the child gets a fresh runtime.
