@@ -21,6 +21,8 @@ makes each state after a kill one that the next ingest completes without help:
    the rerun sees nothing stored, encodes again and the keyed insert drops the rows it already has.
 4. Finalize (compaction, indices, old-version cleanup) runs whenever `finalize_needed` says the
    store needs it, not only when this run wrote rows, so a finalize killed half-way is redone.
+   Old versions are dropped only when no other live ingest may still read them
+   (`other_live_runs`); otherwise the last (or the next) ingest drops them.
 5. The runs row records host, pid and process start; every ingest first marks this host's
    `running` runs whose process is gone as `interrupted` (`mark_stale_runs`).
 
@@ -55,7 +57,7 @@ from actstore.disk import disk_errors
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
-from actstore.store.runs import mark_stale_runs
+from actstore.store.runs import mark_stale_runs, other_live_runs
 from actstore.ingest.faults import FAULT_PHASES, fault_hook
 from actstore.ingest.adapters.base import Adapter, ModelInfo
 from actstore.ingest.items import MODALITIES, Item
@@ -599,8 +601,11 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
         # finalize may have been killed half-way (missing indices, versions not cleaned up).
         if summary.rows or store.finalize_needed(plan.model):
             _phase(on_phase, "finish", None)
+            others = other_live_runs(store, run_id)
+            if others:
+                log.info("keeping old versions: ingest(s) %s may still read them", ", ".join(others))
             store.finalize_model(plan.model, on_step=None if on_phase is None
-                                 else (lambda step: on_phase(step, None)))
+                                 else (lambda step: on_phase(step, None)), cleanup=not others)
             _phase(on_phase, "finalized", None)
         status = "complete"
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from actstore.ingest.faults import FAULT_PHASES, fault_hook, parse_fault
 from actstore.ingest.pipeline import PHASES
 from actstore.schema import RUNS_PROCESS_FIELDS, RUNS_SCHEMA, RUNS_TABLE, SENTENCES_TABLE
 from actstore.store import Store
-from actstore.store.runs import mark_stale_runs, process_start, stale_runs
+from actstore.store.runs import mark_stale_runs, other_live_runs, process_start, stale_runs
 
 pytestmark = pytest.mark.filterwarnings("ignore:lancedb fork support")
 
@@ -90,6 +90,17 @@ def test_kill_at_phase_then_rerun_equals_clean_ingest(case, runner, clean, tmp_p
     assert got.runs == ({"complete": 1} if case == "plan" else {"interrupted": 1, "complete": 1})
 
 
+def test_two_ingests_of_the_same_keys_at_once_both_succeed_without_duplicates(runner, clean, tmp_path):
+    """Finalize must not delete the files of a version the other ingest still reads."""
+    _, want = clean
+    db = tmp_path / "db"
+    assert runner.run_together([ingest_args(db), ingest_args(db)]) == [0, 0]
+    got = store_state(db)
+    assert got.runs == {"complete": 2}
+    assert runner.run(ingest_args(db)) == 0  # drops any versions kept while both were live
+    assert compare_states(store_state(db), want) == []
+
+
 def test_rerun_writes_texts_missing_from_an_older_store(runner, clean, tmp_path):
     """Stores written when texts came after the rows can hold rows without texts: a rerun fills them."""
     src, want = clean
@@ -133,6 +144,7 @@ def test_mark_stale_runs_only_marks_this_hosts_dead_processes(tmp_path):
     store.finish_run(done, status="complete", n_items=0, n_rows=0)
     expected = {dead, reused} if process_start(os.getpid()) is not None else {dead}
     assert set(stale_runs(store)["run_id"].to_list()) == expected
+    assert other_live_runs(store, mine) == [elsewhere]  # another host's run cannot be checked
     assert set(mark_stale_runs(store)) == expected
     status = dict(store.runs().select("run_id", "status").iter_rows())
     assert status[mine] == "running" and status[elsewhere] == "running" and status[done] == "complete"

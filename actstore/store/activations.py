@@ -76,13 +76,15 @@ class ActivationWriter:
             return pl.DataFrame(schema={"point": pl.String, "sample_id": pl.String})
         return pl.concat(frames)  # type: ignore[arg-type]
 
-    def finalize_model(self, model: str, on_step: Callable[[str], object] | None = None) -> None:
+    def finalize_model(self, model: str, on_step: Callable[[str], object] | None = None, *,
+                       cleanup: bool = True) -> None:
         """After an ingest: compact fragments, index metadata columns, then drop old versions.
 
         Each step is idempotent and the order makes an interrupted finalize visible to
         `finalize_needed` (missing indices, or more than one version kept), so the next ingest
         redoes it even when it writes nothing. `on_step("compacted" | "indexed")` is called
-        between the steps (fault injection).
+        between the steps (fault injection). `cleanup=False` keeps old versions: another
+        process may still read them (a concurrent ingest); a later finalize drops them.
         """
         for table_name in self.points(model)["table_name"].unique().to_list():
             tbl = self._open_table(table_name)
@@ -98,6 +100,8 @@ class ActivationWriter:
                     tbl.create_index(col, config=config)
             if on_step is not None:
                 on_step("indexed")
+            if not cleanup:
+                continue
             with warnings.catch_warnings():
                 # Keeping old versions doubles disk until a later cleanup; one writer per model
                 # is the supported pattern, so the latest version is all anyone reads.

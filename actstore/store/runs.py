@@ -79,6 +79,23 @@ def stale_runs(store) -> pl.DataFrame:
     return running.filter(pl.Series(dead, dtype=pl.Boolean)) if running.height else running
 
 
+def other_live_runs(store, run_id: str) -> list[str]:
+    """`running` runs other than `run_id` that may still be working on the store.
+
+    Stale runs of this host are not live; runs of other hosts cannot be checked and count as
+    live; rows without a recorded process (written before these columns existed) do not.
+    Finalize drops old versions only when this is empty: deleting the files of an old version
+    under a concurrent writer that still reads it makes that writer fail.
+    """
+    runs = store.runs()
+    if not runs.height or any(c not in runs.columns for c in RUNS_PROCESS_FIELDS):
+        return []
+    running = runs.filter((pl.col("status") == "running") & (pl.col("run_id") != run_id)
+                          & pl.col("pid").is_not_null())
+    stale = set(stale_runs(store)["run_id"].to_list())
+    return [r for r in running["run_id"].to_list() if r not in stale]
+
+
 def mark_stale_runs(store) -> list[str]:
     """Mark this host's `running` runs whose process is gone as `interrupted`; returns their ids.
 
