@@ -117,14 +117,14 @@ RUNS_SCHEMA = pa.schema([
     pa.field("n_items", pa.int64()),
     pa.field("n_rows", pa.int64()),
     pa.field("params", pa.string()),
-    # where the run's process lives, so `actstore check` can tell a `running` run whose process is
-    # gone (killed) from one still writing; added after schema version 2 shipped, so a stored runs
-    # table may lack them (`RunLog.start_run` adds them: nullable, old rows null)
+    # who ran it (issue 10, item 5): a `running` run whose process is gone is marked `interrupted`
     pa.field("host", pa.string()),
     pa.field("pid", pa.int64()),
+    pa.field("pid_start", pa.int64()),  # the process's start time (clock ticks since boot, Linux)
 ])
-#: runs columns a schema-version-2 store may lack (added in place on the next run)
-RUNS_LATE_COLUMNS = ("host", "pid")
+
+#: runs columns added after schema version 1; older stores get them on their next ingest
+RUNS_PROCESS_FIELDS = ("host", "pid", "pid_start")
 
 SENTENCES_SCHEMA = pa.schema([
     key_field("source", pa.string()),

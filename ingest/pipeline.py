@@ -7,6 +7,28 @@ half-written; a rerun skips the sample ids already stored at every requested poi
 replaces keys it recomputes (`--overwrite`, or items that miss only some points), so nothing is
 ever duplicated.
 
+Crash safety (a kill at ANY point; issue 10, item 5). Every commit is atomic, and their order
+makes each state after a kill one that the next ingest completes without help:
+
+1. The job's sentence texts are upserted BEFORE its activations (keyed, idempotent), so stored
+   activations always imply stored texts. A kill between the two leaves texts without rows: the
+   rerun encodes the job and upserts the same texts again. (Stores written before this order could
+   hold rows without texts: `fill_missing_texts` writes those from the source, no model needed.)
+2. Activations: one keyed commit per width. A kill between widths leaves some points of the
+   job's items stored: those items count as partial and are recomputed with a keyed replace.
+3. Points are registered after the job's first activation commit (a failed write must not leave
+   points without a table). A kill before the registration leaves rows the store does not list:
+   the rerun sees nothing stored, encodes again and the keyed insert drops the rows it already has.
+4. Finalize (compaction, indices, old-version cleanup) runs whenever `finalize_needed` says the
+   store needs it, not only when this run wrote rows, so a finalize killed half-way is redone.
+   Old versions are dropped only when no other live ingest may still read them
+   (`other_live_runs`); otherwise the last (or the next) ingest drops them.
+5. The runs row records host, pid and process start; every ingest first marks this host's
+   `running` runs whose process is gone as `interrupted` (`mark_stale_runs`).
+
+`ACTSTORE_FAULT=phase[:k]` kills the process at a named phase to test exactly this
+(`actstore.ingest.faults`; `tests/test_faults.py`, `scripts/fault_campaign.py`).
+
 The steps are separate functions so other engines reuse them (a distributed engine plans and
 filters on the driver, encodes on workers and writes each job with `write_job`):
 
@@ -36,6 +58,8 @@ from actstore.disk import disk_errors
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
+from actstore.store.runs import mark_stale_runs, other_live_runs
+from actstore.ingest.faults import FAULT_PHASES, fault_hook
 from actstore.ingest.adapters.base import Adapter, ModelInfo
 from actstore.ingest.items import MODALITIES, Item
 
@@ -43,8 +67,9 @@ log = logging.getLogger("actstore.ingest")
 
 from actstore.ingest.requests import STUDY_LAYERS, parse_layers  # noqa: F401  (re-exported)
 
-#: named phases reported to `on_phase` (fault injection, progress, tracing)
-PHASES = ("plan", "filter", "encode", "write", "finish")
+#: named phases reported to `on_phase` (fault injection, progress, tracing), in order; see
+#: `actstore.ingest.faults` for what each one means
+PHASES = FAULT_PHASES
 PhaseHook = Callable[[str, "Job | None"], object]
 
 
@@ -433,14 +458,41 @@ def sentence_rows(source_name: str, split: str, lang: str, items: Sequence[Item]
 
 
 def write_job(store: Store, model: str, tables: dict[int, pa.Table], *, vector_dtype: str,
-              replace: bool, sentences: pa.Table | None = None) -> int:
-    """Write one job's rows: one commit per vector width (+ the sentence texts); returns rows."""
+              replace: bool, sentences: pa.Table | None = None,
+              on_phase: PhaseHook | None = None, job: "Job | None" = None) -> int:
+    """Write one job: its sentence texts first, then one commit per vector width; returns rows.
+
+    Texts first, so stored activations imply stored texts (see the module docstring).
+    """
+    if sentences is not None and sentences.num_rows:
+        store.write_sentences(sentences)
+    _phase(on_phase, "texts", job)
     rows = 0
     for width, table in tables.items():
         rows += store.write_activations(model, width, table, vector_dtype=vector_dtype, replace=replace)
-    if sentences is not None and sentences.num_rows:
-        store.write_sentences(sentences)
     return rows
+
+
+def fill_missing_texts(store: Store, source, split: str, job: Job, work: JobWork) -> int:
+    """Write the texts of the job's already-stored text items that the `sentences` table lacks.
+
+    Only stores written before texts were committed first can need this; it reads the sentences
+    table and (only when some are missing) the source's texts, never the model. Returns the
+    texts written.
+    """
+    stored = work.complete.get("text")
+    if not stored:
+        return 0
+    have = store.sentences([job.lang])
+    if have.height:
+        have = have.filter((pl.col("source") == source.name) & (pl.col("split") == split))
+    missing = sorted(set(job.ids) - set(have["sentence_id"].to_list()))
+    if not missing:
+        return 0
+    items = [it for it in source.items(job.lang, "text", sentence_ids=missing) if it.sample_id in stored]
+    rows = sentence_rows(source.name, split, job.lang, items)
+    store.write_sentences(rows)
+    return rows.num_rows
 
 
 def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
@@ -470,7 +522,9 @@ def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request:
     """Filter, encode and write one job; returns its work description and the rows written."""
     _phase(on_phase, "filter", job)
     work = pending_work(store, plan.model, plan.source, job, overwrite=request.overwrite)
+    fill_missing_texts(store, plan.source, request.split, job, work)
     if not work.n_items:
+        _phase(on_phase, "job", job)
         return work, 0
     _phase(on_phase, "encode", job)
     encoded = encode_job(adapter, work, request.batch_size, on_batch=on_batch)
@@ -480,17 +534,34 @@ def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request:
     texts = work.items.get("text")
     sentences = sentence_rows(plan.source.name, request.split, job.lang, texts) if texts else None
     rows = write_job(store, plan.model, tables, vector_dtype=request.vector_dtype,
-                     replace=work.replace, sentences=sentences)
+                     replace=work.replace, sentences=sentences, on_phase=on_phase, job=job)
+    _phase(on_phase, "rows", job)
     # Points are registered only AFTER the run's first write succeeded: a write that fails (a
     # full disk) must not leave registered points without a table, which breaks every reader.
     if register is not None:
         register()
+    _phase(on_phase, "job", job)
     return work, rows
 
 
 def _phase(hook: PhaseHook | None, name: str, job: Job | None) -> None:
     if hook is not None:
         hook(name, job)
+
+
+def _with_fault(on_phase: PhaseHook | None) -> PhaseHook | None:
+    """The caller's hook, preceded by the ACTSTORE_FAULT one when that variable is set."""
+    fault = fault_hook()
+    if fault is None:
+        return on_phase
+    if on_phase is None:
+        return fault
+
+    def both(name: str, job: Job | None) -> None:
+        fault(name, job)
+        on_phase(name, job)
+
+    return both
 
 
 @disk_errors
@@ -504,6 +575,7 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
     """
     from actstore.ingest.adapters import load_adapter
 
+    on_phase = _with_fault(on_phase)
     check_request(request)
     catalogue, source, langs = open_inputs(request)
     adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
@@ -511,7 +583,10 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
                            device=request.device, dtype=request.dtype)
     _phase(on_phase, "plan", None)
     plan = prepare_plan(store, request, adapter, catalogue, source, langs)
+    for stale in mark_stale_runs(store):
+        log.warning("run %s was left running by a process that is gone: marked interrupted", stale)
     run_id = store.start_run(provenance(plan, request))
+    _phase(on_phase, "run", None)
     summary = IngestSummary(run_id=run_id, model=plan.model, random_init=plan.info.random_init,
                             skipped_langs=dict(plan.skipped))
     for key, why in plan.skipped.items():
@@ -537,9 +612,16 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
             summary.items += work.n_items
             summary.jobs += 1
         bar.close()
-        if summary.rows:
+        # Finalize whenever the store needs it, not only when this run wrote rows: an earlier
+        # finalize may have been killed half-way (missing indices, versions not cleaned up).
+        if summary.rows or store.finalize_needed(plan.model):
             _phase(on_phase, "finish", None)
-            store.finalize_model(plan.model)
+            others = other_live_runs(store, run_id)
+            if others:
+                log.info("keeping old versions: ingest(s) %s may still read them", ", ".join(others))
+            store.finalize_model(plan.model, on_step=None if on_phase is None
+                                 else (lambda step: on_phase(step, None)), cleanup=not others)
+            _phase(on_phase, "finalized", None)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"

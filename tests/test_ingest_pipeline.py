@@ -27,10 +27,14 @@ def test_phases_are_named_and_ordered(tmp_path, tiny_bert_dir):
     ingest(store, request(tiny_bert_dir), progress=False,
            on_phase=lambda name, job: seen.append((name, job.label if job else None)))
     assert {name for name, _ in seen} == set(PHASES)
-    assert seen[0] == ("plan", None) and seen[-1] == ("finish", None)
+    n_tables = store.points()["table_name"].n_unique()
+    assert seen[:2] == [("plan", None), ("run", None)]
+    assert seen[-(2 + 2 * n_tables):] == [("finish", None)] + [("compacted", None), ("indexed", None)] * n_tables \
+        + [("finalized", None)]
     per_job = [s for s in seen if s[1] is not None]
     assert per_job == [(p, f"{lang}/text") for lang in ("eng", "fra", "deu")
-                       for p in ("filter", "encode", "write")]
+                       for p in ("filter", "encode", "write", "texts", "rows", "job")]
+    assert [name for name, _ in seen if name in PHASES] == [n for n, _ in seen]
 
 
 def test_fault_at_write_keeps_whole_jobs_and_resume_completes(tmp_path, tiny_bert_dir):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 import polars as pl
 import pyarrow as pa
@@ -85,23 +85,36 @@ class ActivationWriter:
             return pl.DataFrame(schema={"point": pl.String, "sample_id": pl.String})
         return pl.concat(frames)  # type: ignore[arg-type]
 
-    def finalize_model(self, model: str) -> None:
-        """After an ingest: compact fragments, drop old versions, index metadata columns."""
+    def finalize_model(self, model: str, on_step: Callable[[str], object] | None = None, *,
+                       cleanup: bool = True) -> None:
+        """After an ingest: compact fragments, index metadata columns, then drop old versions.
+
+        Each step is idempotent and the order makes an interrupted finalize visible to
+        `finalize_needed` (missing indices, or more than one version kept), so the next ingest
+        redoes it even when it writes nothing. `on_step("compacted" | "indexed")` is called
+        between the steps (fault injection). `cleanup=False` keeps old versions: another
+        process may still read them (a concurrent ingest); a later finalize drops them.
+        """
         for table_name in self.points(model)["table_name"].unique().to_list():
-            self.finalize_table(table_name)
+            self.finalize_table(table_name, on_step, cleanup=cleanup)
 
-    def finalize_table(self, table_name: str) -> None:
-        """Index the metadata columns, then compact, update the indices and drop old versions.
+    def finalize_table(self, table_name: str, on_step: Callable[[str], object] | None = None, *,
+                       cleanup: bool = True) -> None:
+        """Index the metadata columns, compact (updating the indices), then drop old versions.
 
-        Indices are created (or brought up to date) BEFORE the optimize, so that compaction can
-        merge every fragment and its cleanup also drops the versions the index work made: a
-        finalized table has one fragment per ~1M rows and one version (what `actstore check`
-        verifies).
+        Indices are created (or brought up to date) BEFORE compaction, so that compaction can
+        merge every fragment; the cleanup then drops the versions the work made: a finalized
+        table has one fragment per ~1M rows and one version (what `actstore check` verifies).
+        Each step is skipped when done, so a retry after a conflict, or the next ingest after a
+        finalize killed half-way (`finalize_needed` sees it), resumes. `on_step("indexed" |
+        "compacted")` is called between the steps (fault injection).
         """
         tbl = self._open_table(table_name)
 
-        def finalize():  # each step is skipped when done, so a retry after a conflict resumes
+        def finalize():
             tbl.checkout_latest()
+            if tbl.count_rows() == 0:
+                return
             indices = tbl.list_indices()
             existing = {idx.columns[0] for idx in indices}
             for col, config in _INDICES:
@@ -112,14 +125,47 @@ class ActivationWriter:
                 # unindexed fragments, so cover them first or compaction leaves them apart
                 tbl.to_lance().optimize.optimize_indices()
                 tbl.checkout_latest()
+            if on_step is not None:
+                on_step("indexed")
+            tbl.optimize()  # compaction; old versions stay for now
+            if on_step is not None:
+                on_step("compacted")
+            if not cleanup:
+                return
             with warnings.catch_warnings():
-                # Keeping old versions doubles disk until a later cleanup; one writer per model
-                # is the supported pattern, so the latest version is all anyone reads (a
-                # concurrent writer whose version vanished retries on the latest).
+                # Keeping old versions doubles disk until a later cleanup; `cleanup=False` while
+                # another live ingest may still read them (a concurrent writer whose version
+                # vanished retries on the latest).
                 warnings.simplefilter("ignore", UserWarning)
                 tbl.optimize(cleanup_older_than=timedelta(seconds=0))
 
         retry_race(finalize, f"Finalizing table {table_name!r} of {self.uri}")
+
+    def finalize_needed(self, model: str) -> list[str]:
+        """Why `model`'s activation tables need `finalize_model` (empty: they do not).
+
+        A finalized table has one version, an index on every metadata column and no unindexed
+        rows; any later write, or a finalize killed half-way, breaks one of these.
+        """
+        reasons = []
+        for table_name in self.points(model)["table_name"].unique().to_list():
+            if not self.has_table(table_name):
+                continue
+            tbl = self._open_table(table_name)
+            tbl.checkout_latest()
+            if tbl.count_rows() == 0:
+                continue
+            indices = {idx.columns[0]: idx for idx in tbl.list_indices()}
+            missing = [col for col, _ in _INDICES if col not in indices]
+            if missing:
+                reasons.append(f"{table_name}: no index on {', '.join(missing)}")
+            stale = [c for c, idx in indices.items() if getattr(idx, "num_unindexed_rows", 0)]
+            if stale:
+                reasons.append(f"{table_name}: unindexed rows in {', '.join(stale)}")
+            n_versions = len(tbl.list_versions())
+            if n_versions > 1:
+                reasons.append(f"{table_name}: {n_versions} versions kept (not compacted/cleaned)")
+        return reasons
 
     def delete_model(self, model: str) -> int:
         """Remove every activation row and point of a model (results stay, runs stay)."""

@@ -20,11 +20,8 @@ table version, so it costs one scan of five string columns per analysis (~tens o
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import lancedb
 import polars as pl
@@ -48,13 +45,13 @@ from actstore.schema import (
 from actstore.store.activations import _INDICES
 from actstore.store.api import Store
 from actstore.store.connection import list_table_names
+from actstore.store.runs import mark_stale_runs, stale_runs
 
 #: fragments smaller than this are merged by Lance's compaction (its default target)
 TARGET_ROWS_PER_FRAGMENT = 1024 * 1024
 #: a fragment whose deleted share exceeds this is rewritten by compaction (Lance's default)
 DELETION_THRESHOLD = 0.1
 #: a process that started this much after its run's `started_at` is another process (pid reuse)
-_PID_REUSE_SLACK_S = 1.0
 
 
 @dataclass
@@ -327,35 +324,6 @@ def _check_finalized(store: Store, act_tables: list[str], report: CheckReport) -
 
 
 # ---------------------------------------------------------------------------------- runs
-def _process_gone(pid: int, started_at: datetime | None) -> bool:
-    """True when no process `pid` exists here, or the one that does started after the run."""
-    import psutil
-
-    try:
-        proc = psutil.Process(int(pid))
-        created = proc.create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return True
-    except psutil.Error:  # exists but unreadable (another user's): cannot tell, assume alive
-        return False
-    if proc.status() == psutil.STATUS_ZOMBIE:
-        return True
-    if started_at is not None:
-        run_start = started_at.replace(tzinfo=timezone.utc) if started_at.tzinfo is None else started_at
-        return created > run_start.timestamp() + _PID_REUSE_SLACK_S
-    return False
-
-
-def stale_runs(store: Store) -> pl.DataFrame:
-    """`running` runs started on this host whose process is gone (runs without host/pid: unknown)."""
-    runs = store.runs()
-    running = runs.filter((pl.col("status") == "running") & (pl.col("host") == socket.gethostname())
-                          & pl.col("pid").is_not_null())
-    gone = [r["run_id"] for r in running.iter_rows(named=True)
-            if r["pid"] != os.getpid() and _process_gone(r["pid"], r["started_at"])]
-    return running.filter(pl.col("run_id").is_in(gone))
-
-
 def _check_runs(store: Store, report: CheckReport) -> None:
     stale = stale_runs(store)
     if stale.height:
@@ -461,8 +429,6 @@ def repair_store(store: Store, report: CheckReport) -> list[str]:
             done.append(f"finalized {name!r}: indices, compaction, old versions removed")
     stale = report.by_kind("stale-runs")
     if stale:
-        ids = stale_runs(store)["run_id"].to_list()
-        if ids:
-            store._open_table(RUNS_TABLE).update(where=sql_in("run_id", ids), values={"status": "interrupted"})
+        ids = mark_stale_runs(store)
         done.append(f"runs: marked {len(ids)} stale runs interrupted")
     return done
