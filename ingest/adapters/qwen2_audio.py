@@ -222,6 +222,27 @@ class Qwen2AudioAdapter(HFAdapter):
                 return n + 1 + int(idx)
         return None
 
+    def speech_window(self) -> float | None:
+        """The tower's window (30 s for the released model): longer clips are truncated."""
+        return self.feature_extractor.n_samples / SAMPLE_RATE
+
+    def cost_model(self, modality: str):
+        """Speech: the tower over its fixed window, then the LLM over the audio tokens and the
+        prompt; text: the LLM over the prompt and the text (plus the audio tokens when paired)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        n, tower, llm = element_bytes(self.dtype_name), self.tower.config, self.config.text_config
+        audio_tokens = tower.max_source_positions // 2
+        prompt = len(self.template.encode("utf-8")) + len(self.audio_slot)
+        lm = dict(width=llm.hidden_size, layers=self.n_llm + 1, heads=llm.num_attention_heads,
+                  ffn_width=llm.intermediate_size, bytes_per_element=n)
+        if modality == "speech":
+            return (CostModel(width=tower.d_model, layers=self.n_tower + 2,
+                              heads=tower.encoder_attention_heads, ffn_width=tower.encoder_ffn_dim,
+                              window_positions=2 * tower.max_source_positions, bytes_per_element=n),
+                    CostModel(window_positions=audio_tokens + prompt, **lm))
+        return CostModel(extra_positions=prompt + (audio_tokens if self.paired else 0), **lm)
+
     # -- prompts ----------------------------------------------------------------------------
     def _render(self, audio_tokens: int, text: str) -> tuple[str, tuple[int, int]]:
         """The prompt string and the character span of `text` in it."""

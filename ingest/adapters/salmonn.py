@@ -185,6 +185,32 @@ class SalmonnAdapter(HFAdapter):
             return None
         return super().layer_of(point)
 
+    #: SALMONN cuts audio at 30 s (Whisper's window): longer clips are truncated with a warning
+    window_seconds = 30.0
+
+    def cost_model(self, modality: str):
+        """Speech: Whisper over its 30 s window, BEATs over up to 30 s (50 patches a second), the
+        LLM over the auditory tokens and the prompt; text: the LLM over prompt + text (+ audio)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        m, n = self.model, element_bytes(self.dtype_name)
+        w, lm = m.whisper.config, m.llm.config
+        prompt = len(self.parts.prompt_template.encode("utf-8")) + 32  # + instruction tokens
+        llm = dict(width=lm.hidden_size, layers=m.n_layers + 2, heads=lm.num_attention_heads,
+                   ffn_width=lm.intermediate_size, bytes_per_element=n)
+        if modality == "text":
+            return CostModel(extra_positions=prompt + (m.num_speech_tokens if self.paired else 0), **llm)
+        stages = [CostModel(width=w.d_model, layers=len(m.whisper.layers) + 2,
+                            heads=w.encoder_attention_heads, ffn_width=w.encoder_ffn_dim,
+                            window_positions=2 * w.max_source_positions, bytes_per_element=n),
+                  CostModel(window_positions=m.num_speech_tokens + prompt, **llm)]
+        if m.beats is not None:
+            b = m.beats.cfg
+            stages.append(CostModel.speech(50, width=b.encoder_embed_dim, layers=b.encoder_layers + 2,
+                                           heads=b.encoder_attention_heads, ffn_width=b.encoder_ffn_embed_dim,
+                                           max_positions=1500, bytes_per_element=n))
+        return tuple(stages)
+
     # -- encoding ----------------------------------------------------------------------------
     def encode(self, items: Sequence[Item], points: Sequence[str]) -> dict[str, Pooled]:
         if self.paired and len(items):

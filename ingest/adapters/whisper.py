@@ -78,6 +78,20 @@ class WhisperAdapter(HFAdapter):
         self._points = {"speech": pts}
         self._widths = {p: cfg.d_model for p in pts}
 
+    def speech_window(self) -> float | None:
+        """The feature extractor's window (30 s for the released models; tiny test models: 1 s)."""
+        return self.feature_extractor.n_samples / SAMPLE_RATE
+
+    def cost_model(self, modality: str):
+        """Every clip is padded to the window: a fixed cost per item, whatever its length."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        cfg = self.config
+        return CostModel(width=cfg.d_model, layers=len(self._points["speech"]),
+                         heads=cfg.encoder_attention_heads, ffn_width=cfg.encoder_ffn_dim,
+                         window_positions=2 * cfg.max_source_positions,  # the conv front end's input
+                         bytes_per_element=element_bytes(self.dtype_name))
+
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]):
         fe, enc = self.feature_extractor, self.encoder
         long = [f"{it.lang}/{it.sample_id}" for it in items if len(it.audio) > fe.n_samples]
