@@ -239,7 +239,7 @@ class Qwen2AudioAdapter(HFAdapter):
         if modality == "speech":
             return (CostModel(width=tower.d_model, layers=self.n_tower + 2,
                               heads=tower.encoder_attention_heads, ffn_width=tower.encoder_ffn_dim,
-                              window_positions=2 * tower.max_source_positions, bytes_per_element=n),
+                              window_positions=tower.max_source_positions, bytes_per_element=n),
                     CostModel(window_positions=audio_tokens + prompt, **lm))
         return CostModel(extra_positions=prompt + (audio_tokens if self.paired else 0), **lm)
 

@@ -202,7 +202,7 @@ class SalmonnAdapter(HFAdapter):
             return CostModel(extra_positions=prompt + (m.num_speech_tokens if self.paired else 0), **llm)
         stages = [CostModel(width=w.d_model, layers=len(m.whisper.layers) + 2,
                             heads=w.encoder_attention_heads, ffn_width=w.encoder_ffn_dim,
-                            window_positions=2 * w.max_source_positions, bytes_per_element=n),
+                            window_positions=w.max_source_positions, bytes_per_element=n),
                   CostModel(window_positions=m.num_speech_tokens + prompt, **llm)]
         if m.beats is not None:
             b = m.beats.cfg

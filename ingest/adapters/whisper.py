@@ -89,7 +89,7 @@ class WhisperAdapter(HFAdapter):
         cfg = self.config
         return CostModel(width=cfg.d_model, layers=len(self._points["speech"]),
                          heads=cfg.encoder_attention_heads, ffn_width=cfg.encoder_ffn_dim,
-                         window_positions=2 * cfg.max_source_positions,  # the conv front end's input
+                         window_positions=cfg.max_source_positions,
                          bytes_per_element=element_bytes(self.dtype_name))
 
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]):
