@@ -256,7 +256,11 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g"
 
 def parse_size(text: str | int | None, option: str = "--memory-budget") -> int | None:
     """'2GiB', '512MB', '1.5g', '1073741824' -> bytes (None stays None)."""
-    if text is None or isinstance(text, int):
+    if text is None:
+        return None
+    if isinstance(text, int):
+        if text <= 0:
+            raise ActstoreError(f"{option} {text} must be more than zero bytes; write e.g. 2GiB.")
         return text
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     unit = m.group(2).lower() if m else ""

@@ -269,3 +269,8 @@ def test_estimate_covers_the_measured_peak(tiny_seamless_dir):
         r = min(r, measure(), key=lambda x: x["measured"])
     assert r["measured"] > 100 * MiB  # the quadratic term is real (T = 1000 frames)
     assert r["measured"] <= r["estimate"] <= 1.5 * r["measured"], r
+
+
+def test_a_zero_byte_budget_from_the_library_is_refused():
+    with pytest.raises(ActstoreError, match="--memory-budget 0 must be more than zero"):
+        parse_size(0)
