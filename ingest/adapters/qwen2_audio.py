@@ -53,7 +53,8 @@ batch gives its items' vectors. Only positions that hold audio are pooled:
 (`Qwen2AudioEncoder._get_feat_extract_output_lengths`, the processor's token count). Clips
 shorter than `MIN_SAMPLES` (two audio tokens) are refused: with a single audio token in every
 row transformers switches to its legacy merge path. Clips longer than the window are truncated
-with a `UserWarning` (the feature extractor's behaviour). Prompts are right-padded, so causal
+with a `UserWarning` (the feature extractor's behaviour); `actstore ingest` refuses them before
+any model runs unless `--max-seconds` exceeds the window (its default). Prompts are right-padded, so causal
 attention makes each row independent of the others.
 """
 

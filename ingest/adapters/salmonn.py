@@ -42,7 +42,8 @@ Modes (option `mode`):
 `--layers study` = 1, 2, 4, ..., 30, 31, 32, cut to the model's depth (tiny models).
 
 Audio: 16 kHz mono; SALMONN pads every clip to at least 1 s and cuts it at 30 s (Whisper's
-window; a `UserWarning` names truncated clips).
+window; a `UserWarning` names truncated clips; `actstore ingest` refuses longer clips before any
+model runs unless `--max-seconds` is raised above 30 s, the default here).
 
 Real weights: put SALMONN's `configs/decode_config.yaml` in a directory, edit its paths
 (whisper_path: openai/whisper-large-v2 dir or hub id in the HF cache; beats_path:

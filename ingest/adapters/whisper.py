@@ -18,7 +18,9 @@ of its items run alone.
 
 Audio longer than the window is TRUNCATED to the window, with a `UserWarning` naming the
 items (the feature extractor's behaviour; the study's FLEURS clips are < 30 s). Split long
-recordings upstream if their tail matters.
+recordings upstream if their tail matters. `actstore ingest` refuses such clips before any model
+runs unless `--max-seconds` is raised above the window (the window is the default; see
+ingest/memory.py).
 """
 
 from __future__ import annotations
