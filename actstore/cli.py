@@ -132,7 +132,14 @@ def main(verbose: bool) -> None:
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
 @click.option("--limit", type=int, default=None, help="At most this many sentence ids per language (first by id).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Most items per forward; --memory-budget may make batches smaller.")
+@click.option("--max-seconds", type=float, default=None,
+              help="Refuse speech items longer than this, before any model runs (default: the model's "
+              "window, e.g. Whisper 30 s, else 60 s). Above a window the model truncates, with a warning.")
+@click.option("--memory-budget", default=None,
+              help="Activation memory one forward may use, e.g. 2GiB or 512MB (default: half the memory "
+              "available at start); batches are cut to fit and an item that alone exceeds it is refused.")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda:0.")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
               help="Model dtype (pooling is always float32).")
@@ -144,8 +151,9 @@ def main(verbose: bool) -> None:
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
-           device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
+def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities, layers, points,
+           limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite, languages_csv,
+           cache_dir, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
     \b
@@ -166,6 +174,7 @@ def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, l
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
+        max_seconds=max_seconds, memory_budget=memory_budget,
     )
     store = disk_errors(_open)(db, create=True)  # creating a store where one cannot write: one sentence
     require_writable(store, "ingest writes activations there")

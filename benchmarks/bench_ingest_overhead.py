@@ -30,7 +30,7 @@ from _machine import add_run_options, machine, write_summary
 from actstore.catalogue import Catalogue
 from actstore.store import Store
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.pipeline import _batches, _job_rows
+from actstore.ingest.pipeline import batches, job_rows
 from actstore.ingest.pooling import masked_mean
 from actstore.ingest.sources import open_source
 from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
@@ -55,7 +55,7 @@ def run_model(model_path: str, store: Store, jobs, catalogue: Catalogue, batch_s
         pooled = {p: [] for p in points}
         frames = {p: [] for p in points}
         order = []
-        for batch in _batches(items, batch_size):
+        for batch in batches(items, batch_size):
             with torch.inference_mode():
                 t0 = time.perf_counter()
                 captured = adapter._forward(modality, batch, points)
@@ -72,7 +72,7 @@ def run_model(model_path: str, store: Store, jobs, catalogue: Catalogue, batch_s
 
         t3 = time.perf_counter()
         vectors = {p: (np.concatenate(pooled[p]), np.concatenate(frames[p])) for p in points}
-        tables = _job_rows(order, vectors, model=name, layer_of=adapter.layer_of,
+        tables = job_rows(order, vectors, model=name, layer_of=adapter.layer_of,
                            lang_meta=catalogue.get(lang), run_id="bench", vector_dtype="float32")
         for width, table in tables.items():
             t["rows"] += store.write_activations(name, width, table, replace=False)

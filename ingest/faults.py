@@ -13,8 +13,8 @@ handlers, no `finally`, no flush: what a power loss or the OOM killer does) the 
     rows       the job's activations are committed, the points not registered yet (per job)
     job        the job is complete (rows, texts, points)   (per job)
     finish     every job done, before finalize
-    compacted  inside finalize: compaction done, indices not yet built (per table)
-    indexed    inside finalize: indices built, old versions not yet removed  (per table)
+    indexed    inside finalize: indices built, fragments not yet compacted (per table)
+    compacted  inside finalize: compaction done, old versions not yet removed (per table)
     finalized  finalize done, the run's final status not yet written
 
 It exists so tests and `scripts/fault_campaign.py` can kill an ingest at every commit boundary
@@ -35,7 +35,7 @@ ENV = "ACTSTORE_FAULT"
 
 #: every phase the pipeline reports, in order (see the module docstring)
 FAULT_PHASES = ("plan", "run", "filter", "encode", "write", "texts", "rows", "job", "finish",
-                "compacted", "indexed", "finalized")
+                "indexed", "compacted", "finalized")
 
 #: exit status where SIGKILL does not exist (Windows): distinctive, never a normal exit
 FAULT_EXIT_CODE = 87

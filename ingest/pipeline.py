@@ -33,8 +33,10 @@ The steps are separate functions so other engines reuse them (a distributed engi
 filters on the driver, encodes on workers and writes each job with `write_job`):
 
     check_request -> open_inputs -> choose_points -> plan_jobs      (no model runs yet)
+    -> check_memory (every item of every job against --max-seconds / --memory-budget)
     -> pending_work (per job: what is stored, what to encode)
-    -> encode_job (length-bucketed batches) -> job_rows -> write_job (one commit per width)
+    -> encode_job (length-bucketed batches under the memory budget) -> job_rows
+    -> write_job (one commit per width)
     -> finish (compact + index)
 
 `ingest` runs them in order inside a provenance record (`runs` table). `on_phase(name, job)` is
@@ -62,6 +64,8 @@ from actstore.store.runs import mark_stale_runs, other_live_runs
 from actstore.ingest.faults import FAULT_PHASES, fault_hook
 from actstore.ingest.adapters.base import Adapter, ModelInfo
 from actstore.ingest.items import MODALITIES, Item
+from actstore.ingest.memory import (BatchCost, MemoryLimits, budgeted_batches, check_items, parse_size,
+                                    resolve_limits)
 
 log = logging.getLogger("actstore.ingest")
 
@@ -96,6 +100,8 @@ class IngestRequest:
     overwrite: bool = False
     languages_csv: str | None = None
     cache_dir: str | None = None
+    max_seconds: float | None = None  # longest speech item (None: the model's window, else 60 s)
+    memory_budget: int | str | None = None  # bytes one forward may use, e.g. "2GiB" (None: from free memory)
 
 
 @dataclass
@@ -167,6 +173,9 @@ def check_request(request: IngestRequest) -> None:
         raise ActstoreError(f"--vector-dtype {request.vector_dtype!r} is not supported; use float32 or float16.")
     if request.batch_size < 1:
         raise ActstoreError("--batch-size must be at least 1.")
+    if request.max_seconds is not None and not request.max_seconds > 0:
+        raise ActstoreError(f"--max-seconds {request.max_seconds} must be more than 0; e.g. --max-seconds 60.")
+    parse_size(request.memory_budget)  # refuses a malformed size now
     if request.limit is not None and request.limit < 1:
         raise ActstoreError("--limit must be at least 1 (or omitted for every sentence).")
     if request.langs == "" or (isinstance(request.langs, (list, tuple)) and not request.langs):
@@ -346,28 +355,50 @@ def _pair_up(items: dict[str, list[Item]], complete: dict[str, set[str]]
     return todo, skipped
 
 
-def batches(items: list[Item], batch_size: int) -> list[list[Item]]:
-    """Length-bucketed batches: longest first, so padding inside a batch stays small."""
-    ordered = sorted(items, key=lambda it: it.length, reverse=True)
-    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+def batches(items: list[Item], batch_size: int, cost: Callable[[list[Item]], int] | None = None,
+            budget: int | None = None) -> list[list[Item]]:
+    """Length-bucketed batches: longest first, so padding inside a batch stays small; with a
+    `cost` (estimated bytes of a batch) and a `budget`, each batch also stays under the budget."""
+    return budgeted_batches(items, batch_size, cost, budget)
+
+
+def check_memory(store: Store, plan: IngestPlan, adapter: Adapter, request: IngestRequest,
+                 limits: MemoryLimits) -> None:
+    """Refuse, before any model runs, an item of any job that is over `--max-seconds` or whose
+    forward alone would exceed the memory budget.
+
+    Looks at exactly the items the run would encode (stored keys are filtered as `run_job` does).
+    Audio is loaded here one job at a time and dropped again, so it is decoded twice; that is the
+    price of knowing every length before the first forward.
+    """
+    cost = BatchCost(adapter)
+    for job in plan.jobs:
+        work = pending_work(store, plan.model, plan.source, job, overwrite=request.overwrite)
+        if len(job.modalities) > 1:
+            pairs = {it.sentence_id: it for it in work.items.get("text", [])}
+            check_items(work.items.get("speech", []), limits, cost, pairs=pairs)
+        else:
+            for items in work.items.values():
+                check_items(items, limits, cost)
 
 
 Encoded = dict[str, tuple[list[Item], dict[str, tuple[np.ndarray, np.ndarray]]]]
 
 
 def encode_job(adapter: Adapter, work: JobWork, batch_size: int,
-               on_batch: Callable[[int], object] | None = None) -> Encoded:
+               on_batch: Callable[[int], object] | None = None, budget: int | None = None) -> Encoded:
     """modality -> (items in encoded order, point -> (vectors (n, d) float32, n_frames (n,))).
 
     Unpaired jobs call `adapter.encode` per batch; paired jobs call `adapter.encode_pairs` with
     each batch's speech and text items of the same sentences. `on_batch(n)` gets the sentence
-    ids each batch covered (progress).
+    ids each batch covered (progress). With a `budget` (bytes), batches are also cut so that each
+    one's estimated activation memory (`adapter.cost_model`) stays under it.
     """
     job = work.job
     pooled: dict[str, dict[str, list[np.ndarray]]] = {m: {p: [] for p in job.points[m]} for m in job.modalities}
     frames: dict[str, dict[str, list[np.ndarray]]] = {m: {p: [] for p in job.points[m]} for m in job.modalities}
     order: dict[str, list[Item]] = {m: [] for m in job.modalities}
-    for groups in _batch_groups(work, batch_size):
+    for groups in _batch_groups(work, batch_size, BatchCost(adapter) if budget else None, budget):
         if len(job.modalities) > 1:
             out = adapter.encode_pairs(groups["speech"], groups["text"], job.all_points)
         else:
@@ -394,15 +425,20 @@ def encode_job(adapter: Adapter, work: JobWork, batch_size: int,
     return result
 
 
-def _batch_groups(work: JobWork, batch_size: int) -> Iterator[dict[str, list[Item]]]:
+def _batch_groups(work: JobWork, batch_size: int, cost: BatchCost | None = None,
+                  budget: int | None = None) -> Iterator[dict[str, list[Item]]]:
     """Batches of one modality, or paired speech/text batches bucketed by speech length."""
     mods = work.job.modalities
     if len(mods) == 1:
-        for batch in batches(work.items[mods[0]], batch_size):
-            yield {mods[0]: batch}
+        m = mods[0]
+        one = (lambda batch: cost({m: batch})) if cost is not None else None
+        for batch in batches(work.items[m], batch_size, one, budget):
+            yield {m: batch}
         return
     text_of = {it.sentence_id: it for it in work.items["text"]}
-    for batch in batches(work.items["speech"], batch_size):
+    pair = ((lambda batch: cost({"speech": batch, "text": [text_of[it.sentence_id] for it in batch]}))
+            if cost is not None else None)
+    for batch in batches(work.items["speech"], batch_size, pair, budget):
         yield {"speech": batch, "text": [text_of[it.sentence_id] for it in batch]}
 
 
@@ -495,7 +531,7 @@ def fill_missing_texts(store: Store, source, split: str, job: Job, work: JobWork
     return rows.num_rows
 
 
-def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
+def provenance(plan: IngestPlan, request: IngestRequest, limits: MemoryLimits | None = None) -> dict:
     """The `runs` row that opens an ingest (status 'running' until `finish_run`)."""
     info, source = plan.info, plan.source
     return {
@@ -507,6 +543,7 @@ def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
         "vector_dtype": request.vector_dtype, "device": request.device,
         "batch_size": request.batch_size,
         "params": {"limit": request.limit, "overwrite": request.overwrite,
+                   **({"max_seconds": limits.max_seconds, "memory_budget": limits.budget} if limits else {}),
                    "layers": (request.layers if isinstance(request.layers, str)
                               else list(request.layers) if request.layers else None),
                    "data_dir": request.data_dir, **info.extra,
@@ -517,8 +554,8 @@ def provenance(plan: IngestPlan, request: IngestRequest) -> dict:
 
 def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request: IngestRequest,
             run_id: str, *, on_batch: Callable[[int], object] | None = None,
-            on_phase: PhaseHook | None = None, register: Callable[[], None] | None = None
-            ) -> tuple[JobWork, int]:
+            on_phase: PhaseHook | None = None, register: Callable[[], None] | None = None,
+            limits: MemoryLimits | None = None) -> tuple[JobWork, int]:
     """Filter, encode and write one job; returns its work description and the rows written."""
     _phase(on_phase, "filter", job)
     work = pending_work(store, plan.model, plan.source, job, overwrite=request.overwrite)
@@ -527,7 +564,8 @@ def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request:
         _phase(on_phase, "job", job)
         return work, 0
     _phase(on_phase, "encode", job)
-    encoded = encode_job(adapter, work, request.batch_size, on_batch=on_batch)
+    encoded = encode_job(adapter, work, request.batch_size, on_batch=on_batch,
+                         budget=limits.budget if limits else None)
     _phase(on_phase, "write", job)
     tables = build_job_tables(plan, encoded, layer_of=adapter.layer_of, run_id=run_id,
                               vector_dtype=request.vector_dtype, lang=job.lang)
@@ -569,9 +607,11 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
            on_phase: PhaseHook | None = None) -> IngestSummary:
     """Run one ingest; returns what was done.
 
-    Bad input raises ActstoreError before anything is written (no runs row). A failure after the
-    run started (undecodable audio, NaN activations, a full disk) keeps the jobs committed before
-    it, writes nothing of the failing job and leaves the run's row with status 'failed'.
+    Bad input raises ActstoreError before anything is written (no runs row); that includes items
+    over `--max-seconds` or the memory budget and undecodable audio, since `check_memory` reads
+    every pending item before the first forward. A failure after the run started (NaN
+    activations, a full disk) keeps the jobs committed before it, writes nothing of the failing
+    job and leaves the run's row with status 'failed'.
     """
     from actstore.ingest.adapters import load_adapter
 
@@ -583,9 +623,12 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
                            device=request.device, dtype=request.dtype)
     _phase(on_phase, "plan", None)
     plan = prepare_plan(store, request, adapter, catalogue, source, langs)
+    limits = resolve_limits(adapter, max_seconds=request.max_seconds,
+                            memory_budget=parse_size(request.memory_budget), device=request.device)
+    check_memory(store, plan, adapter, request, limits)  # too long / too big: refused, nothing ran
     for stale in mark_stale_runs(store):
         log.warning("run %s was left running by a process that is gone: marked interrupted", stale)
-    run_id = store.start_run(provenance(plan, request))
+    run_id = store.start_run(provenance(plan, request, limits))
     _phase(on_phase, "run", None)
     summary = IngestSummary(run_id=run_id, model=plan.model, random_init=plan.info.random_init,
                             skipped_langs=dict(plan.skipped))
@@ -599,11 +642,12 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
             registered.append(True)
 
     status = "failed"
+    deferred_cleanup = False
     try:
         bar = _progress(sum(len(j.ids) for j in plan.jobs), progress, desc=f"ingest {plan.model}")
         for job in plan.jobs:
             work, rows = run_job(store, plan, adapter, job, request, run_id, on_batch=bar.update,
-                                 on_phase=on_phase, register=register)
+                                 on_phase=on_phase, register=register, limits=limits)
             summary.skipped_items += work.n_skipped
             if not work.n_items:
                 bar.update(len(job.ids))
@@ -621,6 +665,7 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
                 log.info("keeping old versions: ingest(s) %s may still read them", ", ".join(others))
             store.finalize_model(plan.model, on_step=None if on_phase is None
                                  else (lambda step: on_phase(step, None)), cleanup=not others)
+            deferred_cleanup = bool(others)
             _phase(on_phase, "finalized", None)
         status = "complete"
     except KeyboardInterrupt:
@@ -628,6 +673,10 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
         raise
     finally:
         store.finish_run(run_id, status=status, n_items=summary.items, n_rows=summary.rows)
+    if deferred_cleanup and not other_live_runs(store, run_id):
+        # Concurrent ingests each skip the cleanup while the other is live; checking again AFTER
+        # this run is marked finished means the last of them to finish always sees none live.
+        store.finalize_model(plan.model)
     return summary
 
 

@@ -37,7 +37,7 @@ N_POINTS = 7  # all-MiniLM-L6-v2: embeddings + 6 layers
 
 #: one case per phase; per-job phases at the second job where that is the more telling moment
 CASES = ["plan", "run", "filter", "encode", "write:2", "texts:2", "rows", "job", "finish",
-         "compacted", "indexed", "finalized"]
+         "indexed", "compacted", "finalized"]
 
 
 def ingest_args(db) -> list[str]:

@@ -29,7 +29,7 @@ def test_phases_are_named_and_ordered(tmp_path, tiny_bert_dir):
     assert {name for name, _ in seen} == set(PHASES)
     n_tables = store.points()["table_name"].n_unique()
     assert seen[:2] == [("plan", None), ("run", None)]
-    assert seen[-(2 + 2 * n_tables):] == [("finish", None)] + [("compacted", None), ("indexed", None)] * n_tables \
+    assert seen[-(2 + 2 * n_tables):] == [("finish", None)] + [("indexed", None), ("compacted", None)] * n_tables \
         + [("finalized", None)]
     per_job = [s for s in seen if s[1] is not None]
     assert per_job == [(p, f"{lang}/text") for lang in ("eng", "fra", "deu")

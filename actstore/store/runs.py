@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from datetime import timezone
 
 import polars as pl
 import pyarrow as pa
@@ -49,8 +50,9 @@ def this_process() -> dict:
     return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid)}
 
 
-def process_alive(pid: int, start: int | None) -> bool:
-    """True when `pid` runs and (where both are known) started at `start`."""
+def process_alive(pid: int, start: int | None, started_at=None) -> bool:
+    """True when `pid` runs and is the run's process: it started at `start` (when recorded), or,
+    for rows without a recorded start, it was created no later than the run (`started_at`)."""
     if pid <= 0:
         return False
     try:
@@ -69,7 +71,16 @@ def process_alive(pid: int, start: int | None) -> bool:
     except OSError:
         pass
     if start is None:
-        return True
+        if started_at is None:
+            return True
+        import psutil
+
+        try:
+            created = psutil.Process(pid).create_time()
+        except psutil.Error:
+            return True
+        when = started_at if started_at.tzinfo is not None else started_at.replace(tzinfo=timezone.utc)
+        return created <= when.timestamp() + 1.0  # a pid reused after the run started: not it
     now = process_start(pid)
     return now is None or now == start
 
@@ -82,7 +93,8 @@ def stale_runs(store) -> pl.DataFrame:
     host = socket.gethostname()
     running = runs.filter((pl.col("status") == "running") & (pl.col("host") == host)
                           & pl.col("pid").is_not_null())
-    dead = [not process_alive(int(r["pid"]), r["pid_start"]) for r in running.iter_rows(named=True)]
+    dead = [not process_alive(int(r["pid"]), r["pid_start"], r["started_at"])
+            for r in running.iter_rows(named=True)]
     return running.filter(pl.Series(dead, dtype=pl.Boolean)) if running.height else running
 
 

@@ -67,6 +67,10 @@ class Adapter(ABC):
     paired: ClassVar[bool] = False
     #: the study's layer set for `--layers study` (None: every layer)
     study_layers: ClassVar[tuple[int, ...] | None] = None
+    #: the longest audio the model reads, in seconds (Whisper-style fixed windows: longer clips
+    #: are truncated by the model); None: no window. It is the default `--max-seconds`
+    #: (actstore.ingest.memory); override `speech_window()` when the loaded checkpoint decides it
+    window_seconds: ClassVar[float | None] = None
 
     @classmethod
     def recognises(cls, source: ModelSource) -> bool:
@@ -125,6 +129,24 @@ class Adapter(ABC):
         Pooling is a masked mean in float32 over each point's own valid positions, so a padded
         batch gives the same vectors as running each item alone (to 1e-5).
         """
+
+    def speech_window(self) -> float | None:
+        """Seconds of audio the loaded model reads at once (None: no window); see `window_seconds`."""
+        return self.window_seconds
+
+    def cost_model(self, modality: str):
+        """How a forward's activation memory grows with input length, for `--memory-budget`.
+
+        Returns an `actstore.ingest.memory.CostModel` (or a sequence of them, one per stage of the
+        forward; their estimates add up). Adapters declare their architecture here (width, heads,
+        frames per second, a window); this default is a conservative guess from the points'
+        largest width and count, so an adapter that declares nothing is still budgeted.
+        """
+        from actstore.ingest.memory import default_cost_model, element_bytes
+
+        points = self.points(modality)
+        return default_cost_model((self.width(p) for p in points), len(points), modality,
+                                  element_bytes(self.dtype_name))
 
     def encode_pairs(self, speech: Sequence[Item], text: Sequence[Item],
                      points: Sequence[str]) -> dict[str, Pooled]:

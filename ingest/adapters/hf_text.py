@@ -78,6 +78,12 @@ class HFTextAdapter(HFAdapter):
         self._points = {"text": pts}
         self._widths = {p: int(h.shape[-1]) for p, h in zip(pts, hs)}
 
+    def cost_model(self, modality: str):
+        """The base guess (largest width at every point), with the tokenizer's truncation as a cap."""
+        from dataclasses import replace
+
+        return replace(super().cost_model(modality), max_positions=self.max_length)
+
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]):
         texts = [it.text for it in items]
         kw = dict(truncation=True, max_length=self.max_length) if self.max_length else {}

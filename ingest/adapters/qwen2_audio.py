@@ -53,7 +53,8 @@ batch gives its items' vectors. Only positions that hold audio are pooled:
 (`Qwen2AudioEncoder._get_feat_extract_output_lengths`, the processor's token count). Clips
 shorter than `MIN_SAMPLES` (two audio tokens) are refused: with a single audio token in every
 row transformers switches to its legacy merge path. Clips longer than the window are truncated
-with a `UserWarning` (the feature extractor's behaviour). Prompts are right-padded, so causal
+with a `UserWarning` (the feature extractor's behaviour); `actstore ingest` refuses them before
+any model runs unless `--max-seconds` exceeds the window (its default). Prompts are right-padded, so causal
 attention makes each row independent of the others.
 """
 
@@ -221,6 +222,27 @@ class Qwen2AudioAdapter(HFAdapter):
             if head in ("speech.llm", "text.llm"):
                 return n + 1 + int(idx)
         return None
+
+    def speech_window(self) -> float | None:
+        """The tower's window (30 s for the released model): longer clips are truncated."""
+        return self.feature_extractor.n_samples / SAMPLE_RATE
+
+    def cost_model(self, modality: str):
+        """Speech: the tower over its fixed window, then the LLM over the audio tokens and the
+        prompt; text: the LLM over the prompt and the text (plus the audio tokens when paired)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        n, tower, llm = element_bytes(self.dtype_name), self.tower.config, self.config.text_config
+        audio_tokens = tower.max_source_positions // 2
+        prompt = len(self.template.encode("utf-8")) + len(self.audio_slot)
+        lm = dict(width=llm.hidden_size, layers=self.n_llm + 1, heads=llm.num_attention_heads,
+                  ffn_width=llm.intermediate_size, bytes_per_element=n)
+        if modality == "speech":
+            return (CostModel(width=tower.d_model, layers=self.n_tower + 2,
+                              heads=tower.encoder_attention_heads, ffn_width=tower.encoder_ffn_dim,
+                              window_positions=tower.max_source_positions, bytes_per_element=n),
+                    CostModel(window_positions=audio_tokens + prompt, **lm))
+        return CostModel(extra_positions=prompt + (audio_tokens if self.paired else 0), **lm)
 
     # -- prompts ----------------------------------------------------------------------------
     def _render(self, audio_tokens: int, text: str) -> tuple[str, tuple[int, int]]:

@@ -42,7 +42,8 @@ Modes (option `mode`):
 `--layers study` = 1, 2, 4, ..., 30, 31, 32, cut to the model's depth (tiny models).
 
 Audio: 16 kHz mono; SALMONN pads every clip to at least 1 s and cuts it at 30 s (Whisper's
-window; a `UserWarning` names truncated clips).
+window; a `UserWarning` names truncated clips; `actstore ingest` refuses longer clips before any
+model runs unless `--max-seconds` is raised above 30 s, the default here).
 
 Real weights: put SALMONN's `configs/decode_config.yaml` in a directory, edit its paths
 (whisper_path: openai/whisper-large-v2 dir or hub id in the HF cache; beats_path:
@@ -184,6 +185,32 @@ class SalmonnAdapter(HFAdapter):
         if point.endswith((".encoder", ".final_norm")):
             return None
         return super().layer_of(point)
+
+    #: SALMONN cuts audio at 30 s (Whisper's window): longer clips are truncated with a warning
+    window_seconds = 30.0
+
+    def cost_model(self, modality: str):
+        """Speech: Whisper over its 30 s window, BEATs over up to 30 s (50 patches a second), the
+        LLM over the auditory tokens and the prompt; text: the LLM over prompt + text (+ audio)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        m, n = self.model, element_bytes(self.dtype_name)
+        w, lm = m.whisper.config, m.llm.config
+        prompt = len(self.parts.prompt_template.encode("utf-8")) + 32  # + instruction tokens
+        llm = dict(width=lm.hidden_size, layers=m.n_layers + 2, heads=lm.num_attention_heads,
+                   ffn_width=lm.intermediate_size, bytes_per_element=n)
+        if modality == "text":
+            return CostModel(extra_positions=prompt + (m.num_speech_tokens if self.paired else 0), **llm)
+        stages = [CostModel(width=w.d_model, layers=len(m.whisper.layers) + 2,
+                            heads=w.encoder_attention_heads, ffn_width=w.encoder_ffn_dim,
+                            window_positions=w.max_source_positions, bytes_per_element=n),
+                  CostModel(window_positions=m.num_speech_tokens + prompt, **llm)]
+        if m.beats is not None:
+            b = m.beats.cfg
+            stages.append(CostModel.speech(50, width=b.encoder_embed_dim, layers=b.encoder_layers + 2,
+                                           heads=b.encoder_attention_heads, ffn_width=b.encoder_ffn_embed_dim,
+                                           max_positions=1500, bytes_per_element=n))
+        return tuple(stages)
 
     # -- encoding ----------------------------------------------------------------------------
     def encode(self, items: Sequence[Item], points: Sequence[str]) -> dict[str, Pooled]:

@@ -122,6 +122,23 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         self._points = {"speech": speech_points, "text": text_points}
         self._widths = {p: d for p in speech_points + text_points}
 
+    def cost_model(self, modality: str):
+        """No window: 50 frames a second (fbanks at 100/s stacked in pairs) and relative-position
+        attention that materialises T x T x head_size per layer, so cost ~ T^2 (see ingest/memory.py)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        cfg, n = self.config, element_bytes(self.dtype_name)
+        if modality == "speech":
+            heads = cfg.speech_encoder_attention_heads
+            rel = cfg.position_embeddings_type == "relative_key"
+            return CostModel.speech(50, width=cfg.hidden_size, layers=len(self._points["speech"]),
+                                    heads=heads, ffn_width=cfg.speech_encoder_intermediate_size,
+                                    pair_elements=cfg.hidden_size // heads if rel else 0,
+                                    bytes_per_element=n)
+        return CostModel(width=cfg.hidden_size, layers=len(self._points["text"]),
+                         heads=cfg.encoder_attention_heads, ffn_width=cfg.encoder_ffn_dim,
+                         extra_positions=2, bytes_per_element=n)  # + language token and </s>
+
     # -- speech -----------------------------------------------------------------------------
     def _speech_inputs(self, items: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         short = [f"{it.lang}/{it.sample_id}" for it in items if len(it.audio) < MIN_SAMPLES]

@@ -83,6 +83,9 @@ class SonarAdapter(Adapter):
     def width(self, point: str) -> int:
         return self._part(point).width(point)
 
+    def cost_model(self, modality: str):
+        return self._part(modality).cost_model(modality)
+
     def supports_language(self, lang: str, modality: str) -> bool:
         return self._part(modality).supports_language(lang, modality)
 

@@ -281,6 +281,15 @@ class SonarTextAdapter(HFAdapter):
         self._points = {"text": points}
         self._widths = {p: d for p in points}
 
+    def cost_model(self, modality: str):
+        """An NLLB encoder over SentencePiece tokens (at most one per UTF-8 byte), capped at max_seq_len."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        cfg = self.config
+        return CostModel(width=cfg.d_model, layers=len(self._points["text"]), heads=cfg.encoder_attention_heads,
+                         ffn_width=cfg.encoder_ffn_dim, max_positions=self.max_tokens, extra_positions=2,
+                         bytes_per_element=element_bytes(self.dtype_name))
+
     @property
     def info(self) -> ModelInfo:
         self._require_loaded()

@@ -18,7 +18,9 @@ of its items run alone.
 
 Audio longer than the window is TRUNCATED to the window, with a `UserWarning` naming the
 items (the feature extractor's behaviour; the study's FLEURS clips are < 30 s). Split long
-recordings upstream if their tail matters.
+recordings upstream if their tail matters. `actstore ingest` refuses such clips before any model
+runs unless `--max-seconds` is raised above the window (the window is the default; see
+ingest/memory.py).
 """
 
 from __future__ import annotations
@@ -77,6 +79,20 @@ class WhisperAdapter(HFAdapter):
         pts = ["speech.embed"] + [f"speech.L{i}" for i in range(1, n + 1)]
         self._points = {"speech": pts}
         self._widths = {p: cfg.d_model for p in pts}
+
+    def speech_window(self) -> float | None:
+        """The feature extractor's window (30 s for the released models; tiny test models: 1 s)."""
+        return self.feature_extractor.n_samples / SAMPLE_RATE
+
+    def cost_model(self, modality: str):
+        """Every clip is padded to the window: a fixed cost per item, whatever its length."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        cfg = self.config
+        return CostModel(width=cfg.d_model, layers=len(self._points["speech"]),
+                         heads=cfg.encoder_attention_heads, ffn_width=cfg.encoder_ffn_dim,
+                         window_positions=cfg.max_source_positions,
+                         bytes_per_element=element_bytes(self.dtype_name))
 
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]):
         fe, enc = self.feature_extractor, self.encoder
