@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from actstore.store import Store
 from actstore.store.integrity import _KEY_CHECKED, check_store, require_unique_keys
-from actstore.synthetic import activation_rows
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _machine import add_run_options, machine, write_summary  # noqa: E402
+from _store_data import activation_rows  # noqa: E402  (the tests' synthetic rows)
 
 
 def build(uri: str, n: int, width: int = 256) -> Store:
@@ -44,7 +49,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows-per-lang", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="200 rows per language, 3 repeats")
+    add_run_options(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.rows_per_lang, args.repeats = 200, 3
+    print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         store = build(f"{tmp}/s.lance", args.rows_per_lang)
         print(f"rows: {store.count_rows('m')}")
@@ -61,6 +71,9 @@ def main() -> None:
         print(f"analysis guard (require_unique_keys, uncached): median {statistics.median(guard) * 1000:.0f} ms, "
               f"min {min(guard) * 1000:.0f} ms")
         print(f"full check_store: median {statistics.median(full) * 1000:.0f} ms, min {min(full) * 1000:.0f} ms")
+        write_summary(args.summary, __file__, f"{store.count_rows('m'):,} rows (10 points x 5 languages), synthetic",
+                      f"analysis guard {statistics.median(guard) * 1000:.0f} ms, full check "
+                      f"{statistics.median(full) * 1000:.0f} ms (median of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import add_run_options, machine, write_summary  # noqa: E402
+
 WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
         "repr((r.stdout + r.stderr).strip().splitlines()[-1:]))")
@@ -70,7 +73,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=50.0)
     ap.add_argument("--budget", default="1200MiB")
+    ap.add_argument("--quick", action="store_true", help="2 clips of 20 s, no 120 s case")
+    add_run_options(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.clips, args.seconds = 2, 20.0
+    print(f"machine: {machine()}")
 
     from actstore.ingest.adapters import load_adapter
     from actstore.ingest.items import Item
@@ -98,9 +106,16 @@ def main() -> None:
         (f"after: --batch-size {n} (defaults: 60 s, half of available memory)", sys.executable,
          ("--batch-size", str(n))),
     ]
+    peaks = []
     for i, (label, python, extra) in enumerate(cases):
         rc, mib, last = peak(python, model, data, work / f"db{i}", *extra)
+        peaks.append(mib)
         print(f"  {label}: exit {rc}, peak RSS {mib:.0f} MiB  {last}")
+    write_summary(args.summary, __file__, f"tiny SeamlessM4T v2, {n} clips of {s:g} s, one ingest per setting",
+                  f"peak RSS one unbudgeted batch {peaks[-3]:.0f} MiB vs --memory-budget {args.budget} "
+                  f"{peaks[-2]:.0f} MiB")
+    if args.quick:
+        return
     long = manifest(work / "120", [120.0])
     print(f"one 120 s clip (estimate {format_bytes(cost({'speech': [Item(0, 'eng', 'speech', 'x', 'x', audio=np.zeros(120 * 16000, np.float32))]}))}):")
     rc, mib, last = peak(sys.executable, model, long, work / "db120")

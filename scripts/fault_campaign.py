@@ -32,8 +32,9 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from actstore.ingest.fault_harness import (Runner, compare_states, max_vector_difference,  # noqa: E402
-                                           store_state)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' harness
+from _fault_harness import (Runner, compare_states, max_vector_difference,  # noqa: E402
+                            store_state)
 from actstore.ingest.faults import FAULT_PHASES  # noqa: E402
 
 PER_JOB = ("filter", "encode", "write", "texts", "rows", "job")

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from actstore.cli import main
 from actstore.errors import ActstoreError
-from actstore.ingest.fault_harness import Runner, compare_states, store_state
+from _fault_harness import Runner, compare_states, store_state
 from actstore.ingest.faults import FAULT_PHASES, fault_hook, parse_fault
 from actstore.ingest.pipeline import PHASES
 from actstore.schema import RUNS_PROCESS_FIELDS, RUNS_SCHEMA, RUNS_TABLE, SENTENCES_TABLE

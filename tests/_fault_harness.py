@@ -93,7 +93,8 @@ class Runner:
     def _ask_server(self, jobs: list[dict]) -> list[int]:
         if self._server is None:
             self._server = subprocess.Popen(
-                [sys.executable, "-c", "from actstore.ingest.fault_harness import serve; serve()",
+                [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+                 "from _fault_harness import serve; serve()",
                  *self.preload],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env, text=True, bufsize=1)
         assert self._server.stdin and self._server.stdout
