@@ -16,10 +16,26 @@ from actstore.errors import ActstoreError
 from actstore.output import FORMATS, write_frame
 from actstore.store import DEFAULT_URI, Store
 
-db_option = click.option(
-    "--db", default=DEFAULT_URI, show_default=True, envvar="ACTSTORE_DB",
-    help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
-)
+def _storage_options(ctx, param, value) -> dict[str, str]:
+    from actstore.storage import parse_storage_options
+
+    try:
+        return parse_storage_options(value)
+    except ActstoreError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def db_option(func):
+    """--db and the repeatable --storage-option, shared by every command that opens the store."""
+    func = click.option(
+        "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
+        help="Object-store setting for an s3://, gs://, az:// store, e.g. aws_region=eu-west-1 or "
+             "aws_endpoint=http://127.0.0.1:9000 (repeatable; wins over the AWS_* variables).",
+    )(func)
+    return click.option(
+        "--db", default=DEFAULT_URI, show_default=True, envvar="ACTSTORE_DB",
+        help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
+    )(func)
 
 
 def output_options(func):
@@ -80,7 +96,7 @@ def main(verbose: bool) -> None:
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
+def ingest(db, storage_options, model, adapter, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
            device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
@@ -100,7 +116,7 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
     )
-    store = Store.open(db)
+    store = Store.open(db, storage_options=storage_options)
     summary = run_ingest(store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
     click.echo(f"run {summary.run_id}: {summary.model}{label}: {summary.items} items in {summary.jobs} jobs, "
@@ -117,7 +133,7 @@ def ingest(db, model, adapter, name, source, data_dir, split, langs, modalities,
 @click.option("--list", "list_named", is_flag=True, help="List the named queries.")
 @output_options
 @friendly_errors
-def query(db, sql, named, list_named, fmt, output):
+def query(db, storage_options, sql, named, list_named, fmt, output):
     """Run read-only SQL over the store.
 
     Tables: activations (every row of every model, with vector), runs, points, sentences, and
@@ -138,7 +154,7 @@ def query(db, sql, named, list_named, fmt, output):
     if (sql is None) == (named is None):
         raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
     text = named_query(named) if named else sql
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     write_frame(run_query(store, text), fmt, output)
 
 
@@ -146,7 +162,7 @@ def query(db, sql, named, list_named, fmt, output):
 @main.command()
 @db_option
 @friendly_errors
-def info(db):
+def info(db, storage_options):
     """Show what the store holds: models, points, languages, rows, runs, results.
 
     \b
@@ -155,7 +171,7 @@ def info(db):
     """
     from actstore.summary import describe
 
-    click.echo(describe(Store.open(db, create=False)))
+    click.echo(describe(Store.open(db, create=False, storage_options=storage_options)))
 
 
 @main.command()
@@ -185,14 +201,14 @@ def languages(languages_csv, fmt, output):
 @click.option("--model", required=True, help="Model whose activations to delete.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
-def delete(db, model, yes):
+def delete(db, storage_options, model, yes):
     """Delete every stored activation of a model (runs and results stay).
 
     \b
     Example:
         actstore delete --model my-model --yes
     """
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     store.require_model(model)
     if not yes:
         click.confirm(f"Delete all activations of {model!r} from {db}?", abort=True)
@@ -252,7 +268,7 @@ class _Bar:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @output_options
 @friendly_errors
-def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
+def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
                   bootstrap, no_null, backend, device, quiet, fmt, output):
     """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
 
@@ -266,7 +282,7 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, save_grid,
                                 similarity_grid)
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
                           device=device)
@@ -308,7 +324,7 @@ def _note_random_init(store, model) -> None:
 @click.option("--quiet", is_flag=True)
 @output_options
 @friendly_errors
-def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
+def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
     """Nearest-neighbour retrieval (P@1, recall@k, xsim error) per depth and language pair.
 
     \b
@@ -319,7 +335,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
 
     from actstore.analyses.retrieval_grid import retrieval_grid, save_retrieval
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     bar = _Bar("retrieval", enabled=not quiet)
     try:
         frame = retrieval_grid(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
@@ -347,7 +363,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, seed, quiet):
+def analyze_tsne(db, storage_options, model, points, langs, per_language, perplexity, max_iter, seed, quiet):
     """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
 
     \b
@@ -358,7 +374,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
 
     from actstore.analyses.tsne_maps import save_tsne, tsne_maps
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     bar = _Bar("t-SNE", enabled=not quiet)
     try:
         frame = tsne_maps(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
@@ -381,7 +397,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_neurons(db, model, points, langs, k, seed, quiet):
+def analyze_neurons(db, storage_options, model, points, langs, k, seed, quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
 
     \b
@@ -390,7 +406,7 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
     """
     from actstore.analyses.neuron_maps import neuron_tables, save_neurons
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     bar = _Bar("neurons", enabled=not quiet)
     try:
         tables = neuron_tables(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
@@ -412,7 +428,7 @@ def analyze_neurons(db, model, points, langs, k, seed, quiet):
 @click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")
 @output_options
 @friendly_errors
-def neighbours(db, model, point, sample_id, k, where, fmt, output):
+def neighbours(db, storage_options, model, point, sample_id, k, where, fmt, output):
     """Nearest stored vectors (cosine) to one sample, across the whole table (LanceDB search).
 
     \b
@@ -422,7 +438,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
     """
     from actstore.analyses.table_search import nearest_in_table
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
 
 
@@ -434,7 +450,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
 @click.option("--measure", type=click.Choice(["svcca", "pwcca", "cka", "cka_debiased", "knn"]), default="svcca", show_default=True)
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
 @friendly_errors
-def report(db, model, out, measure, no_compute):
+def report(db, storage_options, model, out, measure, no_compute):
     """Write one self-contained HTML report (works offline) for a stored model.
 
     \b
@@ -443,7 +459,7 @@ def report(db, model, out, measure, no_compute):
     """
     from actstore.reports.from_store import build_report
 
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, storage_options=storage_options)
     path = build_report(store, model, out, measure=measure, compute=not no_compute)
     _note_random_init(store, model)
     click.echo(str(path))

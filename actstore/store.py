@@ -49,6 +49,7 @@ from actstore.schema import (
     sql_in,
     sql_quote,
 )
+from actstore.storage import check_uri, object_store_reason
 
 DEFAULT_URI = "./actstore.lance"
 
@@ -110,17 +111,25 @@ class Store:
     Use `Store.open(uri)`; `create=False` refuses to make a new store (for read-only commands).
     """
 
-    def __init__(self, db: lancedb.DBConnection, uri: str):
+    def __init__(self, db: lancedb.DBConnection, uri: str, storage_options: dict | None = None):
         self._db = db
         self.uri = uri
+        #: object-store options (credentials, endpoint) for any direct `lance.dataset` open
+        self.storage_options = dict(storage_options or {})
         self._tables: dict[str, object] = {}
         self._datasets: dict[str, object] = {}
         self._points_cache: tuple[int, pl.DataFrame] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, uri: str | Path = DEFAULT_URI, *, create: bool = True) -> "Store":
-        uri = str(uri)
+    def open(cls, uri: str | Path = DEFAULT_URI, *, create: bool = True,
+             storage_options: dict | None = None) -> "Store":
+        """Open (or create) a store at a local path or any Lance URI (actstore/storage.py).
+
+        storage_options: object-store settings (endpoint, region, credentials) passed to
+        LanceDB; the standard environment variables (AWS_ENDPOINT_URL, ...) apply without them.
+        """
+        uri = check_uri(str(uri))
         is_local = "://" not in uri
         if is_local and not create and not Path(uri).exists():
             raise StoreError(
@@ -129,9 +138,17 @@ class Store:
             )
         if is_local and Path(uri).exists() and not Path(uri).is_dir():
             raise StoreError(f"{uri} is a file, not a store directory; pass a directory for --db.")
-        db = lancedb.connect(uri)
-        store = cls(db, uri)
-        names = store.table_names()
+        try:
+            db = lancedb.connect(uri, storage_options=storage_options or None)
+            store = cls(db, uri, storage_options)
+            names = store.table_names()
+        except (OSError, RuntimeError, ValueError) as exc:
+            if is_local:
+                raise
+            raise StoreError(
+                f"Cannot read the store at {uri} ({object_store_reason(exc)}); check the bucket "
+                "name, credentials and endpoint (AWS_* variables or --storage-option)."
+            ) from None
         if META_TABLE in names:
             store._check_version()
         elif names:
@@ -538,6 +555,7 @@ class Store:
         return sorted(n for n in self.table_names() if n not in reserved and not n.startswith(ACTIVATION_PREFIX))
 
 
-def open_store(uri: str | Path = DEFAULT_URI, *, create: bool = True) -> Store:
-    return Store.open(uri, create=create)
+def open_store(uri: str | Path = DEFAULT_URI, *, create: bool = True,
+               storage_options: dict | None = None) -> Store:
+    return Store.open(uri, create=create, storage_options=storage_options)
 
