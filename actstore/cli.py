@@ -94,10 +94,16 @@ def main(verbose: bool) -> None:
 @click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Your own language CSV (same columns as the shipped catalogue) to add or override languages.")
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: encode in this process; ray: Ray Data model actors (pip install 'actstore[ray]').")
+@click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
+              help="Ray cluster to join (default: RAY_ADDRESS, else start a local one).")
+@click.option("--ray-actors", type=int, default=None,
+              help="Model actors for --engine ray (default: one per GPU with --device cuda, else 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def ingest(db, storage_options, model, adapter, name, source, data_dir, split, langs, modalities, layers, points, limit, batch_size,
-           device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, quiet):
+           device, dtype, vector_dtype, overwrite, languages_csv, cache_dir, engine, ray_address, ray_actors, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
     \b
@@ -105,6 +111,8 @@ def ingest(db, storage_options, model, adapter, name, source, data_dir, split, l
         actstore ingest --model all-MiniLM-L6-v2 --langs eng,fra,deu --limit 200
         actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
             --source fleurs --data-dir ~/fleurs --split test --device cuda
+        actstore ingest --engine ray --ray-address ray://head:10001 --device cuda \\
+            --model facebook/seamless-m4t-v2-large --db s3://my-bucket/study
     """
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest, parse_layers
 
@@ -115,6 +123,7 @@ def ingest(db, storage_options, model, adapter, name, source, data_dir, split, l
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
+        engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     store = Store.open(db, storage_options=storage_options)
     summary = run_ingest(store, request, progress=not quiet)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -26,10 +26,16 @@ from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
 from actstore.ingest.items import MODALITIES, Item
 
+if TYPE_CHECKING:
+    from actstore.ingest.adapters import Adapter, ModelInfo
+    from actstore.ingest.sources import Source
+
 log = logging.getLogger("actstore.ingest")
 
 #: the study's layers of SeamlessM4T v2's 24-layer encoders
 STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+#: ingest engines (`--engine`)
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -54,6 +60,12 @@ class IngestRequest:
     overwrite: bool = False
     languages_csv: str | None = None
     cache_dir: str | None = None
+    #: who runs the model: "local" (this process) or "ray" (Ray Data actors, `actstore[ray]`)
+    engine: str = "local"
+    #: Ray cluster address (default: RAY_ADDRESS, else a local cluster is started)
+    ray_address: str | None = None
+    #: model actors (default: one per GPU with --device cuda, else 1)
+    ray_actors: int | None = None
 
 
 @dataclass
@@ -132,11 +144,43 @@ def _check_finite(vectors: np.ndarray, point: str, lang: str, modality: str) -> 
         )
 
 
-def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> IngestSummary:
-    """Run one ingest; returns what was done. Raises ActstoreError on bad input before writing."""
+@dataclass
+class Prepared:
+    """What an ingest knows before any model runs: validated inputs, source, adapter, points."""
+
+    catalogue: Catalogue
+    source: Source
+    langs: list[str]
+    adapter: Adapter
+    info: ModelInfo
+    points_by_mod: dict[str, list[str]]
+    point_rows: list[dict]
+
+    @property
+    def model(self) -> str:
+        return self.info.name
+
+
+@dataclass
+class Pending:
+    """One job's keys against the store: what is complete, partial, and what to skip reading."""
+
+    complete: set[str]
+    partial: set[str]
+    skip: frozenset[str]
+
+
+def prepare(store: Store, request: IngestRequest, *, device: str | None = None) -> Prepared:
+    """Validate the request, open the source and the adapter, choose points; writes nothing.
+
+    device: where the adapter is loaded here (default `request.device`); the Ray engine loads
+    it on the CPU only to learn points and widths, its actors load it on `request.device`.
+    """
     from actstore.ingest.adapters import load_adapter
     from actstore.ingest.sources import open_source
 
+    if request.engine not in ENGINES:
+        raise ActstoreError(f"--engine {request.engine!r} is not known; use one of {', '.join(ENGINES)}.")
     if request.vector_dtype not in ("float32", "float16"):
         raise ActstoreError(f"--vector-dtype {request.vector_dtype!r} is not supported; use float32 or float16.")
     if request.batch_size < 1:
@@ -162,7 +206,7 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
     langs = [c for c in wanted if c in available]
 
     adapter = load_adapter(request.model, adapter=request.adapter, name=request.name,
-                           device=request.device, dtype=request.dtype)
+                           device=device or request.device, dtype=request.dtype)
     info = adapter.info
     model = info.name
     points_by_mod: dict[str, list[str]] = {}
@@ -188,98 +232,106 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
         for m, ps in points_by_mod.items() for p in ps
     ]
     store.check_points(model, point_rows)
+    return Prepared(catalogue=catalogue, source=source, langs=langs, adapter=adapter, info=info,
+                    points_by_mod=points_by_mod, point_rows=point_rows)
 
-    run_id = store.start_run({
-        "model": model, "model_id": info.model_id, "model_revision": info.revision,
+
+def _start_run(store: Store, request: IngestRequest, prep: Prepared) -> str:
+    info, source = prep.info, prep.source
+    return store.start_run({
+        "model": prep.model, "model_id": info.model_id, "model_revision": info.revision,
         "adapter": info.adapter, "random_init": info.random_init, "source": source.name,
-        "dataset_revision": source.revision(), "split": request.split, "langs": langs,
-        "modalities": list(points_by_mod), "points": [r["point"] for r in point_rows],
+        "dataset_revision": source.revision(), "split": request.split, "langs": prep.langs,
+        "modalities": list(prep.points_by_mod), "points": [r["point"] for r in prep.point_rows],
         "pooling": "masked mean over valid positions, float32", "dtype": request.dtype,
         "vector_dtype": request.vector_dtype, "device": request.device,
         "batch_size": request.batch_size,
         "params": {"limit": request.limit, "overwrite": request.overwrite,
                    "layers": list(request.layers) if request.layers else None,
-                   "data_dir": request.data_dir, **info.extra},
+                   "data_dir": request.data_dir, "engine": request.engine, **info.extra},
     })
-    summary = IngestSummary(run_id=run_id, model=model, random_init=info.random_init)
-    registered = False
+
+
+def plan_jobs(prep: Prepared, request: IngestRequest, summary: IngestSummary) -> list[tuple[str, str, list[int]]]:
+    """(lang, modality, sentence ids) per job, in order; jobs the source cannot serve are noted."""
+    plan = []
+    for lang, modality in [(lang, m) for lang in prep.langs for m in prep.points_by_mod]:
+        if modality not in prep.source.modalities(lang):
+            summary.skipped_langs[f"{lang}/{modality}"] = f"{prep.source.name} has no {modality} for {lang}"
+            continue
+        ids = sorted(prep.source.sentence_ids(lang, modality))
+        if request.limit is not None:
+            ids = ids[: request.limit]
+        plan.append((lang, modality, ids))
+    for key, why in summary.skipped_langs.items():
+        log.warning("skipping %s: %s", key, why)
+    return plan
+
+
+def pending_keys(store: Store, model: str, lang: str, modality: str, points: Sequence[str], *,
+                 overwrite: bool) -> Pending:
+    """Sample ids already stored for a job: complete ones are skipped (unless overwriting)."""
+    stored = store.stored_keys(model, modality, lang, points) if store.points(model).height else None
+    complete: set[str] = set()
+    partial: set[str] = set()
+    if stored is not None and stored.height:
+        counts = stored.group_by("sample_id").len()
+        complete = set(counts.filter(pl.col("len") >= len(points))["sample_id"].to_list())
+        partial = set(counts["sample_id"].to_list()) - complete
+    return Pending(complete=complete, partial=partial,
+                   skip=frozenset() if overwrite else frozenset(complete))
+
+
+def write_job(store: Store, request: IngestRequest, prep: Prepared, run_id: str, summary: IngestSummary,
+              items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+              pending: Pending) -> None:
+    """Write one job's rows: one commit per vector width, key-guarded (never a duplicate).
+
+    `items` are in the row order of `point_vectors` (audio is not needed here); NaN/inf refuse
+    the whole job before anything is written.
+    """
+    lang, modality = items[0].lang, items[0].modality
+    for p, (vecs, _) in point_vectors.items():
+        _check_finite(vecs, p, lang, modality)
+    store.register_points(prep.model, prep.point_rows, random_init=prep.info.random_init)
+    tables = _job_rows(items, point_vectors, model=prep.model, layer_of=prep.adapter.layer_of,
+                       lang_meta=prep.catalogue.get(lang), run_id=run_id,
+                       vector_dtype=request.vector_dtype)
+    replace = request.overwrite or bool(pending.partial) or bool(
+        pending.complete & {it.sample_id for it in items})
+    for width, table in tables.items():
+        summary.rows += store.write_activations(prep.model, width, table,
+                                                vector_dtype=request.vector_dtype, replace=replace)
+    if modality == "text":
+        texts = {it.sentence_id: it.text for it in items if it.text}
+        store.write_sentences(pa.table({
+            "source": [prep.source.name] * len(texts), "split": [request.split] * len(texts),
+            "lang": [lang] * len(texts), "sentence_id": list(texts),
+            "text": list(texts.values()),
+        }))
+    summary.items += len(items)
+    summary.jobs += 1
+
+
+def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> IngestSummary:
+    """Run one ingest; returns what was done. Raises ActstoreError on bad input before writing.
+
+    `request.engine` picks who runs the model: "local" (this process) or "ray" (Ray Data actors,
+    actstore.ingest.engines.ray_engine); planning, resume filtering and writing are shared.
+    """
+    run_engine = _engine(request.engine)
+    prep = prepare(store, request, device="cpu" if request.engine != "local" else None)
+    run_id = _start_run(store, request, prep)
+    summary = IngestSummary(run_id=run_id, model=prep.model, random_init=prep.info.random_init)
     status = "failed"
     try:
-        jobs = [(lang, m) for lang in langs for m in points_by_mod]
-        plan = []
-        for lang, modality in jobs:
-            if modality not in source.modalities(lang):
-                summary.skipped_langs[f"{lang}/{modality}"] = f"{source.name} has no {modality} for {lang}"
-                continue
-            ids = sorted(source.sentence_ids(lang, modality))
-            if request.limit is not None:
-                ids = ids[: request.limit]
-            plan.append((lang, modality, ids))
-        for key, why in summary.skipped_langs.items():
-            log.warning("skipping %s: %s", key, why)
-        bar = _progress(sum(len(ids) for *_, ids in plan), progress, desc=f"ingest {model}")
-        for lang, modality, ids in plan:
-            points = points_by_mod[modality]
-            t0 = time.perf_counter()
-            stored = store.stored_keys(model, modality, lang, points) if store.points(model).height else None
-            complete: set[str] = set()
-            partial: set[str] = set()
-            if stored is not None and stored.height:
-                counts = stored.group_by("sample_id").len()
-                complete = set(counts.filter(pl.col("len") >= len(points))["sample_id"].to_list())
-                partial = set(counts["sample_id"].to_list()) - complete
-            skip = frozenset() if request.overwrite else frozenset(complete)
-            items = list(source.items(lang, modality, sentence_ids=ids, skip_sample_ids=skip))
-            summary.seconds["source"] += time.perf_counter() - t0
-            if not items:
-                summary.skipped_items += len(complete)
-                bar.update(len(ids))
-                continue
-            summary.skipped_items += len(complete) if not request.overwrite else 0
-            t1 = time.perf_counter()
-            order: list[Item] = []
-            pooled: dict[str, list[np.ndarray]] = {p: [] for p in points}
-            frames: dict[str, list[np.ndarray]] = {p: [] for p in points}
-            for batch in _batches(items, request.batch_size):
-                out = adapter.encode(batch, points)
-                for p in points:
-                    pooled[p].append(out[p].vectors)
-                    frames[p].append(out[p].n_frames)
-                order.extend(batch)
-                bar.update(len({it.sentence_id for it in batch}))
-            point_vectors = {}
-            for p in points:
-                vecs = np.concatenate(pooled[p])
-                _check_finite(vecs, p, lang, modality)
-                point_vectors[p] = (vecs, np.concatenate(frames[p]))
-            summary.seconds["encode"] += time.perf_counter() - t1
-            t2 = time.perf_counter()
-            if not registered:
-                store.register_points(model, point_rows, random_init=info.random_init)
-                registered = True
-            tables = _job_rows(order, point_vectors, model=model, layer_of=adapter.layer_of,
-                               lang_meta=catalogue.get(lang), run_id=run_id,
-                               vector_dtype=request.vector_dtype)
-            replace = request.overwrite or bool(partial) or bool(
-                complete & {it.sample_id for it in items})
-            for width, table in tables.items():
-                summary.rows += store.write_activations(model, width, table,
-                                                        vector_dtype=request.vector_dtype,
-                                                        replace=replace)
-            if modality == "text":
-                texts = {it.sentence_id: it.text for it in items if it.text}
-                store.write_sentences(pa.table({
-                    "source": [source.name] * len(texts), "split": [request.split] * len(texts),
-                    "lang": [lang] * len(texts), "sentence_id": list(texts),
-                    "text": list(texts.values()),
-                }))
-            summary.seconds["write"] += time.perf_counter() - t2
-            summary.items += len(items)
-            summary.jobs += 1
+        plan = plan_jobs(prep, request, summary)
+        bar = _progress(sum(len(ids) for *_, ids in plan), progress, desc=f"ingest {prep.model}")
+        run_engine(store, request, prep, run_id, plan, summary, bar)
         bar.close()
         if summary.rows:
             t3 = time.perf_counter()
-            store.finalize_model(model)
+            store.finalize_model(prep.model)
             summary.seconds["write"] += time.perf_counter() - t3
         status = "complete"
     except KeyboardInterrupt:
@@ -288,6 +340,49 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True) -> In
     finally:
         store.finish_run(run_id, status=status, n_items=summary.items, n_rows=summary.rows)
     return summary
+
+
+def _engine(name: str):
+    if name == "local":
+        return run_local
+    if name == "ray":
+        from actstore.ingest.engines import ray_engine  # noqa: PLC0415 - optional dependency
+
+        return ray_engine.run_ray
+    raise ActstoreError(f"--engine {name!r} is not known; use one of {', '.join(ENGINES)}.")
+
+
+def run_local(store: Store, request: IngestRequest, prep: Prepared, run_id: str,
+              plan: list[tuple[str, str, list[int]]], summary: IngestSummary, bar) -> None:
+    """The default engine: read, encode and write each job in this process, job after job."""
+    adapter = prep.adapter
+    for lang, modality, ids in plan:
+        points = prep.points_by_mod[modality]
+        t0 = time.perf_counter()
+        pend = pending_keys(store, prep.model, lang, modality, points, overwrite=request.overwrite)
+        items = list(prep.source.items(lang, modality, sentence_ids=ids, skip_sample_ids=pend.skip))
+        summary.seconds["source"] += time.perf_counter() - t0
+        if not items:
+            summary.skipped_items += len(pend.complete)
+            bar.update(len(ids))
+            continue
+        summary.skipped_items += len(pend.complete) if not request.overwrite else 0
+        t1 = time.perf_counter()
+        order: list[Item] = []
+        pooled: dict[str, list[np.ndarray]] = {p: [] for p in points}
+        frames: dict[str, list[np.ndarray]] = {p: [] for p in points}
+        for batch in _batches(items, request.batch_size):
+            out = adapter.encode(batch, points)
+            for p in points:
+                pooled[p].append(out[p].vectors)
+                frames[p].append(out[p].n_frames)
+            order.extend(batch)
+            bar.update(len({it.sentence_id for it in batch}))
+        point_vectors = {p: (np.concatenate(pooled[p]), np.concatenate(frames[p])) for p in points}
+        summary.seconds["encode"] += time.perf_counter() - t1
+        t2 = time.perf_counter()
+        write_job(store, request, prep, run_id, summary, order, point_vectors, pend)
+        summary.seconds["write"] += time.perf_counter() - t2
 
 
 class _NoBar:

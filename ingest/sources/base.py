@@ -88,6 +88,11 @@ class Source(ABC):
         """Sample ids of the items `items` would yield for these sentence ids (all if None)."""
         return [e.sample_id for e in self._select(lang, modality, sentence_ids, frozenset())]
 
+    def entries(self, lang: str, modality: str, sentence_ids: Iterable[int] | None = None,
+                skip_sample_ids: Collection[str] = frozenset()) -> list[Entry]:
+        """The index entries `items` would load, in its order (cheap; for engines that plan)."""
+        return self._select(lang, modality, sentence_ids, skip_sample_ids)
+
     def items(
         self,
         lang: str,
