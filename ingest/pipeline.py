@@ -78,6 +78,7 @@ class IngestSummary:
     rows: int = 0
     skipped_items: int = 0
     skipped_langs: dict[str, str] = field(default_factory=dict)
+    #: wall time per stage; engines may add their own (Ray: "startup", actor start + model load)
     seconds: dict[str, float] = field(default_factory=lambda: {"source": 0.0, "encode": 0.0, "write": 0.0})
 
 
