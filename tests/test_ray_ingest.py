@@ -122,3 +122,26 @@ def test_actor_plan_leaves_cpu_for_ray_data_and_takes_one_gpu_per_actor():
         actor_plan(IngestRequest(model="m", device="cuda:0"), {"CPU": 2.0})
     with pytest.raises(ActstoreError, match="at least 1"):
         actor_plan(IngestRequest(model="m", ray_actors=0), {"CPU": 2.0})
+
+
+def test_a_bad_item_read_on_a_worker_fails_with_the_local_engines_sentence(ray_cluster, tmp_path):
+    """Audio is read on the actors: a corrupt file there ends the run with the same one-sentence
+    DataSourceError the local engine gives, not a Ray traceback, and nothing is written."""
+    import soundfile as sf
+
+    sf.write(tmp_path / "ok.wav", np.sin(np.arange(16000) / 10).astype(np.float32), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFFxxxxWAVEnothing")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("sentence_id,lang,modality,audio\n1,eng,speech,ok.wav\n2,eng,speech,broken.wav\n")
+    model = tmp_path / "tiny-whisper"
+    cli("make-tiny-model", "--kind", "whisper", "--out", str(model))
+    db = str(tmp_path / "bad.lance")
+    outs = {}
+    for engine in ("local", "ray"):
+        res = CliRunner().invoke(main, ["ingest", "--engine", engine, "--db", db, "--model", str(model),
+                                        "--source", "manifest", "--data-dir", str(manifest), "--quiet"])
+        assert res.exit_code == 1, res.output
+        outs[engine] = res.output.strip().splitlines()[-1]
+    assert outs["ray"] == outs["local"]
+    assert outs["ray"].startswith("Error: Cannot decode audio") and "broken.wav" in outs["ray"]
+    assert Store.open(db, create=False).runs()["status"].to_list() == ["failed", "failed"]

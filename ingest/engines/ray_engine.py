@@ -23,6 +23,7 @@ processes, no forked Lance runtime).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -145,7 +146,12 @@ class EncodeActor:
                                   split=request.split, cache_dir=request.cache_dir)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        outs = [self._group(row) for row in batch.to_pylist()]
+        try:
+            outs = [self._group(row) for row in batch.to_pylist()]
+        except ActstoreError as exc:
+            # Ray Data re-raises a UDF's exception as UserCodeException with the original only
+            # in a traceback string; an error row carries the class and sentence to the driver
+            return _error_rows(exc)
         return pa.concat_tables(outs) if len(outs) > 1 else outs[0]
 
     def _read(self, lang: str, modality: str, sentence_ids: list[int], sample_ids: list[str]) -> list[Item]:
@@ -186,8 +192,40 @@ class EncodeActor:
                     "vector": pa.ListArray.from_arrays(
                         pa.array(np.arange(0, (n + 1) * vecs.shape[1], vecs.shape[1], dtype=np.int32)),
                         pa.array(vecs.reshape(-1))),
-                }))
+                    "error": pa.nulls(n, pa.string()),
+                }, schema=RESULT_SCHEMA))
         return pa.concat_tables(tables)
+
+
+#: what an actor returns: one row per (item, point); `error` set only on an error row
+RESULT_SCHEMA = pa.schema([
+    ("job", pa.int32()), ("sample_id", pa.string()), ("sentence_id", pa.int64()), ("split", pa.string()),
+    ("text", pa.string()), ("point", pa.string()), ("n_frames", pa.int64()),
+    ("vector", pa.list_(pa.float32())), ("error", pa.string()),
+])
+
+
+def _error_rows(exc: ActstoreError) -> pa.Table:
+    """One row naming the error's class and its sentence (see `EncodeActor.__call__`)."""
+    row = {f.name: None for f in RESULT_SCHEMA}
+    row.update(job=-1, error=f"{type(exc).__module__}:{type(exc).__qualname__}\t{exc}")
+    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
+
+
+def _raise_error_rows(out: pa.Table) -> None:
+    """Re-raise an actor's ActstoreError on the driver, same class, same sentence."""
+    errors = out.column("error").drop_null()
+    if len(errors) == 0:
+        return
+    where, _, message = errors[0].as_py().partition("\t")
+    module, _, name = where.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        cls = ActstoreError
+    if not (isinstance(cls, type) and issubclass(cls, ActstoreError)):
+        cls = ActstoreError
+    raise cls(message)
 
 
 @dataclass
@@ -260,29 +298,10 @@ def _finish_job(store: Store, request: IngestRequest, prep: Prepared, run_id: st
     summary.seconds["write"] += time.perf_counter() - t
 
 
-def _unwrap(exc: BaseException) -> BaseException | None:
-    """The ActstoreError a worker raised, from inside Ray's exception wrappers, if any."""
-    seen = set()
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ActstoreError):
-            return e
-        stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
-    return None
-
-
 def _results(ds) -> Iterator[pa.Table]:
-    try:
-        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
-    except Exception as exc:  # noqa: BLE001 - re-raised as the worker's own error when it is ours
-        inner = _unwrap(exc)
-        if inner is not None:
-            raise inner from None
-        raise
+    for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        _raise_error_rows(out)
+        yield out
 
 
 def run_ray(store: Store, request: IngestRequest, prep: Prepared, run_id: str,
