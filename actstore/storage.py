@@ -17,7 +17,7 @@ Why the caveat in the README: Lance commits a new version on S3 with a condition
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from actstore.errors import StoreError
 
@@ -61,15 +61,6 @@ def parse_storage_options(pairs: Iterable[str] | None) -> dict[str, str]:
             )
         out[key.lower()] = value.strip()
     return out
-
-
-def describe_options(options: Mapping[str, str] | None) -> str:
-    """Options for messages and logs, secrets masked."""
-    if not options:
-        return "none"
-    secret = ("secret", "token", "key", "password", "credential", "sas")
-    shown = {k: ("***" if any(s in k for s in secret) and "key_id" not in k else v) for k, v in options.items()}
-    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
 
 
 def object_store_reason(exc: BaseException) -> str:

@@ -5,7 +5,6 @@ only whole jobs that a rerun completes."""
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pytest
 from click.testing import CliRunner
 

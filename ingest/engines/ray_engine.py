@@ -117,6 +117,21 @@ def actor_plan(request: IngestRequest, resources: dict) -> ActorPlan:
     return ActorPlan(size=size, num_cpus=num_cpus, num_gpus=0.0, device=request.device)
 
 
+#: what an actor returns: one row per (item, point); `error` set only on an error row
+RESULT_SCHEMA = pa.schema([
+    ("job", pa.int32()), ("sample_id", pa.string()), ("sentence_id", pa.int64()), ("split", pa.string()),
+    ("text", pa.string()), ("point", pa.string()), ("n_frames", pa.int64()),
+    ("vector", pa.list_(pa.float32())), ("error", pa.string()),
+])
+
+
+def _error_rows(exc: ActstoreError) -> pa.Table:
+    """One row naming the error's class and its sentence (see `EncodeActor.__call__`)."""
+    row = {f.name: None for f in RESULT_SCHEMA}
+    row.update(job=-1, error=f"{type(exc).__module__}:{type(exc).__qualname__}\t{exc}")
+    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
+
+
 class EncodeActor:
     """A model actor: loads the adapter and the source once, then encodes groups of keys.
 
@@ -195,21 +210,6 @@ class EncodeActor:
                     "error": pa.nulls(n, pa.string()),
                 }, schema=RESULT_SCHEMA))
         return pa.concat_tables(tables)
-
-
-#: what an actor returns: one row per (item, point); `error` set only on an error row
-RESULT_SCHEMA = pa.schema([
-    ("job", pa.int32()), ("sample_id", pa.string()), ("sentence_id", pa.int64()), ("split", pa.string()),
-    ("text", pa.string()), ("point", pa.string()), ("n_frames", pa.int64()),
-    ("vector", pa.list_(pa.float32())), ("error", pa.string()),
-])
-
-
-def _error_rows(exc: ActstoreError) -> pa.Table:
-    """One row naming the error's class and its sentence (see `EncodeActor.__call__`)."""
-    row = {f.name: None for f in RESULT_SCHEMA}
-    row.update(job=-1, error=f"{type(exc).__module__}:{type(exc).__qualname__}\t{exc}")
-    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
 
 
 def _raise_error_rows(out: pa.Table) -> None:
