@@ -25,11 +25,6 @@ from actstore.errors import StoreError
 SCHEMES = ("file", "memory", "s3", "s3+ddb", "gs", "az", "abfs", "abfss", "oss", "hf")
 
 
-def is_remote(uri: str) -> bool:
-    """True for an object-store URI (not a local path and not file://)."""
-    return "://" in uri and not uri.startswith("file://")
-
-
 def check_uri(uri: str) -> str:
     """Return `uri` if Lance can open its scheme; raise StoreError naming the fix otherwise."""
     if "://" not in uri:
