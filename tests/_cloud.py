@@ -70,7 +70,8 @@ def ray_cluster():
         mp.setenv("RAY_AUTH_MODE", "disabled")  # subprocess drivers join without a token
         if ray.is_initialized():
             ray.shutdown()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 object_store_memory=300 * 2**20)  # a shared test machine: small shared-memory store
         try:
             yield ray.get_runtime_context().gcs_address
         finally:
