@@ -123,24 +123,33 @@ def test_actor_plan_leaves_cpu_for_ray_data_and_takes_one_gpu_per_actor():
         actor_plan(IngestRequest(model="m", ray_actors=0), {"CPU": 2.0})
 
 
-def test_a_bad_item_read_on_a_worker_fails_with_the_local_engines_sentence(ray_cluster, tmp_path):
-    """Audio is read on the actors: a corrupt file there ends the run with the same one-sentence
-    DataSourceError the local engine gives, not a Ray traceback, and nothing is written."""
+def test_speech_read_on_actors_equals_local_and_a_bad_file_fails_with_the_same_sentence(ray_cluster, tmp_path):
+    """Audio is read on the actors: good files give the local engine's rows and vectors; a corrupt
+    file ends the run with the same one-sentence DataSourceError (not a Ray traceback)."""
     import soundfile as sf
 
-    sf.write(tmp_path / "ok.wav", np.sin(np.arange(16000) / 10).astype(np.float32), 16000)
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        sf.write(tmp_path / f"s{i}.wav", rng.standard_normal(4000 + 1500 * i).astype(np.float32) * 0.1, 16000)
     (tmp_path / "broken.wav").write_bytes(b"RIFFxxxxWAVEnothing")
-    manifest = tmp_path / "m.csv"
-    manifest.write_text("sentence_id,lang,modality,audio\n1,eng,speech,ok.wav\n2,eng,speech,broken.wav\n")
+    rows = "".join(f"{i},eng,speech,s{i}.wav\n" for i in range(5))
+    (tmp_path / "good.csv").write_text("sentence_id,lang,modality,audio\n" + rows)
+    (tmp_path / "bad.csv").write_text("sentence_id,lang,modality,audio\n" + rows + "9,eng,speech,broken.wav\n")
     model = tmp_path / "tiny-whisper"
     cli("make-tiny-model", "--kind", "whisper", "--out", str(model))
-    db = str(tmp_path / "bad.lance")
-    outs = {}
+    stores, errors = {}, {}
     for engine in ("local", "ray"):
-        res = CliRunner().invoke(main, ["ingest", "--engine", engine, "--db", db, "--model", str(model),
-                                        "--source", "manifest", "--data-dir", str(manifest), "--quiet"])
+        stores[engine] = str(tmp_path / f"{engine}.lance")
+        cli("ingest", "--engine", engine, "--db", stores[engine], "--model", str(model), "--source", "manifest",
+            "--data-dir", str(tmp_path / "good.csv"), "--batch-size", "2", "--quiet")
+        res = CliRunner().invoke(main, ["ingest", "--engine", engine, "--db", str(tmp_path / f"bad-{engine}.lance"),
+                                        "--model", str(model), "--source", "manifest", "--data-dir",
+                                        str(tmp_path / "bad.csv"), "--quiet"])
         assert res.exit_code == 1, res.output
-        outs[engine] = res.output.strip().splitlines()[-1]
-    assert outs["ray"] == outs["local"]
-    assert outs["ray"].startswith("Error: Cannot decode audio") and "broken.wav" in outs["ray"]
-    assert Store.open(db, create=False).runs()["status"].to_list() == ["failed", "failed"]
+        errors[engine] = res.output.strip().splitlines()[-1]
+    (ma, va), (mb, vb) = _rows(stores["local"], "tiny-whisper"), _rows(stores["ray"], "tiny-whisper")
+    assert ma.height == 5 * Store.open(stores["ray"], create=False).points().height and ma.equals(mb)
+    np.testing.assert_allclose(va, vb, rtol=0, atol=1e-5)
+    assert errors["ray"] == errors["local"]
+    assert errors["ray"].startswith("Error: Cannot decode audio") and "broken.wav" in errors["ray"]
+    assert Store.open(str(tmp_path / "bad-ray.lance"), create=False).runs()["status"].to_list() == ["failed"]
