@@ -32,6 +32,7 @@ from actstore.schema import (
     SENTENCES_TABLE,
 )
 
+from actstore.storage import check_uri, object_store_reason
 from actstore.store import DEFAULT_URI
 
 #: tables every store has from its creation on (result and activation tables come later)
@@ -103,9 +104,11 @@ class Connection:
              storage_options: dict | None = None) -> C:
         """Open (or with `create`, make) the store at `uri`.
 
-        `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints).
+        `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints;
+        actstore/storage.py); the standard environment variables (AWS_ENDPOINT_URL, ...) apply
+        without them. An unreachable or refusing object store is one sentence, not a traceback.
         """
-        uri = str(uri)
+        uri = check_uri(str(uri))
         is_local = "://" not in uri
         if is_local and not create and not Path(uri).exists():
             raise StoreError(
@@ -114,9 +117,17 @@ class Connection:
             )
         if is_local and Path(uri).exists() and not Path(uri).is_dir():
             raise StoreError(f"{uri} is a file, not a store directory; pass a directory for --db.")
-        db = lancedb.connect(uri, storage_options=storage_options or None)
-        store = cls(db, uri, storage_options)
-        names = store.table_names()
+        try:
+            db = lancedb.connect(uri, storage_options=storage_options or None)
+            store = cls(db, uri, storage_options)
+            names = store.table_names()
+        except (OSError, RuntimeError, ValueError) as exc:
+            if is_local:
+                raise
+            raise StoreError(
+                f"Cannot read the store at {uri} ({object_store_reason(exc)}); check the bucket "
+                "name, credentials and endpoint (AWS_* variables or --storage-option)."
+            ) from None
         if META_TABLE in names:
             retry_race(store.meta, f"The meta table of {uri}")
             store._check_version()
