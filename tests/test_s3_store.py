@@ -140,9 +140,10 @@ def test_two_concurrent_ingests_of_the_same_keys_leave_no_duplicate(s3_server, s
     procs = [start_cli(args) for _ in range(2)]
     outs = [p.communicate(timeout=170)[0] for p in procs]
     codes = [p.returncode for p in procs]
-    assert 0 in codes, outs
+    assert codes == [0, 0], outs  # neither fails: not the write, not the finalize (compaction race)
     store = Store.open(db, create=False)
     keys = store.read(MINILM, langs=["eng"], columns=["point", "sample_id"], vectors=False).meta
     dup = keys.group_by("point", "sample_id").len().filter(pl.col("len") > 1)
     assert dup.height == 0, f"{dup.height} duplicated keys; outputs: {outs}"
     assert keys.height == 40 * 7
+    print(f"two concurrent ingests on S3: exit codes {codes}, {keys.height} rows, {dup.height} duplicated keys")
