@@ -215,11 +215,33 @@ class Connection:
             except (ValueError, FileNotFoundError, RuntimeError) as exc:
                 if "not found" not in str(exc).lower():
                     raise
+            if self._create_empty(name, schema):
+                return self._db.open_table(name)
             return self._db.create_table(name, schema=schema, exist_ok=True)
 
         tbl = retry_race(open_or_create, f"Table {name!r} of {self.uri}")
         self._tables[name] = tbl
         return tbl
+
+    def _create_empty(self, name: str, schema: pa.Schema) -> bool:
+        """Create table `name` as version 1 of an empty dataset, refusing if it exists; False
+        where the table's location cannot be derived (a URI with a query: LanceDB creates it).
+
+        Why not `create_table(exist_ok=True)`: when two processes create the same table at once
+        on S3, the loser's create is retried by Lance as an Overwrite at version 2, which wipes
+        whatever the winner appended meanwhile or fails the winner's append ("Append transaction
+        is incompatible with concurrent transaction Overwrite"), measured: 1 in 4-6 starts of four
+        processes on a new S3 store (moto). A commit without retries lets the loser fail instead;
+        `retry_race` then opens the winner's table.
+        """
+        import lance
+
+        if "?" in self.uri:
+            return False
+        path = f"{self.uri.rstrip('/')}/{name}.lance"
+        lance.LanceDataset.commit(path, lance.LanceOperation.Overwrite(schema, []), read_version=0,
+                                  max_retries=0, storage_options=self.storage_options or None)
+        return True
 
     def dataset(self, name: str):
         """The Lance dataset of a table at its latest version (for pushdown scans).
