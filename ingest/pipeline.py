@@ -571,8 +571,7 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
         bar.close()
         if summary.rows:
             _phase(on_phase, "finish", None)
-            # drop old versions now unless another ingest of the model may still use them
-            store.finalize_model(plan.model, alone=not store.running_elsewhere(plan.model, run_id))
+            store.finalize_model(plan.model)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -52,17 +52,3 @@ def same_keys_writer(uri: str, rounds: int, barrier, results) -> None:
         results.put("ok")
     except BaseException:
         results.put(traceback.format_exc())
-
-
-def finalizer(uri: str, alone: bool, barrier, results) -> None:
-    """Finalize the model at the same moment as another process (two ingests ending together)."""
-    try:
-        from actstore.store import Store
-
-        store = Store.open(uri, create=False)
-        store.points("m")
-        barrier.wait(timeout=60)
-        store.finalize_model("m", alone=alone)
-        results.put("ok")
-    except BaseException:
-        results.put(traceback.format_exc())

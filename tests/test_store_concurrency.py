@@ -55,23 +55,3 @@ def test_two_processes_writing_the_same_keys_leave_one_row_per_key(tmp_path):
     last = store.read("m", points="text.L1", where="sample_id LIKE '%-r1'")
     assert len(last) == 40 and np.all(last.vectors == 1.0)
     assert rows.filter(pl.col("sample_id").str.ends_with("-r0")).height == 40
-
-
-def test_two_processes_finalizing_together_both_succeed(tmp_path):
-    """Two ingests ending together both compact and clean up the same table: without the
-    concurrency guard about half of such finalizes failed ("Rewrite preempted by concurrent
-    Rewrite", a cleanup's "Not found"), failing an ingest whose rows were all committed."""
-    uri = str(tmp_path / "db")
-    seed = Store.open(uri)
-    rng = np.random.default_rng(0)
-    for j in range(20):  # 20 commits = 20 fragments and versions, as 20 ingest jobs leave
-        put(seed, "m", "text.L1", "text", "eng", range(4 * j, 4 * j + 4), rng.standard_normal((4, 8), np.float32))
-    # alone=True (drop every old version at once) is the harder case: a cleanup races the other
-    outcomes = _run(_store_workers.finalizer, 2, uri, True)
-    assert outcomes == ["ok", "ok"], "\n".join(o for o in outcomes if o != "ok")
-    store = Store.open(uri, create=False)
-    assert store.count_rows("m") == 80
-    tbl = store._open_table(store.points("m")["table_name"].item())
-    tbl.checkout_latest()
-    assert {i.columns[0] for i in tbl.list_indices()} == {"point", "lang", "modality", "sentence_id"}
-    assert len(tbl.to_lance().get_fragments()) == 1  # compacted by whichever process won

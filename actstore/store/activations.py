@@ -9,7 +9,6 @@ so it is never used for activations.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from datetime import timedelta
 from typing import Sequence
@@ -27,13 +26,6 @@ from actstore.schema import (
     sql_in,
     sql_quote,
 )
-
-log = logging.getLogger("actstore.store")
-
-#: how old a table version must be before `finalize_model` deletes it while another ingest of
-#: the model runs: that process may be reading or merging on a version a few seconds old, and
-#: deleting its files under it fails it with "Not found" (see `finalize_model`).
-CLEANUP_GRACE = timedelta(minutes=10)
 
 #: columns indexed after an ingest (low-cardinality metadata: bitmap; the parallel key: btree)
 _INDICES = (("point", Bitmap()), ("lang", Bitmap()), ("modality", Bitmap()), ("sentence_id", BTree()))
@@ -84,35 +76,19 @@ class ActivationWriter:
             return pl.DataFrame(schema={"point": pl.String, "sample_id": pl.String})
         return pl.concat(frames)  # type: ignore[arg-type]
 
-    def finalize_model(self, model: str, *, alone: bool = False) -> None:
-        """After an ingest: compact fragments, drop old versions, index metadata columns.
-
-        `alone=True` (no other ingest of the model is running: `Store.running_elsewhere`) drops
-        every old version, so disk does not double after an ingest; otherwise versions younger
-        than `CLEANUP_GRACE` stay for the other processes and a later finalize drops them.
-
-        Safe while other processes write or finalize the same model (two ingests ending
-        together): measured with two processes finalizing one freshly written table at the same
-        instant, 4-6 of 12 finalizes failed with "Retryable commit conflict ... Rewrite preempted
-        by concurrent Rewrite" (the other process's compaction won), and a cleanup racing another
-        cleanup fails with "Not found" on a manifest it listed (lance#8212). The rows are
-        committed either way and the winner's compaction is as good as ours, so such a conflict
-        skips that step instead of failing the ingest. The grace period keeps the versions other
-        processes are reading or merging on (deleting files under a scan fails it: lance#6607).
-        """
+    def finalize_model(self, model: str) -> None:
+        """After an ingest: compact fragments, drop old versions, index metadata columns."""
         for table_name in self.points(model)["table_name"].unique().to_list():
             tbl = self._open_table(table_name)
-            tbl.checkout_latest()
             with warnings.catch_warnings():
+                # Keeping old versions doubles disk until a later cleanup; one writer per model
+                # is the supported pattern, so the latest version is all anyone reads.
                 warnings.simplefilter("ignore", UserWarning)
-                _unless_concurrent(lambda: tbl.optimize(cleanup_older_than=timedelta(0) if alone else CLEANUP_GRACE),
-                                   f"compaction of {table_name}")
-            tbl.checkout_latest()
+                tbl.optimize(cleanup_older_than=timedelta(seconds=0))
             existing = {idx.columns[0] for idx in tbl.list_indices()}
             for col, config in _INDICES:
                 if col not in existing:
-                    _unless_concurrent(lambda: tbl.create_index(col, config=config),
-                                       f"index on {table_name}.{col}")
+                    tbl.create_index(col, config=config)
 
     def delete_model(self, model: str) -> int:
         """Remove every activation row and point of a model (results stay, runs stay)."""
@@ -125,14 +101,3 @@ class ActivationWriter:
         if pts.height:
             self._open_table(POINTS_TABLE).delete(f"model = {sql_quote(model)}")
         return n
-
-
-def _unless_concurrent(action, what: str) -> None:
-    """Run a maintenance step; if another process's concurrent commit pre-empted it, skip it."""
-    try:
-        action()
-    except (OSError, RuntimeError, ValueError) as exc:
-        text = str(exc).lower()
-        if not any(s in text for s in ("commit conflict", "preempted", "not found")):
-            raise
-        log.info("%s skipped: another process did it concurrently (%s)", what, str(exc).splitlines()[0][:160])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -43,17 +42,3 @@ class RunLog:
             return pl.DataFrame(schema=pl.Schema(RUNS_SCHEMA))  # type: ignore[arg-type]
         flt = f"model = {sql_quote(model)}" if model is not None else None
         return pl.from_arrow(self.dataset(RUNS_TABLE).to_table(filter=flt)).sort("started_at")  # type: ignore
-
-    def running_elsewhere(self, model: str, run_id: str, *, within: timedelta = timedelta(hours=24)) -> bool:
-        """True if another ingest of `model` started in the last `within` and has not finished.
-
-        `finalize_model` then keeps recent versions for the other process (a run killed with
-        kill -9 stays 'running': it only delays cleanup to a later finalize, `within` bounds it).
-        """
-        runs = self.runs(model)
-        if not runs.height:
-            return False
-        cutoff = utcnow() - within
-        others = runs.filter((pl.col("status") == "running") & (pl.col("run_id") != run_id)
-                             & (pl.col("started_at") >= cutoff))
-        return others.height > 0
