@@ -24,10 +24,27 @@ DEFAULT_DB = "./actstore.lance"
 
 TINY_KINDS = list(TINY_BUILDERS)
 
-db_option = click.option(
-    "--db", default=DEFAULT_DB, show_default=True, envvar="ACTSTORE_DB",
-    help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
-)
+
+def _storage_options(ctx, param, value) -> dict[str, str]:
+    from actstore.storage import parse_storage_options
+
+    try:
+        return parse_storage_options(value)
+    except ActstoreError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def db_option(func):
+    """--db and the repeatable --storage-option, shared by every command that opens the store."""
+    func = click.option(
+        "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
+        help="Object-store setting for an s3://, gs://, az:// store, e.g. aws_region=eu-west-1 or "
+             "aws_endpoint=http://127.0.0.1:9000 (repeatable; wins over the AWS_* variables).",
+    )(func)
+    return click.option(
+        "--db", default=DEFAULT_DB, show_default=True, envvar="ACTSTORE_DB",
+        help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
+    )(func)
 
 
 def _checked_output(ctx, param, value):
@@ -85,11 +102,11 @@ def measure_option(func):
                         help="Similarity measure (see `actstore measures`).")(func)
 
 
-def _open(db: str, *, create: bool = False):
+def _open(db: str, storage_options: dict | None = None, *, create: bool = False):
     """The store at `db` (imported here: lancedb loads only for commands that touch a store)."""
     from actstore.store import Store
 
-    return Store.open(db, create=create)
+    return Store.open(db, create=create, storage_options=storage_options or None)
 
 
 def friendly_errors(func):
@@ -149,11 +166,17 @@ def main(verbose: bool) -> None:
 @click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Your own language CSV (same columns as the shipped catalogue) to add or override languages.")
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: encode in this process; ray: Ray Data model actors (pip install 'actstore[ray]').")
+@click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
+              help="Ray cluster to join (default: RAY_ADDRESS, else start a local one).")
+@click.option("--ray-actors", type=int, default=None,
+              help="Model actors for --engine ray (default: one per GPU with --device cuda, else 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities, layers, points,
-           limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite, languages_csv,
-           cache_dir, quiet):
+def ingest(db, storage_options, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities,
+           layers, points, limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite,
+           languages_csv, cache_dir, engine, ray_address, ray_actors, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
     \b
@@ -161,6 +184,8 @@ def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, l
         actstore ingest --model all-MiniLM-L6-v2 --langs eng,fra,deu --limit 200
         actstore ingest --model facebook/seamless-m4t-v2-large --layers study \\
             --source fleurs --data-dir ~/fleurs --split test --device cuda
+        actstore ingest --engine ray --ray-address ray://head:10001 --device cuda \\
+            --model facebook/seamless-m4t-v2-large --db s3://my-bucket/study
     """
     from actstore.disk import disk_errors, require_writable
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
@@ -175,8 +200,9 @@ def ingest(db, model, adapter, adapter_options, name, source, data_dir, split, l
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
         max_seconds=max_seconds, memory_budget=memory_budget,
+        engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
-    store = disk_errors(_open)(db, create=True)  # creating a store where one cannot write: one sentence
+    store = disk_errors(_open)(db, storage_options, create=True)  # creating a store where one cannot write: one sentence
     require_writable(store, "ingest writes activations there")
     summary = run_ingest(store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
@@ -209,7 +235,7 @@ def adapters(fmt, output):
 @click.option("--list", "list_named", is_flag=True, help="List the named queries.")
 @output_options
 @friendly_errors
-def query(db, sql, named, list_named, fmt, output):
+def query(db, storage_options, sql, named, list_named, fmt, output):
     """Run read-only SQL over the store.
 
     Tables: activations (every row of every model, with vector), runs, points, sentences, and
@@ -231,7 +257,7 @@ def query(db, sql, named, list_named, fmt, output):
     if (sql is None) == (named is None):
         raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
     text = named_query(named) if named else sql
-    store = _open(db)
+    store = _open(db, storage_options)
     write_frame(run_query(store, text), fmt, output)
 
 
@@ -239,7 +265,7 @@ def query(db, sql, named, list_named, fmt, output):
 @main.command()
 @db_option
 @friendly_errors
-def info(db):
+def info(db, storage_options):
     """Show what the store holds: models, points, languages, rows, runs, results.
 
     \b
@@ -248,7 +274,7 @@ def info(db):
     """
     from actstore.summary import describe
 
-    store = _open(db)
+    store = _open(db, storage_options)
     click.echo(describe(store))
     _warn_if_inconsistent(store)
 
@@ -269,7 +295,7 @@ def _warn_if_inconsistent(store) -> None:
 @db_option
 @click.option("--repair", is_flag=True, help="Fix what can be fixed (one commit per table), then check again.")
 @friendly_errors
-def check(db, repair):
+def check(db, storage_options, repair):
     """Check the store's integrity: unique keys, sentence texts, points, finalize, stale runs.
 
     Prints one line per problem with its counts and exits 1 when any is found. With --repair:
@@ -284,7 +310,7 @@ def check(db, repair):
     from actstore.disk import require_writable
     from actstore.store.integrity import check_store, open_for_check, repair_store
 
-    store, first = open_for_check(db)
+    store, first = open_for_check(db, storage_options or None)
     report = check_store(store, first=first)
     if repair and report.problems:
         if any(p.repairable for p in report.problems):
@@ -343,14 +369,14 @@ def measures(fmt, output):
 @click.option("--model", required=True, help="Model whose activations to delete.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
-def delete(db, model, yes):
+def delete(db, storage_options, model, yes):
     """Delete every stored activation of a model (runs and results stay).
 
     \b
     Example:
         actstore delete --model my-model --yes
     """
-    store = _open(db)
+    store = _open(db, storage_options)
     store.require_model(model)
     if not yes:
         click.confirm(f"Delete all activations of {model!r} from {db}?", abort=True)
@@ -361,7 +387,7 @@ def delete(db, model, yes):
 @main.command()
 @db_option
 @friendly_errors
-def migrate(db):
+def migrate(db, storage_options):
     """Upgrade a store written by an older actstore to this schema version, in place.
 
     Only the tables' schemas change (key columns become Lance primary keys); no vector is
@@ -373,7 +399,7 @@ def migrate(db):
     """
     from actstore.store import migrate as migrate_store
 
-    report = migrate_store(db)
+    report = migrate_store(db, storage_options=storage_options)
     if not report.changed:
         click.echo(f"{db} already has schema version {report.to_version}; nothing to do.")
     else:
@@ -439,7 +465,7 @@ class _Bar:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @output_options
 @friendly_errors
-def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
+def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
                   bootstrap, no_null, backend, device, quiet, fmt, output):
     """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
 
@@ -451,7 +477,7 @@ def analyze_svcca(db, model, kind, kinds, points, langs, measure, keep, n_rows, 
     from actstore.analyses.grids import GridOptions, forced_warning
     from actstore.analyses.tasks import run_similarity
 
-    store = _open(db)
+    store = _open(db, storage_options)
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
@@ -498,7 +524,7 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
 @click.option("--quiet", is_flag=True)
 @output_options
 @friendly_errors
-def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
+def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
     """Nearest-neighbour retrieval (P@1, recall@k, xsim error) per depth and language pair.
 
     \b
@@ -507,7 +533,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
     """
     from actstore.analyses.tasks import run_retrieval
 
-    store = _open(db)
+    store = _open(db, storage_options)
     _require_writable(store)
     with _Bar("retrieval", enabled=not quiet) as bar:
         result = run_retrieval(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
@@ -529,7 +555,7 @@ def analyze_retrieval(db, model, kinds, points, langs, n_rows, seed, backend, de
 @click.option("--device", default=None, help="t-SNE runs on the CPU: cpu or leave out.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, seed, device, quiet):
+def analyze_tsne(db, storage_options, model, points, langs, per_language, perplexity, max_iter, seed, device, quiet):
     """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
 
     \b
@@ -538,7 +564,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
     """
     from actstore.analyses.tasks import run_tsne
 
-    store = _open(db)
+    store = _open(db, storage_options)
     _require_writable(store)
     with _Bar("t-SNE", enabled=not quiet) as bar:
         result = run_tsne(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
@@ -559,7 +585,7 @@ def analyze_tsne(db, model, points, langs, per_language, perplexity, max_iter, s
 @click.option("--device", default=None, help="The neuron analysis runs on the CPU: cpu or leave out.")
 @click.option("--quiet", is_flag=True)
 @friendly_errors
-def analyze_neurons(db, model, points, langs, k, seed, device, quiet):
+def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
 
     \b
@@ -568,7 +594,7 @@ def analyze_neurons(db, model, points, langs, k, seed, device, quiet):
     """
     from actstore.analyses.tasks import run_neurons
 
-    store = _open(db)
+    store = _open(db, storage_options)
     _require_writable(store)
     with _Bar("neurons", enabled=not quiet) as bar:
         result = run_neurons(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
@@ -585,7 +611,7 @@ def analyze_neurons(db, model, points, langs, k, seed, device, quiet):
 @click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")
 @output_options
 @friendly_errors
-def neighbours(db, model, point, sample_id, k, where, fmt, output):
+def neighbours(db, storage_options, model, point, sample_id, k, where, fmt, output):
     """Nearest stored vectors (cosine) to one sample, across the whole table (LanceDB search).
 
     \b
@@ -595,7 +621,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
     """
     from actstore.analyses.table_search import nearest_in_table
 
-    store = _open(db)
+    store = _open(db, storage_options)
     write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
 
 
@@ -607,7 +633,7 @@ def neighbours(db, model, point, sample_id, k, where, fmt, output):
 @measure_option
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
 @friendly_errors
-def report(db, model, out, measure, no_compute):
+def report(db, storage_options, model, out, measure, no_compute):
     """Write one self-contained HTML report (works offline) for a stored model.
 
     \b
@@ -619,7 +645,7 @@ def report(db, model, out, measure, no_compute):
     from actstore.reports import check_out_path
     from actstore.reports.from_store import build_report
 
-    store = _open(db)
+    store = _open(db, storage_options)
     store.require_model(model)
     check_out_path(out)  # before minutes of computing
     if not no_compute:

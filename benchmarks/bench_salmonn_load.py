@@ -275,7 +275,6 @@ def main() -> None:
     if args._load:
         print(json.dumps(load_and_measure(args._load, args.dtype)))
         return
-    shapes = SMALL if args.small else FULL
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="salmonn_bench_"))
     try:
         t0 = time.perf_counter()

@@ -66,6 +66,7 @@ from actstore.ingest.adapters.base import Adapter, ModelInfo
 from actstore.ingest.items import MODALITIES, Item
 from actstore.ingest.memory import (BatchCost, MemoryLimits, budgeted_batches, check_items, parse_size,
                                     resolve_limits)
+from actstore.ingest.sources.base import Entry
 
 log = logging.getLogger("actstore.ingest")
 
@@ -73,8 +74,10 @@ from actstore.ingest.requests import STUDY_LAYERS, parse_layers  # noqa: F401  (
 
 #: named phases reported to `on_phase` (fault injection, progress, tracing), in order; see
 #: `actstore.ingest.faults` for what each one means
-PHASES = FAULT_PHASES
+PHASES = FAULT_PHASES  # the Ray engine also reports "startup" (cluster join, actors, model load)
 PhaseHook = Callable[[str, "Job | None"], object]
+#: ingest engines (`--engine`): who runs the model (planning and writing are shared)
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -102,6 +105,12 @@ class IngestRequest:
     cache_dir: str | None = None
     max_seconds: float | None = None  # longest speech item (None: the model's window, else 60 s)
     memory_budget: int | str | None = None  # bytes one forward may use, e.g. "2GiB" (None: from free memory)
+    #: who runs the model: "local" (this process) or "ray" (Ray Data actors, `actstore[ray]`)
+    engine: str = "local"
+    #: Ray cluster address (default: RAY_ADDRESS, else a local cluster is started)
+    ray_address: str | None = None
+    #: model actors (default: one per GPU with --device cuda, else 1)
+    ray_actors: int | None = None
 
 
 @dataclass
@@ -185,6 +194,10 @@ def check_request(request: IngestRequest) -> None:
     bad_mod = [m for m in request.modalities if m not in MODALITIES]
     if bad_mod:
         raise ActstoreError(f"Unknown modality {bad_mod[0]!r}; use speech and/or text.")
+    if request.engine not in ENGINES:
+        raise ActstoreError(f"--engine {request.engine!r} is not known; use one of {', '.join(ENGINES)}.")
+    if request.ray_actors is not None and request.ray_actors < 1:
+        raise ActstoreError("--ray-actors must be at least 1.")
 
 
 def open_inputs(request: IngestRequest):
@@ -313,36 +326,55 @@ def stored_samples(store: Store, model: str, lang: str, modality: str,
     return complete, set(counts["sample_id"].to_list()) - complete
 
 
-def pending_work(store: Store, model: str, source, job: Job, *, overwrite: bool) -> JobWork:
-    """The items of `job` still to encode: all with `overwrite`, else those not fully stored.
+@dataclass
+class JobKeys:
+    """`pending_work` before any payload is read: the source entries (keys) still to encode."""
+
+    job: Job
+    entries: dict[str, list[Entry]]  # modality -> entries to encode, in the source's order
+    complete: dict[str, set[str]]
+    replace: bool
+
+
+def pending_keys(store: Store, model: str, source, job: Job, *, overwrite: bool) -> JobKeys:
+    """The keys of `job` still to encode, from the store and the source's index only (no audio
+    is decoded): engines that read payloads elsewhere (Ray actors) plan with this.
 
     Paired jobs skip a sentence only when both its speech and its text are fully stored.
     """
     state = {m: stored_samples(store, model, job.lang, m, job.points[m]) for m in job.modalities}
     complete = {m: (set() if overwrite else done) for m, (done, _) in state.items()}
     paired = len(job.modalities) > 1
-    items: dict[str, list[Item]] = {}
+    entries: dict[str, list[Entry]] = {}
     for modality in job.modalities:
         skip = frozenset() if overwrite or paired else frozenset(complete[modality])
-        items[modality] = list(source.items(job.lang, modality, sentence_ids=job.ids, skip_sample_ids=skip))
+        entries[modality] = source.entries(job.lang, modality, job.ids, skip)
     if paired:
-        items, complete = _pair_up(items, complete)
+        entries, complete = _pair_up(entries, complete)
     replace = overwrite or any(
-        bool(partial) or bool(done & {it.sample_id for it in items[m]})
+        bool(partial) or bool(done & {e.sample_id for e in entries[m]})
         for m, (done, partial) in state.items()
     )
-    return JobWork(job=job, items=items, complete=complete, replace=replace)
+    return JobKeys(job=job, entries=entries, complete=complete, replace=replace)
 
 
-def _pair_up(items: dict[str, list[Item]], complete: dict[str, set[str]]
-             ) -> tuple[dict[str, list[Item]], dict[str, set[str]]]:
-    """Speech and text items of the same sentence ids, in the same order (one recording per id),
-    leaving out sentences whose speech and text are both stored; returns (pairs, skipped ids)."""
-    speech: dict[int, Item] = {}
+def pending_work(store: Store, model: str, source, job: Job, *, overwrite: bool) -> JobWork:
+    """The items of `job` still to encode: all with `overwrite`, else those not fully stored."""
+    keys = pending_keys(store, model, source, job, overwrite=overwrite)
+    items = {m: list(source.load(job.lang, m, es)) for m, es in keys.entries.items()}
+    return JobWork(job=job, items=items, complete=keys.complete, replace=keys.replace)
+
+
+def _pair_up(items: dict[str, list], complete: dict[str, set[str]]
+             ) -> tuple[dict[str, list], dict[str, set[str]]]:
+    """Speech and text items (or source entries) of the same sentence ids, in the same order (one
+    recording per id), leaving out sentences whose speech and text are both stored; returns
+    (pairs, skipped ids)."""
+    speech: dict[int, object] = {}
     for it in items.get("speech", []):
         speech.setdefault(it.sentence_id, it)
     text = {it.sentence_id: it for it in items.get("text", [])}
-    todo: dict[str, list[Item]] = {"speech": [], "text": []}
+    todo: dict[str, list] = {"speech": [], "text": []}
     skipped: dict[str, set[str]] = {"speech": set(), "text": set()}
     for i in sorted(set(speech) & set(text)):
         pair = {"speech": speech[i], "text": text[i]}
@@ -546,7 +578,7 @@ def provenance(plan: IngestPlan, request: IngestRequest, limits: MemoryLimits | 
                    **({"max_seconds": limits.max_seconds, "memory_budget": limits.budget} if limits else {}),
                    "layers": (request.layers if isinstance(request.layers, str)
                               else list(request.layers) if request.layers else None),
-                   "data_dir": request.data_dir, **info.extra,
+                   "data_dir": request.data_dir, "engine": request.engine, **info.extra,
                    # the catalogue rows this run used: reports read them, not the installed table
                    "languages": {c: dataclasses.asdict(plan.catalogue.get(c)) for c in plan.langs}},
     }
@@ -612,15 +644,21 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
     every pending item before the first forward. A failure after the run started (NaN
     activations, a full disk) keeps the jobs committed before it, writes nothing of the failing
     job and leaves the run's row with status 'failed'.
+
+    `request.engine` picks who runs the model: "local" (this process, `run_job` per job) or
+    "ray" (Ray Data actors, actstore.ingest.engines.ray_engine). Planning, resume filtering,
+    the key-guarded write (one commit per job and width), provenance and finish are shared.
     """
     from actstore.ingest.adapters import load_adapter
 
     on_phase = _with_fault(on_phase)
     check_request(request)
     catalogue, source, langs = open_inputs(request)
+    # the Ray driver loads the model only to learn its points and widths: its actors load it
+    # on request.device (the driver of a GPU cluster may have no GPU)
     adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
-                           name=request.name,
-                           device=request.device, dtype=request.dtype)
+                           name=request.name, device="cpu" if request.engine == "ray" else request.device,
+                           dtype=request.dtype)
     _phase(on_phase, "plan", None)
     plan = prepare_plan(store, request, adapter, catalogue, source, langs)
     limits = resolve_limits(adapter, max_seconds=request.max_seconds,
@@ -645,16 +683,22 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
     deferred_cleanup = False
     try:
         bar = _progress(sum(len(j.ids) for j in plan.jobs), progress, desc=f"ingest {plan.model}")
-        for job in plan.jobs:
-            work, rows = run_job(store, plan, adapter, job, request, run_id, on_batch=bar.update,
-                                 on_phase=on_phase, register=register, limits=limits)
-            summary.skipped_items += work.n_skipped
-            if not work.n_items:
-                bar.update(len(job.ids))
-                continue
-            summary.rows += rows
-            summary.items += work.n_items
-            summary.jobs += 1
+        if request.engine == "ray":
+            from actstore.ingest.engines.ray_engine import run_ray  # optional dependency
+
+            run_ray(store, plan, request, run_id, summary, bar, layer_of=adapter.layer_of, on_phase=on_phase,
+                    register=register)
+        else:
+            for job in plan.jobs:
+                work, rows = run_job(store, plan, adapter, job, request, run_id, on_batch=bar.update,
+                                     on_phase=on_phase, register=register, limits=limits)
+                summary.skipped_items += work.n_skipped
+                if not work.n_items:
+                    bar.update(len(job.ids))
+                    continue
+                summary.rows += rows
+                summary.items += work.n_items
+                summary.jobs += 1
         bar.close()
         # Finalize whenever the store needs it, not only when this run wrote rows: an earlier
         # finalize may have been killed half-way (missing indices, versions not cleaned up).

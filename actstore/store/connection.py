@@ -32,6 +32,7 @@ from actstore.schema import (
     SENTENCES_TABLE,
 )
 
+from actstore.storage import check_uri, object_store_reason
 from actstore.store import DEFAULT_URI
 
 #: tables every store has from its creation on (result and activation tables come later)
@@ -103,9 +104,11 @@ class Connection:
              storage_options: dict | None = None) -> C:
         """Open (or with `create`, make) the store at `uri`.
 
-        `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints).
+        `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints;
+        actstore/storage.py); the standard environment variables (AWS_ENDPOINT_URL, ...) apply
+        without them. An unreachable or refusing object store is one sentence, not a traceback.
         """
-        uri = str(uri)
+        uri = check_uri(str(uri))
         is_local = "://" not in uri
         if is_local and not create and not Path(uri).exists():
             raise StoreError(
@@ -114,9 +117,17 @@ class Connection:
             )
         if is_local and Path(uri).exists() and not Path(uri).is_dir():
             raise StoreError(f"{uri} is a file, not a store directory; pass a directory for --db.")
-        db = lancedb.connect(uri, storage_options=storage_options or None)
-        store = cls(db, uri, storage_options)
-        names = store.table_names()
+        try:
+            db = lancedb.connect(uri, storage_options=storage_options or None)
+            store = cls(db, uri, storage_options)
+            names = store.table_names()
+        except (OSError, RuntimeError, ValueError) as exc:
+            if is_local:
+                raise
+            raise StoreError(
+                f"Cannot read the store at {uri} ({object_store_reason(exc)}); check the bucket "
+                "name, credentials and endpoint (AWS_* variables or --storage-option)."
+            ) from None
         if META_TABLE in names:
             retry_race(store.meta, f"The meta table of {uri}")
             store._check_version()
@@ -204,11 +215,33 @@ class Connection:
             except (ValueError, FileNotFoundError, RuntimeError) as exc:
                 if "not found" not in str(exc).lower():
                     raise
+            if self._create_empty(name, schema):
+                return self._db.open_table(name)
             return self._db.create_table(name, schema=schema, exist_ok=True)
 
         tbl = retry_race(open_or_create, f"Table {name!r} of {self.uri}")
         self._tables[name] = tbl
         return tbl
+
+    def _create_empty(self, name: str, schema: pa.Schema) -> bool:
+        """Create table `name` as version 1 of an empty dataset, refusing if it exists; False
+        where the table's location cannot be derived (a URI with a query: LanceDB creates it).
+
+        Why not `create_table(exist_ok=True)`: when two processes create the same table at once
+        on S3, the loser's create is retried by Lance as an Overwrite at version 2, which wipes
+        whatever the winner appended meanwhile or fails the winner's append ("Append transaction
+        is incompatible with concurrent transaction Overwrite"), measured: 1 in 4-6 starts of four
+        processes on a new S3 store (moto). A commit without retries lets the loser fail instead;
+        `retry_race` then opens the winner's table.
+        """
+        import lance
+
+        if "?" in self.uri:
+            return False
+        path = f"{self.uri.rstrip('/')}/{name}.lance"
+        lance.LanceDataset.commit(path, lance.LanceOperation.Overwrite(schema, []), read_version=0,
+                                  max_retries=0, storage_options=self.storage_options or None)
+        return True
 
     def dataset(self, name: str):
         """The Lance dataset of a table at its latest version (for pushdown scans).

@@ -17,6 +17,7 @@ import lancedb
 import polars as pl
 
 from actstore.errors import SchemaVersionError, StoreError
+from actstore.storage import check_uri
 from actstore.store.connection import list_table_names
 from actstore.schema import (META_TABLE, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,
                              sql_quote, table_key)
@@ -85,7 +86,7 @@ def _declare_key(tbl, name: str, key: tuple[str, ...]) -> bool:
 
 def migrate(uri: str | Path, *, storage_options: dict | None = None) -> MigrationReport:
     """Upgrade the store at `uri` to this actstore's schema version, in place (see module docs)."""
-    uri = str(uri)
+    uri = check_uri(str(uri))
     if "://" not in uri and not Path(uri).is_dir():
         raise StoreError(f"No actstore store at {uri}; pass the right --db.")
     db = lancedb.connect(uri, storage_options=storage_options or None)

@@ -88,6 +88,19 @@ class Source(ABC):
         """Sample ids of the items `items` would yield for these sentence ids (all if None)."""
         return [e.sample_id for e in self._select(lang, modality, sentence_ids, frozenset())]
 
+    def entries(self, lang: str, modality: str, sentence_ids: Iterable[int] | None = None,
+                skip_sample_ids: Collection[str] = frozenset()) -> list[Entry]:
+        """The index entries `items` would load, in its order (cheap; for engines that plan)."""
+        return self._select(lang, modality, sentence_ids, skip_sample_ids)
+
+    def load(self, lang: str, modality: str, entries: list[Entry]) -> Iterator[Item]:
+        """Items of these `entries` (from `entries`), lazily, in the source's reading order:
+        planning decides what to read once (possibly on another machine), loading reads that."""
+        if not entries:
+            return iter(())
+        self._check(lang, modality)
+        return self._load(lang, modality, list(entries))
+
     def items(
         self,
         lang: str,
