@@ -37,7 +37,8 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
-    chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
+    if not depths:  # by default the depths holding every modality; named depths are all kept
+        chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
     first = chosen[0]
     selection = select_recordings(store, model, {m: first.points[m] for m in first.points}, lang_list, seed=seed)
     texts = store.sentences(lang_list)
