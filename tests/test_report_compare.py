@@ -85,6 +85,9 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
         assert mine["group"].to_list() == final.sort("group")["group"].to_list()
         assert mine["score"].to_list() == pytest.approx(final.sort("group")["score"].to_list(), abs=1e-12)
     assert cm.filter(pl.col("model") == SONAR)["depth"].unique().to_list() == ["pooled"]  # study's SONAR number
+    from actstore.ingest.tiny_salmonn import LLM_LAYERS
+    # SALMONN's final is its last decoder layer, not the layer-less final_norm that sorts after it
+    assert cm.filter(pl.col("model") == SALMONN)["depth"].unique().to_list() == [f"L{LLM_LAYERS}"]
     xl = frames["final_cross_lingual"]
     assert set(xl.filter(pl.col("model") == MINILM)["kind"]) == {"text-text"}
     assert set(xl.filter(pl.col("model") == SALMONN)["kind"]) == {"speech-speech", "text-text"}
