@@ -93,7 +93,8 @@ def choose_depths(store: Store, model: str, wanted: Sequence[str] | None,
     depths = model_depths(store, model)
     usable = [d for d in depths if all(m in d.points for m in need)]
     if wanted:
-        names = {depth_of(w) for w in wanted}
+        known = {d.name for d in depths}  # a depth name may hold a dot (Qwen2-Audio's llm.L3)
+        names = {w if w in known else depth_of(w) for w in wanted}
         unknown = sorted(names - {d.name for d in depths})
         if unknown:
             raise AnalysisInputError(

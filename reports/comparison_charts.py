@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import altair as alt
 
 from actstore.reports.assets import CATEGORY_PALETTE, RESOURCE_ORDER
-from actstore.reports.charts import COLOUR_LINE_LEGEND, DASH_LEGEND
+from actstore.reports.charts import COLOUR_LINE_LEGEND, DASH_LEGEND, _lines_with_points
 
 #: the reference ticks beside each bar
 TICK_COLOURS = {"random baseline": "#222222", "shuffled null": "#999999"}
@@ -41,7 +41,7 @@ def grouped_bars(dataset: str, x: str, x_order: Sequence[str], x_title: str,
              .transform_filter("isValid(datum.value)")
              .mark_tick(thickness=3, size=14)
              .encode(x=xe, xOffset=offset, y="value:Q",
-                     color=alt.Color("series:N", title="reference", legend=COLOUR_LINE_LEGEND,
+                     color=alt.Color("series:N", title="reference", legend=alt.Legend(symbolType="square"),
                                      scale=alt.Scale(domain=list(TICK_COLOURS), range=list(TICK_COLOURS.values()))),
                      tooltip=tooltip + [alt.Tooltip("series:N")]))
     return (alt.layer(bars, ticks).resolve_scale(color="independent")
@@ -63,18 +63,20 @@ def cross_modal_curves(models: Sequence[str], relative: bool, measure: str) -> a
     """All-languages cross-modal mean per layer, one line per model; dashed: shuffled null."""
     field, title = ("rel_depth:Q", "relative depth (layer / model's deepest layer)") if relative \
         else ("layer:Q", "layer")
-    dash_scale = alt.Scale(domain=["score", "shuffled null"], range=[[1, 0], [2, 3]])
-    return (alt.Chart(alt.Data(name="cmp_cm_curves"))
+    dash = alt.StrokeDash("series:N", scale=alt.Scale(domain=["score", "shuffled null"], range=[[1, 0], [2, 3]]),
+                          title="series", legend=DASH_LEGEND)
+    base = (alt.Chart(alt.Data(name="cmp_cm_curves"))
             .transform_fold(["score", "null"], as_=["series", "value"])
             .transform_calculate(series="datum.series == 'null' ? 'shuffled null' : 'score'")
-            .transform_filter("isValid(datum.value)")
-            .mark_line(point=True)
-            .encode(x=alt.X(field, title=title), y=alt.Y("value:Q", title=measure, scale=alt.Scale(zero=False)),
-                    color=alt.Color("model:N", scale=model_scale(models), title="model", legend=COLOUR_LINE_LEGEND),
-                    strokeDash=alt.StrokeDash("series:N", scale=dash_scale, title="series", legend=DASH_LEGEND),
-                    detail="series:N",
-                    tooltip=[alt.Tooltip("model:N"), alt.Tooltip("depth:N"), alt.Tooltip("layer:Q"),
-                             alt.Tooltip("rel_depth:Q", format=".2f", title="relative depth"),
-                             alt.Tooltip("series:N"), alt.Tooltip("value:Q", format=".3f"),
-                             alt.Tooltip("languages:Q")])
-            .properties(width=560, height=300))
+            .transform_filter("isValid(datum.value)"))
+    enc = {
+        "x": alt.X(field, title=title),
+        "y": alt.Y("value:Q", title=measure, scale=alt.Scale(zero=False)),
+        "color": alt.Color("model:N", scale=model_scale(models), title="model", legend=COLOUR_LINE_LEGEND),
+        "detail": "series:N",
+        "tooltip": [alt.Tooltip("model:N"), alt.Tooltip("depth:N"), alt.Tooltip("layer:Q"),
+                    alt.Tooltip("rel_depth:Q", format=".2f", title="relative depth"),
+                    alt.Tooltip("series:N"), alt.Tooltip("value:Q", format=".3f"),
+                    alt.Tooltip("languages:Q")],
+    }
+    return _lines_with_points(base, enc, dash).properties(width=560, height=300)

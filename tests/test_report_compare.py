@@ -55,11 +55,15 @@ def test_analyze_handles_salmonn_widths(store_dir):
     tmp, db = store_dir
     cli("analyze", "svcca", "--db", db, "--model", SALMONN, "--kind", "all", "--quiet")
     cli("analyze", "retrieval", "--db", db, "--model", SALMONN, "--quiet")
-    cli("analyze", "tsne", "--db", db, "--model", SALMONN, "--per-language", 8, "--quiet")
+    # speech.encoder (Whisper+BEATs width) and speech.qformer (LLM width) are speech-only depths
+    cli("analyze", "tsne", "--db", db, "--model", SALMONN, "--points", "encoder,qformer,L2",
+        "--per-language", 8, "--quiet")
     cli("analyze", "neurons", "--db", db, "--model", SALMONN, "--quiet")
-    store = Store(str(db))
+    store = Store.open(db)
     tsne = store.read_results("tsne", f"model = '{SALMONN}'")
-    assert tsne is not None and {"encoder", "qformer"} & set(tsne["depth"].unique().to_list())
+    assert tsne is not None and set(tsne["depth"].unique().to_list()) == {"encoder", "qformer", "L2"}
+    widths = {r["point"]: r["width"] for r in store.require_model(SALMONN).iter_rows(named=True)}
+    assert widths["speech.encoder"] != widths["speech.qformer"] == widths["text.L2"]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,7 @@ def report(store_dir):
 
 def test_comparison_frames_match_each_models_summary(store_dir, report):
     _, db = store_dir
-    store = Store(str(db))
+    store = Store.open(db)
     frames = comparison_frames(store, [MINILM, SONAR, SALMONN])
     assert frames["models"]["model"].to_list() == [MINILM, SONAR, SALMONN]
     assert frames["models"]["random_init"].to_list() == [False, True, True]
@@ -129,6 +133,13 @@ def test_multi_model_report_draws_in_chromium(report, tmp_path):
             walk(window.actstoreViews['fig-cmp-cm-final'].scenegraph().root);
             return JSON.stringify(out); })()"""))
         assert set(bars) == {SONAR, SALMONN}
+        # each model's t-SNE colour switch is its own radio group (Vega names inputs by parameter)
+        radios = json.loads(browser.evaluate("""JSON.stringify([...document.querySelectorAll(
+            'input[type=radio]')].map(r => [r.name, r.closest('div.chart').id]))"""))
+        charts_of = {}
+        for name, chart in radios:
+            charts_of.setdefault(name, set()).add(chart)
+        assert len(charts_of) >= 2 and all(len(c) == 1 for c in charts_of.values())
         titles = browser.evaluate("JSON.stringify([...document.querySelectorAll('h2')].map(h => h.textContent))")
         for model in (MINILM, SONAR, SALMONN):
             assert f"{model}: Provenance" in titles
