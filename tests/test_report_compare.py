@@ -84,8 +84,8 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
     assert set(cm["model"]) == {SONAR, SALMONN}  # MiniLM has text only
     for model in (SONAR, SALMONN):
         summary = cross_modal_summary(load_grid(store, model, measure="svcca"))
-        final = summary.filter(pl.col("point_order") == pl.col("point_order").max())
         mine = cm.filter(pl.col("model") == model).sort("group")
+        final = summary.filter(pl.col("depth") == mine["depth"][0])
         assert mine["group"].to_list() == final.sort("group")["group"].to_list()
         assert mine["score"].to_list() == pytest.approx(final.sort("group")["score"].to_list(), abs=1e-12)
     assert cm.filter(pl.col("model") == SONAR)["depth"].unique().to_list() == ["pooled"]  # study's SONAR number
