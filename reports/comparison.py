@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from actstore.reports import comparison_charts as ccharts
+from actstore.reports.assets import RESOURCE_ORDER
 from actstore.reports.inputs import ReportError, ReportInputs, validated
 from actstore.reports.page import build_page
 from actstore.reports.render import check_out_path, write_atomically
@@ -164,8 +165,11 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
             "mean over all languages and per resource level, one bar per model; black tick: random "
             "sets of the same shapes; grey tick: shuffled rows (the null).",
             ccharts.final_cross_modal_bars(models, cm["group"].unique().to_list(), measure), ("cmp_cm_final",)))
+        wide = cm.pivot(on="group", index="model", values="score")
+        groups = [g for g in RESOURCE_ORDER if g in wide.columns] + sorted(
+            set(wide.columns) - set(RESOURCE_ORDER) - {"model"})
         section.parts.append(html_table(
-            cm.pivot(on="group", index="model", values="score").join(
+            wide.select("model", *groups).join(
                 cm.filter(pl.col("group") == "all").select("model", "depth", "baseline", "null"), on="model"),
             headers={"depth": "final depth", "baseline": "baseline (all)", "null": "null (all)"}))
 

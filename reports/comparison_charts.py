@@ -70,7 +70,7 @@ def cross_modal_curves(models: Sequence[str], relative: bool, measure: str) -> a
             .transform_calculate(series="datum.series == 'null' ? 'shuffled null' : 'score'")
             .transform_filter("isValid(datum.value)"))
     enc = {
-        "x": alt.X(field, title=title),
+        "x": alt.X(field, title=title, axis=alt.Axis() if relative else alt.Axis(tickMinStep=1, format="d")),
         "y": alt.Y("value:Q", title=measure, scale=alt.Scale(zero=False)),
         "color": alt.Color("model:N", scale=model_scale(models), title="model", legend=COLOUR_LINE_LEGEND),
         "detail": "series:N",
