@@ -14,6 +14,8 @@ DB         ?= actstore.lance
 OUT        ?= demo-out
 LIMIT      ?= 200
 SPEECH_LIMIT ?= 50
+COMPARE_LANGS ?= eng,fra,deu,hin,rus,bul,mar
+COMPARE_LIMIT ?= 30
 BENCH_FLAGS ?=
 BIN        := $(VENV)/bin
 APT_PKGS   := espeak-ng chromium
@@ -44,7 +46,8 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 install: $(VENV)/.installed
 
 demo: system-deps install
-	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) SPEECH_LIMIT=$(SPEECH_LIMIT) BIN=$(BIN) bash scripts/demo.sh
+	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) SPEECH_LIMIT=$(SPEECH_LIMIT) COMPARE_LANGS=$(COMPARE_LANGS) \
+	COMPARE_LIMIT=$(COMPARE_LIMIT) BIN=$(BIN) bash scripts/demo.sh
 
 test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

@@ -628,25 +628,34 @@ def neighbours(db, storage_options, model, point, sample_id, k, where, fmt, outp
 # ---------------------------------------------------------------------------------------- report
 @main.command()
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
+@click.option("--model", "models", required=True, multiple=True,
+              help="Stored model name; repeat it to compare models side by side on one page.")
 @click.option("--out", default="report.html", show_default=True, type=click.Path(), help="HTML file to write.")
 @measure_option
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
 @friendly_errors
-def report(db, storage_options, model, out, measure, no_compute):
-    """Write one self-contained HTML report (works offline) for a stored model.
+def report(db, storage_options, models, out, measure, no_compute):
+    """Write one self-contained HTML report (works offline) for a stored model, or for several.
+
+    With several --model options the page opens with the study's comparison (final-layer
+    cross-modal similarity per resource level, cross-lingual speech-speech vs text-text, per-layer
+    curves on one axis), then each model's own sections.
 
     \b
     Example:
         actstore report --model tiny-random-seamless-m4t-v2 --out report.html
+        actstore report --model tiny-random-seamless-m4t-v2 --model tiny-random-sonar \\
+            --model tiny-random-salmonn --out comparison.html
     """
     from actstore.analyses.complete import ensure_results
     from actstore.analyses.report_data import report_frames
     from actstore.reports import check_out_path
     from actstore.reports.from_store import build_report
 
+    models = list(dict.fromkeys(models))  # a model named twice is drawn once
     store = _open(db, storage_options)
-    store.require_model(model)
+    for model in models:
+        store.require_model(model)
     check_out_path(out)  # before minutes of computing
     if not no_compute:
         from actstore.disk import require_writable
@@ -658,11 +667,23 @@ def report(db, storage_options, model, out, measure, no_compute):
             click.echo(f"note: {exc} Drawing only the stored results.", err=True)
             no_compute = True
     if not no_compute:
-        for name in ensure_results(store, model, measure=measure):
-            click.echo(f"computed missing {name} results (saved to the store).", err=True)
-    path = build_report(store, model, out, measure=measure,
-                        frames=report_frames(store, model, measure=measure))
-    _note_random_init(store.is_random_init(model), model)
+        for model in models:
+            for name in ensure_results(store, model, measure=measure):
+                click.echo(f"computed missing {name} results"
+                           f"{f' for {model}' if len(models) > 1 else ''} (saved to the store).", err=True)
+    frames = {model: report_frames(store, model, measure=measure) for model in models}
+    if len(models) == 1:
+        path = build_report(store, models[0], out, measure=measure, frames=frames[models[0]])
+    else:
+        from actstore.analyses.comparison import comparison_frames
+        from actstore.reports.from_store import build_comparison_report
+
+        comparison = comparison_frames(store, models, measure=measure,
+                                       grids={m: f["similarity"] for m, f in frames.items()})
+        path = build_comparison_report(store, models, out, comparison=comparison, measure=measure,
+                                       frames=frames)
+    for model in models:
+        _note_random_init(store.is_random_init(model), model)
     click.echo(str(path))
 
 

@@ -97,7 +97,8 @@ def choose_depths(store: Store, model: str, wanted: Sequence[str] | None,
     depths = model_depths(store, model)
     usable = [d for d in depths if all(m in d.points for m in need)]
     if wanted:
-        names = {depth_of(w) for w in wanted}
+        known = {d.name for d in depths}  # a depth name may hold a dot (Qwen2-Audio's llm.L3)
+        names = {w if w in known else depth_of(w) for w in wanted}
         unknown = sorted(names - {d.name for d in depths})
         if unknown:
             raise AnalysisInputError(
@@ -111,6 +112,19 @@ def choose_depths(store: Store, model: str, wanted: Sequence[str] | None,
             f"{' among ' + ', '.join(sorted(wanted)) if wanted else ''}; ingest those modalities first."
         )
     return usable
+
+
+def first_points(depths: Sequence[Depth]) -> dict[str, str]:
+    """modality -> its point at the first depth that has it: what `select_recordings` reads.
+
+    Depths of one model need not hold every modality (SALMONN's `text.embed` sorts before its
+    speech-only `qformer`/`encoder`), so the first depth alone may miss a modality.
+    """
+    out: dict[str, str] = {}
+    for depth in depths:
+        for modality, point in depth.points.items():
+            out.setdefault(modality, point)
+    return out
 
 
 @dataclass
@@ -181,6 +195,8 @@ def load_depth_sets(store: Store, model: str, depth: Depth, selection: Selection
         point = depth.points[modality]
         chosen = selection.rows.filter(pl.col("modality") == modality)
         langs = chosen["lang"].unique().to_list()
+        if not langs:  # nothing selected for this modality: no set (an empty IN () is no filter)
+            continue
         sl = store.read(model, points=point, modality=modality, langs=langs,
                         columns=["lang", "sentence_id", "sample_id"])
         meta = sl.meta.with_row_index("_row")

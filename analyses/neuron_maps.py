@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from actstore.store import Store
-from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
@@ -43,8 +43,7 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
-    first = chosen[0]
-    selection = select_recordings(store, model, {m: first.points[m] for m in first.points}, lang_list, seed=seed)
+    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
     tops, overlaps, conc = [], [], []
     for depth in chosen:
         mods = [m for m in modalities if m in depth.points]

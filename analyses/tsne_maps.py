@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from actstore.store import Store
-from actstore.analyses.aligned import stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
@@ -37,9 +37,9 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
-    chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
-    first = chosen[0]
-    selection = select_recordings(store, model, {m: first.points[m] for m in first.points}, lang_list, seed=seed)
+    if not depths:  # by default the depths holding every modality; named depths are all kept
+        chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
+    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
     texts = store.sentences(lang_list)
     text_of = {(r["lang"], r["sentence_id"]): r["text"] for r in texts.iter_rows(named=True)}
     frames = []

@@ -54,8 +54,12 @@ def render_report(sections: ReportInputs, out_path: str | os.PathLike, *, limits
     error no file (not even a temporary one) is left behind.
     """
     out = check_out_path(out_path)
+    return write_atomically(render_html(sections, limits, generated_at), out)
+
+
+def write_atomically(page: str, out: Path) -> Path:
+    """Write `page` to `out` through a temporary file in its directory and an atomic rename."""
     parent = out.parent
-    page = render_html(sections, limits, generated_at)
     tmp_name = None
     try:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=parent, prefix=f".{out.name}.",
