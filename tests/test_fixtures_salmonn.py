@@ -47,6 +47,8 @@ def fixtures_root() -> Path | None:
 ROOT = fixtures_root()
 SET = ROOT / "salmonn" if ROOT is not None else None
 if SET is None or not (SET / "inputs.json").is_file():
+    if os.environ.get("ACTSTORE_FIXTURES"):  # asked for explicitly: a missing set is a failure
+        raise RuntimeError(f"ACTSTORE_FIXTURES has no SALMONN set at {SET}")
     pytest.skip(f"no SALMONN fixture set (ACTSTORE_FIXTURES={ROOT}); set ACTSTORE_FIXTURES",
                 allow_module_level=True)
 
