@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from actstore.analyses.devices import resolve_device
-from actstore.analyses.validation import check_matrix
+from actstore.analyses.validation import check_k, check_matrix
 from actstore.errors import AnalysisInputError
 from actstore.analyses.bf16_probe import bf16_matmul_works
 
@@ -107,15 +107,6 @@ def _normalise(x: np.ndarray, name: str) -> np.ndarray:
             "drop them before retrieval."
         )
     return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
-
-
-def _check_k(k: int, n: int, name: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise AnalysisInputError(
-            f"{name}={k!r} is not an integer between 1 and the {n} candidate rows; pass a "
-            "smaller value."
-        )
-    return int(k)
 
 
 def _resolve_device(backend: str, device: str | torch.device | None) -> torch.device | None:
@@ -226,7 +217,7 @@ def topk_cosine(
             f"queries have width {q.shape[1]} but corpus rows have width {c.shape[1]}; cosine "
             "needs equal widths, so compare vectors of the same model and point."
         )
-    k = _check_k(k, c.shape[0], "k")
+    k = check_k(k, c.shape[0], candidates=c.shape[0])
     dev = _resolve_device(backend, device)
     qn, cn = _normalise(q, "queries"), _normalise(c, "corpus")
     if dev is None and _bf16_worthwhile(qn.shape[0], cn.shape[0], k):
@@ -389,10 +380,10 @@ def retrieval_scores(
     n = xa.shape[0]
     if n < 2:
         raise AnalysisInputError("retrieval needs at least 2 aligned rows; pass more sentences.")
-    ks_t = tuple(_check_k(k, n, "ks entry") for k in ks)
+    ks_t = tuple(check_k(k, n, name="ks entry", candidates=n) for k in ks)
     if not ks_t:
         raise AnalysisInputError("ks is empty; pass at least one k, e.g. ks=(1, 5, 10).")
-    margin_k = _check_k(margin_k, n, "margin_k")
+    margin_k = check_k(margin_k, n, name="margin_k", candidates=n)
     dev = _resolve_device(backend, device)
     na, nb = _normalise(xa, "a"), _normalise(xb, "b")
     rows = _block_rows(block, n, n)

@@ -90,17 +90,23 @@ def check_keep(keep: object) -> float:
     return float(keep)
 
 
-def check_k(k: object, n: int) -> int:
-    """Neighbour count for k-NN measures: an integer 1 <= k <= n - 1 (self is excluded)."""
+def check_k(k: object, n: int, *, name: str = "k", candidates: int | None = None) -> int:
+    """A neighbour count: an integer 1 <= k <= candidates.
+
+    candidates defaults to n - 1 (k-NN within one set: a row is not its own neighbour); retrieval
+    across two sets passes the other side's row count.
+    """
+    top = n - 1 if candidates is None else candidates
     try:
         if isinstance(k, bool):
             raise TypeError
-        check_scalar(k, "k", numbers.Integral, min_val=1, max_val=max(n - 1, 1))
-        if k > n - 1:
+        check_scalar(k, name, numbers.Integral, min_val=1, max_val=max(top, 1))
+        if k > top:
             raise ValueError
     except (TypeError, ValueError):
         raise AnalysisInputError(
-            f"k={k!r} neighbours is invalid for {n} samples; pass an integer from 1 to {n - 1}."
+            f"{name}={k!r} is not an integer between 1 and the {top} candidate rows; pass an integer "
+            f"from 1 to {top}."
         ) from None
     return int(k)
 
