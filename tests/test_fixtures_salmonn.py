@@ -24,6 +24,8 @@ import torch
 
 from actstore.ingest.items import Item
 
+from _fixtures_dir import fixtures_root
+
 pytestmark = pytest.mark.fixtures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,20 +35,9 @@ TOL_END_TO_END = 3e-5     # adapter from raw audio: front-end differences carrie
 WORST: dict[str, float] = {}
 
 
-def fixtures_root() -> Path | None:
-    env = os.environ.get("ACTSTORE_FIXTURES")
-    if env:
-        return Path(env)
-    # ../shared/fixtures from the repository root (a worktree under wt/ sits one level deeper)
-    for base in (REPO.parent, REPO.parent.parent):
-        if (base / "shared" / "fixtures").is_dir():
-            return base / "shared" / "fixtures"
-    return None
-
-
 ROOT = fixtures_root()
-SET = ROOT / "salmonn" if ROOT is not None else None
-if SET is None or not (SET / "inputs.json").is_file():
+SET = ROOT / "salmonn"
+if not (SET / "inputs.json").is_file():
     if os.environ.get("ACTSTORE_FIXTURES"):  # asked for explicitly: a missing set is a failure
         raise RuntimeError(f"ACTSTORE_FIXTURES has no SALMONN set at {SET}")
     pytest.skip(f"no SALMONN fixture set (ACTSTORE_FIXTURES={ROOT}); set ACTSTORE_FIXTURES",

@@ -28,23 +28,14 @@ from actstore.ingest.adapters._sonar_checkpoint import card_file, read_card
 from actstore.ingest.adapters._sonar_fbank import kaldi_fbank, standardize
 from actstore.ingest.items import Item
 
+from _fixtures_dir import fixtures_root
+
 pytestmark = pytest.mark.fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _fixture_root() -> Path:
-    """ACTSTORE_FIXTURES, else ../shared/fixtures from the repository root (or from the nearest
-    ancestor that has one: a git worktree sits one level deeper than the main checkout)."""
-    if os.environ.get("ACTSTORE_FIXTURES"):
-        return Path(os.environ["ACTSTORE_FIXTURES"])
-    for base in REPO.parents:
-        if (base / "shared" / "fixtures").is_dir():
-            return base / "shared" / "fixtures"
-    return REPO.parent / "shared" / "fixtures"
-
-
-ROOT = _fixture_root()
+ROOT = fixtures_root()
 MODEL_TOL = 1e-5
 FBANK_TOL = 5e-4
 FROM_WAV_TOL = 5e-5
