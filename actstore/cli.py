@@ -143,6 +143,9 @@ def main(verbose: bool) -> None:
               help="flores: shipped FLORES-200 text + espeak-ng speech; fleurs: raw FLEURS layout; manifest: CSV/Parquet.")
 @click.option("--data-dir", default=None, help="FLEURS/FLORES directory, or the manifest file for --source manifest.")
 @click.option("--split", default="devtest", show_default=True, help="Dataset split (FLORES dev/devtest, FLEURS train/dev/test).")
+@click.option("--corpus", default=None, help="Declare the source's sentence ids part of this corpus, e.g. "
+              "flores200:devtest for a manifest keyed by FLORES ids (default: the source's own corpus; "
+              "rows of different corpora never align).")
 @click.option("--langs", default="all", show_default=True, help="Comma-separated ISO 639-3 codes, or 'all'.")
 @click.option("--modalities", default="speech,text", show_default=True, help="speech, text or both.")
 @click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
@@ -174,7 +177,7 @@ def main(verbose: bool) -> None:
               help="Model actors for --engine ray (default: one per GPU with --device cuda, else 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def ingest(db, storage_options, model, adapter, adapter_options, name, source, data_dir, split, langs, modalities,
+def ingest(db, storage_options, model, adapter, adapter_options, name, source, data_dir, split, corpus, langs, modalities,
            layers, points, limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite,
            languages_csv, cache_dir, engine, ray_address, ray_actors, quiet):
     """Pool a model's activations over a parallel corpus into the store.
@@ -193,7 +196,7 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
 
     request = IngestRequest(
         model=model, adapter=adapter, adapter_options=parse_options(adapter_options, "--adapter-option"),
-        name=name, source=source, data_dir=data_dir, split=split,
+        name=name, source=source, data_dir=data_dir, split=split, corpus=corpus,
         langs=parse_langs(langs), modalities=parse_names(modalities, "--modalities"),
         layers=parse_layers(layers),
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
@@ -320,6 +323,8 @@ def check(db, storage_options, repair):
         report = check_store(store, first=first)
     for problem in report.problems:
         click.echo(problem.line())
+    for note in report.notes:
+        click.echo(f"note: {note.line()}")
     if report.problems:
         fixable = sum(p.repairable for p in report.problems)
         hint = f" ({fixable} fixable with `actstore check --repair --db {db}`)" if fixable else ""
@@ -462,11 +467,13 @@ class _Bar:
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
 @click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
 @click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
+@click.option("--corpus", default=None, help="The corpus whose sentence ids are aligned, e.g. flores200:devtest "
+              "(default: the model's largest; `actstore query` shows them: SELECT DISTINCT corpus FROM activations).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @output_options
 @friendly_errors
 def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
-                  bootstrap, no_null, backend, device, quiet, fmt, output):
+                  bootstrap, no_null, backend, device, corpus, quiet, fmt, output):
     """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
 
     \b
@@ -481,7 +488,7 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
-                          device=device)
+                          device=device, corpus=corpus)
     with _Bar(f"{measure} {kind}", enabled=not quiet) as bar:
         result = run_similarity(store, model, kind, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
                                 options=options, progress=bar.update, on_total=bar.total)

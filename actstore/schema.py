@@ -19,7 +19,8 @@ of the same key, so two processes writing the same keys leave one row per key (d
 
 Bump `SCHEMA_VERSION` whenever a change makes an old store unreadable by this code, and teach
 `actstore migrate` (actstore/store/migration.py) to upgrade the previous version in place.
-Version history: 1 = no primary keys; 2 = key columns declared as unenforced primary keys.
+Version history: 1 = no primary keys; 2 = key columns declared as unenforced primary keys;
+3 = activation rows carry `corpus` (the parallel corpus their sentence id belongs to).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import re
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: older versions `actstore migrate` upgrades in place
-MIGRATABLE_VERSIONS = (1,)
+MIGRATABLE_VERSIONS = (1, 2)
 
 #: Lance's field metadata marking a column as part of the table's unenforced primary key
 PRIMARY_KEY_METADATA = {"lance-schema:unenforced-primary-key": "true"}
@@ -48,6 +49,17 @@ SENTENCES_KEY = ("source", "split", "lang", "sentence_id")
 POINTS_KEY = ("model", "point")
 
 
+def corpus_name(source: str, split: str) -> str:
+    """The parallel corpus of a source's sentence ids: `{corpus}:{split}`, e.g. `flores200:devtest`.
+
+    FLORES-200 read as text and synthesised as speech is one corpus (the ids name the same
+    sentences); FLEURS, and each user manifest, is its own. Rows of different corpora never align
+    unless the user declares them parallel (`ingest --corpus NAME`).
+    """
+    base = "flores200" if source.startswith("flores200") else source
+    return f"{base}:{split}"
+
+
 def key_field(name: str, typ: pa.DataType) -> pa.Field:
     """A non-nullable primary-key column (Lance reads the key from this field metadata)."""
     return pa.field(name, typ, nullable=False, metadata=PRIMARY_KEY_METADATA)
@@ -61,6 +73,8 @@ METADATA_FIELDS = [
     key_field("modality", pa.string()),
     key_field("lang", pa.string()),
     pa.field("sentence_id", pa.int64(), nullable=False),
+    # what makes two rows the same sentence: (corpus, sentence_id), never the id alone
+    pa.field("corpus", pa.string()),
     key_field("sample_id", pa.string()),
     pa.field("split", pa.string()),
     pa.field("n_frames", pa.int32()),

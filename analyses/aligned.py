@@ -129,11 +129,17 @@ def first_points(depths: Sequence[Depth]) -> dict[str, str]:
 
 @dataclass
 class Selection:
-    """Which stored row stands for each (lang, modality, sentence_id): the recording choice."""
+    """Which stored row stands for each (lang, modality, sentence_id): the recording choice.
+
+    A selection is always within ONE corpus: a sentence id names a sentence only within the
+    parallel corpus it belongs to (FLORES-200 devtest, FLEURS test, one user manifest), so rows of
+    different corpora never align (docs/ARCHITECTURE.md, Store).
+    """
 
     rows: pl.DataFrame  # lang, modality, sentence_id, sample_id (one per id, or all for "mean")
     recording: Recording
     seed: int
+    corpus: str | None = None
     _ids: dict[SetKey, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def ids(self, lang: str, modality: str) -> np.ndarray:
@@ -144,29 +150,55 @@ class Selection:
         return self._ids.get((lang, modality), np.empty(0, dtype=np.int64))
 
 
+def choose_corpus(meta: pl.DataFrame, model: str, corpus: str | None) -> str | None:
+    """The one corpus an analysis aligns in: `corpus` if given, else the one with the most rows.
+
+    Several corpora in one model (FLORES plus a user's manifest) are analysed one at a time; the
+    default is the largest, and the others are named so the user can pick one with --corpus.
+    """
+    counts = meta.group_by("corpus").len().sort(["len", "corpus"], descending=[True, False])
+    stored = [c for c in counts["corpus"].to_list()]
+    if corpus is not None:
+        if corpus not in stored:
+            raise AnalysisInputError(
+                f"Corpus {corpus!r} is not stored for model {model!r}; stored: "
+                f"{', '.join(str(c) for c in stored) or '(none)'}."
+            )
+        return corpus
+    if len(stored) > 1:
+        log.warning("Model %s holds %d corpora (%s): sentence ids align only within one; analysing %s "
+                    "(choose another with --corpus).", model, len(stored),
+                    ", ".join(map(str, stored)), stored[0])
+    return stored[0] if stored else None
+
+
 def select_recordings(store: Store, model: str, point_by_modality: dict[str, str],
                       langs: Sequence[str] | None, *, recording: Recording = "random",
-                      seed: int = 0) -> Selection:
-    """One recording per (lang, modality, sentence_id), chosen at random with `seed`.
+                      seed: int = 0, corpus: str | None = None) -> Selection:
+    """One recording per (lang, modality, sentence_id) of one corpus, chosen at random with `seed`.
 
     The draw is made over `sample_id`s sorted lexicographically, so it is reproducible from the
-    seed and the stored data alone, and the same recording is used at every depth.
+    seed and the stored data alone, and the same recording is used at every depth. Only rows of
+    one corpus (`choose_corpus`) are selected; every later read joins on these sample ids.
     """
     if recording not in ("random", "mean"):
         raise AnalysisInputError(f"recording must be 'random' or 'mean', not {recording!r}.")
     frames = []
     for modality, point in point_by_modality.items():
         s = store.read(model, points=point, modality=modality, langs=langs,
-                       columns=["lang", "modality", "sentence_id", "sample_id"], vectors=False)
+                       columns=["lang", "modality", "sentence_id", "sample_id", "corpus"], vectors=False)
         frames.append(s.meta)
-    meta = pl.concat(frames).sort("lang", "modality", "sentence_id", "sample_id")
+    meta = pl.concat(frames)
+    chosen = choose_corpus(meta, model, corpus)
+    meta = (meta.filter(pl.col("corpus") == chosen) if chosen is not None else meta).drop("corpus")
+    meta = meta.sort("lang", "modality", "sentence_id", "sample_id")
     if recording == "random":
         rng = np.random.default_rng(seed)
         meta = (meta.with_columns(pl.Series("_draw", rng.random(meta.height)))
                 .sort("lang", "modality", "sentence_id", "_draw")
                 .unique(["lang", "modality", "sentence_id"], keep="first", maintain_order=True)
                 .drop("_draw"))
-    return Selection(rows=meta, recording=recording, seed=seed)
+    return Selection(rows=meta, recording=recording, seed=seed, corpus=chosen)
 
 
 @dataclass

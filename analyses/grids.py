@@ -52,7 +52,7 @@ RESULT_TABLE = "similarity"
 #: what identifies a similarity row: the cell plus every option that changes its number
 #: (`n_limit` is the requested n, 0 for "all shared ids"; `n` is the count actually used)
 KEY = ("model", "measure", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "modality_a",
-       "modality_b", "n_limit", "keep", "seed", "recording", "pairing", "knn_k")
+       "modality_b", "n_limit", "keep", "seed", "recording", "pairing", "knn_k", "corpus")
 #: one chart cell: a report shows its latest computation
 CELL = ("model", "measure", "kind", "depth", "lang_a", "lang_b", "modality_a", "modality_b")
 Kind = Literal["cross-modal", "cross-lingual", "all"]
@@ -74,6 +74,7 @@ class GridOptions:
     backend: str = "numpy"
     device: str | None = None
     workers: int | None = None  # processes for large numpy grids (None: one per core)
+    corpus: str | None = None  # the corpus to align in (None: the model's largest; see aligned)
 
 
 def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str] | None = None,
@@ -118,7 +119,8 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     lang_list = list(levels)
     chosen_depths = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen_depths[0].points[m] for m in need},
-                                  lang_list, recording=options.recording, seed=options.seed)
+                                  lang_list, recording=options.recording, seed=options.seed,
+                                  corpus=options.corpus)
     specs: list[PairSpec] = []
     for k in kinds_used:
         if k == "cross-modal":
@@ -173,6 +175,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "seed": options.seed,
             "knn_k": pl.Series([options.knn_k] * len(specs), dtype=pl.Int32),
             "recording": options.recording,
+            "corpus": selection.corpus,
             "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.mode) for sp in specs],
             "store_version": version,
             "computed_at": now,

@@ -73,7 +73,8 @@ def run_model(model_path: str, store: Store, jobs, catalogue: Catalogue, batch_s
         t3 = time.perf_counter()
         vectors = {p: (np.concatenate(pooled[p]), np.concatenate(frames[p])) for p in points}
         tables = job_rows(order, vectors, model=name, layer_of=adapter.layer_of,
-                           lang_meta=catalogue.get(lang), run_id="bench", vector_dtype="float32")
+                           lang_meta=catalogue.get(lang), run_id="bench", vector_dtype="float32",
+                           corpus_of=lambda split: f"flores200:{split}")
         for width, table in tables.items():
             t["rows"] += store.write_activations(name, width, table, replace=False)
         t["write"] += time.perf_counter() - t3

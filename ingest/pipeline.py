@@ -89,6 +89,9 @@ class IngestRequest:
     adapter_options: dict[str, str] = field(default_factory=dict)
     name: str | None = None
     source: str = "flores"
+    #: declare the source's sentence ids part of this corpus (e.g. a manifest of FLORES recordings
+    #: keyed by FLORES ids: "flores200:devtest"); default: the source's own corpus
+    corpus: str | None = None
     data_dir: str | None = None
     split: str = "devtest"
     langs: Sequence[str] | str | None = None
@@ -208,6 +211,8 @@ def open_inputs(request: IngestRequest):
     wanted = catalogue.resolve(request.langs)  # validates codes
     source = open_source(request.source, catalogue=catalogue, data_dir=request.data_dir,
                          split=request.split, cache_dir=request.cache_dir)
+    if request.corpus is not None:
+        source.declared_corpus = request.corpus
     available = set(source.languages())
     explicit = request.langs not in (None, "all", ["all"], [])
     missing = [c for c in wanted if c not in available]
@@ -476,7 +481,7 @@ def _batch_groups(work: JobWork, batch_size: int, cost: BatchCost | None = None,
 
 def job_rows(items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.ndarray]], *,
              model: str, layer_of: Callable[[str], int | None], lang_meta, run_id: str,
-             vector_dtype: str) -> dict[int, pa.Table]:
+             vector_dtype: str, corpus_of: Callable[[str], str]) -> dict[int, pa.Table]:
     """Arrow rows of one modality of a job, grouped by vector width (one table per width)."""
     by_width: dict[int, list[pa.Table]] = {}
     n = len(items)
@@ -485,6 +490,7 @@ def job_rows(items: list[Item], point_vectors: dict[str, tuple[np.ndarray, np.nd
         "modality": pa.array([it.modality for it in items]),
         "lang": pa.array([it.lang for it in items]),
         "sentence_id": pa.array([it.sentence_id for it in items], pa.int64()),
+        "corpus": pa.array([corpus_of(it.split) for it in items], pa.string()),
         "sample_id": pa.array([it.sample_id for it in items]),
         "split": pa.array([it.split for it in items]),
         "resource_level": pa.array([lang_meta.resource_level or None] * n, pa.string()),
@@ -510,7 +516,8 @@ def build_job_tables(plan: IngestPlan, encoded: Encoded, *, layer_of: Callable[[
     by_width: dict[int, list[pa.Table]] = {}
     for _modality, (items, vectors) in encoded.items():
         tables = job_rows(items, vectors, model=plan.model, layer_of=layer_of,
-                          lang_meta=plan.catalogue.get(lang), run_id=run_id, vector_dtype=vector_dtype)
+                          lang_meta=plan.catalogue.get(lang), run_id=run_id, vector_dtype=vector_dtype,
+                          corpus_of=plan.source.corpus)
         for width, table in tables.items():
             by_width.setdefault(width, []).append(table)
     return {w: pa.concat_tables(ts) for w, ts in by_width.items()}
@@ -579,6 +586,7 @@ def provenance(plan: IngestPlan, request: IngestRequest, limits: MemoryLimits | 
                    "layers": (request.layers if isinstance(request.layers, str)
                               else list(request.layers) if request.layers else None),
                    "data_dir": request.data_dir, "engine": request.engine, **info.extra,
+                   "corpus": source.corpus(request.split),
                    # the catalogue rows this run used: reports read them, not the installed table
                    "languages": {c: dataclasses.asdict(plan.catalogue.get(c)) for c in plan.langs}},
     }

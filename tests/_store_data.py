@@ -18,13 +18,14 @@ def activation_rows(model: str, point: str, modality: str, lang: str, sentence_i
                     vectors: np.ndarray, *, layer: int | None = 1, run_id: str = "synthetic",
                     sample_suffix: str = "", split: str = "devtest", resource_level: str | None = "high",
                     script: str | None = "Latin", family: str | None = "Indo-European",
-                    n_frames: int = 5) -> pa.Table:
+                    n_frames: int = 5, corpus: str = "flores200:devtest") -> pa.Table:
     """Rows of one (model, point, modality, lang): sample ids are `{lang}:{modality}:{id}{suffix}`."""
     n = len(sentence_ids)
     cols = {
         "model": [model] * n, "point": [point] * n, "layer": pa.array([layer] * n, pa.int32()),
         "modality": [modality] * n, "lang": [lang] * n,
         "sentence_id": pa.array([int(s) for s in sentence_ids], pa.int64()),
+        "corpus": [corpus] * n,
         "sample_id": [f"{lang}:{modality}:{s}{sample_suffix}" for s in sentence_ids],
         "split": [split] * n, "n_frames": pa.array([n_frames] * n, pa.int32()),
         "resource_level": [resource_level] * n, "script": [script] * n, "family": [family] * n,

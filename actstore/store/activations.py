@@ -56,6 +56,8 @@ class ActivationWriter:
         if rows.num_rows == 0:
             return 0
         tbl = self.ensure_table(name, schema)
+        if tbl.schema.names != rows.schema.names:  # a migrated table appended `corpus` at its end
+            rows = rows.select(tbl.schema.names)
 
         def merge_rows():
             # Another ingest's finalize may have compacted the table and removed the version this

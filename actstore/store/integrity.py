@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.errors import SchemaVersionError, StoreError
+from actstore.store.corpora import shared_sentence_ids
 from actstore.schema import (
     ACTIVATION_KEY,
     ACTIVATION_PREFIX,
@@ -74,6 +75,8 @@ class Problem:
 class CheckReport:
     uri: str
     problems: list[Problem] = field(default_factory=list)
+    #: what a user should know but that is not an inconsistency (e.g. ids shared by corpora)
+    notes: list[Problem] = field(default_factory=list)
     tables: int = 0
     seconds: float = 0.0
 
@@ -333,6 +336,21 @@ def _check_runs(store: Store, report: CheckReport) -> None:
             f"({', '.join(stale['run_id'].head(4).to_list())})"))
 
 
+def _note_shared_ids(store: Store, act_tables: list[str], report: CheckReport) -> None:
+    """Sentence ids carrying different texts in several corpora of one model (a note)."""
+    shared = shared_sentence_ids(store, act_tables)
+    for (model,), grp in shared.group_by(["model"], maintain_order=True):
+        first = grp.row(0, named=True)
+        example = " vs ".join(f"{c}: {t!r}" if t else f"{c}: (no text stored)"
+                              for c, t in zip(first["corpora"], first["texts"]))
+        report.notes.append(Problem(
+            "shared-sentence-ids", "activations", grp.height,
+            f"{grp.height} sentence ids of {model!r} are used by several corpora with different texts "
+            f"(e.g. {first['lang']} id {first['sentence_id']}: {example}); analyses align within one "
+            "corpus (pick it with --corpus)", repairable=False,
+            fix="if the ids name the same sentences, re-ingest with `--corpus NAME` to declare them parallel"))
+
+
 # ---------------------------------------------------------------------------------- check
 def activation_tables(store: Store) -> list[str]:
     return sorted(n for n in list_table_names(store._db) if n.startswith(ACTIVATION_PREFIX))
@@ -350,6 +368,7 @@ def check_store(store: Store, *, first: Problem | None = None) -> CheckReport:
     _check_sentences(store, acts, report)
     _check_points(store, acts, report)
     _check_finalized(store, acts, report)
+    _note_shared_ids(store, acts, report)
     if RUNS_TABLE in names:
         _check_runs(store, report)
     report.seconds = time.perf_counter() - t0

@@ -2,6 +2,11 @@
 
 Version 1 -> 2 declares the key columns of the activation, sentence and points tables as Lance's
 unenforced primary key (non-nullable, field metadata), which makes concurrent keyed writes safe.
+Version 2 -> 3 adds `corpus` to every activation row (the parallel corpus its sentence id belongs
+to), derived from the row's run (its source, and for a manifest the file it came from) and split:
+FLORES text and espeak-ng speech become `flores200:{split}`, FLEURS `fleurs:{split}`, a manifest
+`manifest:{file stem}:{split}`; rows whose run row is gone get `unknown:{split}`. Lance adds the
+column as new data files beside the old ones (no vector is rewritten).
 Both are schema-only changes: no vector is rewritten, indices stay. Per table, making the key
 columns non-nullable and marking them are each one atomic commit, and each is skipped when
 already done, so an interrupted migrate is finished by running it again. The version in `meta`
@@ -13,13 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import json
+
 import lancedb
 import polars as pl
+import pyarrow as pa
 
 from actstore.errors import SchemaVersionError, StoreError
 from actstore.storage import check_uri
 from actstore.store.connection import list_table_names
-from actstore.schema import (META_TABLE, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,
+from actstore.schema import (ACTIVATION_PREFIX, RUNS_TABLE, META_TABLE, corpus_name, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,
                              sql_quote, table_key)
 
 
@@ -57,6 +65,38 @@ def _refuse_duplicates(tbl, name: str, key: tuple[str, ...]) -> None:
             f"Table {name!r} holds {dup} rows whose key ({', '.join(key)}) is stored twice; remove the "
             "duplicates (`actstore check --repair`) and run `actstore migrate` again."
         )
+
+
+def _corpus_by_run(db) -> dict[str, str]:
+    """run_id -> the corpus base of what it ingested (split is added per row)."""
+    if RUNS_TABLE not in list_table_names(db):
+        return {}
+    runs = db.open_table(RUNS_TABLE).to_lance().to_table(columns=["run_id", "source", "params"]).to_pylist()
+    out = {}
+    for r in runs:
+        source = r["source"] or "unknown"
+        if source == "manifest":
+            params = json.loads(r["params"]) if r["params"] else {}
+            stem = Path(params.get("data_dir") or "manifest").stem
+            source = f"manifest:{stem}"
+        out[r["run_id"]] = source
+    return out
+
+
+def _add_corpus(tbl, corpus_of_run: dict[str, str]) -> bool:
+    """Add the `corpus` column to an activation table that lacks it; False when it has it."""
+    ds = tbl.to_lance()
+    if "corpus" in ds.schema.names:
+        return False
+
+    def corpus(batch: pa.RecordBatch) -> pa.RecordBatch:
+        runs, splits = batch.column("run_id").to_pylist(), batch.column("split").to_pylist()
+        values = [corpus_name(corpus_of_run.get(r, "unknown"), s or "") for r, s in zip(runs, splits)]
+        return pa.RecordBatch.from_arrays([pa.array(values, pa.string())], ["corpus"])
+
+    ds.add_columns(corpus, read_columns=["run_id", "split"])
+    tbl.checkout_latest()
+    return True
 
 
 def _declare_key(tbl, name: str, key: tuple[str, ...]) -> bool:
@@ -104,6 +144,10 @@ def migrate(uri: str | Path, *, storage_options: dict | None = None) -> Migratio
         _refuse_duplicates(db.open_table(name), name, key)
     for name, key in keyed.items():
         if _declare_key(db.open_table(name), name, key):
+            report.tables.append(name)
+    corpus_of_run = _corpus_by_run(db)
+    for name in keyed:
+        if name.startswith(ACTIVATION_PREFIX) and _add_corpus(db.open_table(name), corpus_of_run):
             report.tables.append(name)
     db.open_table(META_TABLE).update(where=f"key = {sql_quote('schema_version')}",
                                      values={"value": str(SCHEMA_VERSION)})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actstore.errors import DataSourceError
+from actstore.schema import corpus_name
 from actstore.ingest.items import MODALITIES, Item
 
 
@@ -36,6 +37,21 @@ class Source(ABC):
 
     #: stored as the dataset name in the runs table, e.g. "fleurs"
     name: str = ""
+    #: a corpus the user declared this source's sentence ids to belong to (`ingest --corpus`)
+    declared_corpus: str | None = None
+
+    def corpus(self, split: str) -> str:
+        """The parallel corpus of this source's ids in `split` (stored on every activation row).
+
+        Sentence ids mean something only within their corpus: FLORES id 3 and a user manifest's
+        id 3 are different sentences and must never be aligned (docs/ARCHITECTURE.md, Store).
+        """
+        return self.declared_corpus or corpus_name(self.corpus_base, split)
+
+    @property
+    def corpus_base(self) -> str:
+        """The corpus name without its split; sources whose ids name other sentences override it."""
+        return self.name
 
     @abstractmethod
     def revision(self) -> str | None:

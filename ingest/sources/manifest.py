@@ -69,6 +69,11 @@ class ManifestSource(Source):
 
     name = "manifest"
 
+    @property
+    def corpus_base(self) -> str:
+        """Each manifest is its own corpus, named after its file (`manifest:my_sentences`)."""
+        return f"manifest:{self.path.stem}"
+
     def __init__(self, catalogue: Catalogue, path: str | Path, split: str = "devtest"):
         self.path = Path(path)
         if not self.path.is_file():
