@@ -339,6 +339,8 @@ def _check_runs(store: Store, report: CheckReport) -> None:
 def _note_shared_ids(store: Store, act_tables: list[str], report: CheckReport) -> None:
     """Sentence ids carrying different texts in several corpora of one model (a note)."""
     shared = shared_sentence_ids(store, act_tables)
+    if shared.height == 0:
+        return
     for (model,), grp in shared.group_by(["model"], maintain_order=True):
         first = grp.row(0, named=True)
         example = " vs ".join(f"{c}: {t!r}" if t else f"{c}: (no text stored)"
