@@ -372,21 +372,36 @@ def measures(fmt, output):
 @main.command()
 @db_option
 @click.option("--model", required=True, help="Model whose activations to delete.")
+@click.option("--corpus", default=None, help="Only rows of this corpus (e.g. manifest:mine:devtest).")
+@click.option("--points", default=None, help="Only these points, comma-separated (e.g. text.L3,speech.L3).")
+@click.option("--run", "run_id", default=None, help="Only rows written by this run (see the runs table).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
-def delete(db, storage_options, model, yes):
-    """Delete every stored activation of a model (runs and results stay).
+def delete(db, storage_options, model, corpus, points, run_id, yes):
+    """Delete a model's stored activations, or only one corpus, point(s) or run of it.
+
+    Runs and results stay. A point is unregistered once none of its rows is left.
 
     \b
     Example:
         actstore delete --model my-model --yes
+        actstore delete --model my-model --corpus manifest:mine:devtest --yes
+        actstore delete --model my-model --points text.L3,speech.L3 --yes
     """
+    from actstore.store.deletion import delete_activations
+
     store = _open(db, storage_options)
     store.require_model(model)
+    point_list = _csv(points)
+    what = " and ".join(filter(None, [f"corpus {corpus}" if corpus else "", f"points {points}" if points else "",
+                                      f"run {run_id}" if run_id else ""]))
     if not yes:
-        click.confirm(f"Delete all activations of {model!r} from {db}?", abort=True)
-    n = store.delete_model(model)
-    click.echo(f"deleted {n} rows of {model}.")
+        click.confirm(f"Delete {'the activations of ' + what + ' of' if what else 'all activations of'} "
+                      f"{model!r} from {db}?", abort=True)
+    done = delete_activations(store, model, corpus=corpus, points=point_list, run_id=run_id)
+    click.echo(f"deleted {done.rows} rows of {model}" + (f" ({what})" if what else "") + ".")
+    if done.unregistered:
+        click.echo(f"unregistered points: {', '.join(done.unregistered)}")
 
 
 @main.command()
@@ -395,8 +410,9 @@ def delete(db, storage_options, model, yes):
 def migrate(db, storage_options):
     """Upgrade a store written by an older actstore to this schema version, in place.
 
-    Only the tables' schemas change (key columns become Lance primary keys); no vector is
-    rewritten, and an interrupted migrate is finished by running it again.
+    Key columns become Lance primary keys (version 2) and activation rows gain their `corpus`
+    (version 3, derived from each row's run and split); no vector is rewritten, and an
+    interrupted migrate is finished by running it again.
 
     \b
     Example:

@@ -18,6 +18,7 @@ from actstore.analyses.aligned import first_points, stored_languages, stored_mod
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
+from actstore.store.corpora import corpus_texts
 
 RESULT_TABLE = "tsne"
 #: a map is one embedding of one language set (`langs`): it is replaced as a whole (UNIT)
@@ -40,8 +41,7 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
     if not depths:  # by default the depths holding every modality; named depths are all kept
         chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
-    texts = store.sentences(lang_list)
-    text_of = {(r["lang"], r["sentence_id"]): r["text"] for r in texts.iter_rows(named=True)}
+    text_of = corpus_texts(store, selection.corpus, lang_list)
     frames = []
     for depth in chosen:
         mods = [m for m in modalities if m in depth.points]

@@ -560,12 +560,12 @@ def fill_missing_texts(store: Store, source, split: str, job: Job, work: JobWork
         return 0
     have = store.sentences([job.lang])
     if have.height:
-        have = have.filter((pl.col("source") == source.name) & (pl.col("split") == split))
+        have = have.filter((pl.col("source") == source.text_source) & (pl.col("split") == split))
     missing = sorted(set(job.ids) - set(have["sentence_id"].to_list()))
     if not missing:
         return 0
     items = [it for it in source.items(job.lang, "text", sentence_ids=missing) if it.sample_id in stored]
-    rows = sentence_rows(source.name, split, job.lang, items)
+    rows = sentence_rows(source.text_source, split, job.lang, items)
     store.write_sentences(rows)
     return rows.num_rows
 
@@ -610,7 +610,7 @@ def run_job(store: Store, plan: IngestPlan, adapter: Adapter, job: Job, request:
     tables = build_job_tables(plan, encoded, layer_of=adapter.layer_of, run_id=run_id,
                               vector_dtype=request.vector_dtype, lang=job.lang)
     texts = work.items.get("text")
-    sentences = sentence_rows(plan.source.name, request.split, job.lang, texts) if texts else None
+    sentences = sentence_rows(plan.source.text_source, request.split, job.lang, texts) if texts else None
     rows = write_job(store, plan.model, tables, vector_dtype=request.vector_dtype,
                      replace=work.replace, sentences=sentences, on_phase=on_phase, job=job)
     _phase(on_phase, "rows", job)

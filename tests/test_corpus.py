@@ -158,3 +158,23 @@ def test_migrate_gives_a_version_2_store_its_corpus(tmp_path):
     cli("ingest", "--db", db, "--model", MINILM, "--langs", "fra", "--modalities", "text", "--limit", "3",
         "--layers", "6", "--quiet")
     assert migrate(db).changed is False
+
+
+def test_delete_removes_one_corpus_then_one_point_and_refuses_what_is_not_stored(tmp_path):
+    store = Store.open(tmp_path / "s.lance", create=True)
+    _put_corpus(store, FLORES, range(1, 11), seed=1)
+    _put_corpus(store, MINE, range(1, 9), seed=2)
+    db = str(tmp_path / "s.lance")
+    before = _scores(Store.open(db))
+    out = cli("delete", "--db", db, "--model", "m", "--corpus", "fleurs:test", "--yes", code=1)
+    assert "Corpus 'fleurs:test' is not stored for model 'm'; stored: flores200:devtest, manifest:mine:devtest." in out
+    out = cli("delete", "--db", db, "--model", "m", "--points", "text.L9", "--yes", code=1)
+    assert "Point 'text.L9' is not stored" in out
+    out = cli("delete", "--db", db, "--model", "m", "--corpus", MINE, "--yes")
+    assert "deleted 32 rows of m (corpus manifest:mine:devtest)." in out
+    store = Store.open(db)
+    assert store.scan_activations("m", with_vectors=False).select("corpus").unique().collect()["corpus"].to_list() == [FLORES]
+    assert _scores(store) == before  # the other corpus is untouched
+    out = cli("delete", "--db", db, "--model", "m", "--points", "text.L1", "--yes")
+    assert "deleted 20 rows of m (points text.L1)." in out and "unregistered points: text.L1" in out
+    assert Store.open(db).points("m")["point"].to_list() == ["speech.L1"]

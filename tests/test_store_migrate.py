@@ -41,7 +41,8 @@ def _old_store(path, *, duplicate: bool = False) -> str:
         schema=_v1(SENTENCES_SCHEMA, nullable_keys=True)))
     ids = [0, 1, 2]
     rows = activation_rows("m", "text.L1", "text", "eng", ids, np.arange(4 * len(ids), dtype=np.float32).reshape(-1, 4))
-    schema = _v1(activation_schema(4), nullable_keys=False)
+    rows = rows.drop_columns(["corpus"])  # version 1 (and 2) rows carry no corpus
+    schema = _v1(pa.schema([f for f in activation_schema(4) if f.name != "corpus"]), nullable_keys=False)
     db.create_table(activation_table_name("m", 4), rows.cast(schema))
     return uri
 

@@ -10,21 +10,69 @@ differ; `check` reports them as notes (not failures: the store is consistent).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import polars as pl
 
-from actstore.schema import RUNS_TABLE, SENTENCES_TABLE
+
+
+def run_corpus_bases(runs: list[dict]) -> dict[str, str]:
+    """run_id -> the corpus base of what the run ingested (its source; a manifest: its file).
+
+    How stores written before rows carried `corpus` (schema < 3) learn it: `migrate` stores it,
+    `check` derives it on the fly for a store it must read before the migration.
+    """
+    out = {}
+    for r in runs:
+        source = r.get("source") or "unknown"
+        if source == "manifest":
+            params = json.loads(r["params"]) if r.get("params") else {}
+            source = f"manifest:{Path(params.get('data_dir') or 'manifest').stem}"
+        out[r["run_id"]] = source
+    return out
+
+
+def derive_corpus(rows: pl.DataFrame, bases: dict[str, str]) -> pl.DataFrame:
+    """Activation rows (with run_id and split) of a pre-corpus store, with their `corpus`."""
+    base = pl.col("run_id").replace_strict(bases, default="unknown", return_dtype=pl.String)
+    base = pl.when(base.str.starts_with("flores200")).then(pl.lit("flores200")).otherwise(base)
+    return rows.with_columns(pl.concat_str([base, pl.col("split").fill_null("")], separator=":").alias("corpus"))
+
+
+def rows_with_corpus(store, table_name: str, columns: list[str], where: str | None = None) -> pl.DataFrame:
+    """Distinct `columns` of an activation table plus each row's `corpus`, also before schema 3."""
+    ds = store.dataset(table_name)
+    if "corpus" in ds.schema.names:
+        return pl.from_arrow(ds.to_table(columns=[*columns, "corpus"], filter=where)).unique()  # type: ignore
+    extra = [c for c in ("run_id", "split") if c not in columns]
+    rows = pl.from_arrow(ds.to_table(columns=[*columns, *extra], filter=where)).unique()  # type: ignore
+    return derive_corpus(rows, run_corpus_bases(store.runs().to_dicts())).drop(extra).unique()
+
+
+def with_corpus(sentences: pl.DataFrame) -> pl.DataFrame:
+    """`sentences` rows with their `corpus` (`actstore.schema.corpus_name` of source and split)."""
+    base = (pl.when(pl.col("source").str.starts_with("flores200")).then(pl.lit("flores200"))
+            .otherwise(pl.col("source")))
+    return sentences.with_columns(pl.concat_str([base, pl.col("split")], separator=":").alias("corpus"))
+
+
+def corpus_texts(store, corpus: str | None, langs=None) -> dict[tuple[str, int], str]:
+    """(lang, sentence_id) -> text of one corpus (every corpus when None: ids may then collide)."""
+    texts = with_corpus(store.sentences(langs))
+    if corpus is not None:
+        texts = texts.filter(pl.col("corpus") == corpus)
+    return {(r["lang"], r["sentence_id"]): r["text"] for r in texts.iter_rows(named=True)}
 
 
 def shared_sentence_ids(store, act_tables: list[str]) -> pl.DataFrame:
     """(model, lang, sentence_id, corpora, texts) for ids carrying different texts in several corpora.
 
-    Texts come from the `sentences` table through each row's run (its source); an id whose text
+    Texts come from the `sentences` table, matched by corpus (`with_corpus`); an id whose text
     is known in only one corpus still counts when the corpora differ, since nothing shows the
     texts agree.
     """
-    frames = [pl.from_arrow(store.dataset(name).to_table(
-        columns=["model", "lang", "sentence_id", "corpus", "run_id", "split"])).unique()
-        for name in act_tables]
+    frames = [rows_with_corpus(store, name, ["model", "lang", "sentence_id"]) for name in act_tables]
     if not frames:
         return pl.DataFrame()
     rows = pl.concat(frames).unique()  # type: ignore[arg-type]
@@ -33,13 +81,8 @@ def shared_sentence_ids(store, act_tables: list[str]) -> pl.DataFrame:
     if multi.height == 0:
         return multi
     rows = rows.join(multi, on=["model", "lang", "sentence_id"], how="semi")
-    if store.has_table(RUNS_TABLE) and store.has_table(SENTENCES_TABLE):
-        runs = store.runs().select("run_id", "source")
-        texts = store.sentences().select("source", "split", "lang", "sentence_id", "text")
-        rows = (rows.join(runs, on="run_id", how="left")
-                .join(texts, on=["source", "split", "lang", "sentence_id"], how="left"))
-    else:
-        rows = rows.with_columns(pl.lit(None, pl.String).alias("text"))
+    texts = with_corpus(store.sentences()).select("corpus", "lang", "sentence_id", "text")
+    rows = rows.join(texts, on=["corpus", "lang", "sentence_id"], how="left")
     per_corpus = rows.group_by("model", "lang", "sentence_id", "corpus").agg(pl.col("text").drop_nulls().first())
     out = (per_corpus.sort("corpus").group_by("model", "lang", "sentence_id")
            .agg(pl.col("corpus").alias("corpora"), pl.col("text").alias("texts"),

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.errors import SchemaVersionError, StoreError
-from actstore.store.corpora import shared_sentence_ids
+from actstore.store.corpora import rows_with_corpus, shared_sentence_ids, with_corpus
 from actstore.schema import (
     ACTIVATION_KEY,
     ACTIVATION_PREFIX,
@@ -167,20 +167,20 @@ def _missing_sentences(store: Store, act_tables: list[str]) -> pl.DataFrame:
     """Text activation (model, run_id, split, lang, sentence_id) whose text is not stored."""
     frames = []
     for name in act_tables:
-        ds = store.dataset(name)
-        frames.append(pl.from_arrow(ds.to_table(
-            columns=["model", "run_id", "split", "lang", "sentence_id"], filter="modality = 'text'")).unique())
+        rows = rows_with_corpus(store, name, ["model", "run_id", "split", "lang", "sentence_id"],
+                                "modality = 'text'")
+        frames.append(rows.select("model", "run_id", "split", "corpus", "lang", "sentence_id"))
     if not frames:
         return pl.DataFrame()
     text = pl.concat(frames).unique()  # type: ignore[arg-type]
-    runs = store.runs().select("run_id", "source", "model_id", "params", "started_at")
-    text = text.join(runs.select("run_id", "source"), on="run_id", how="left")
-    have = store.sentences().select("source", "split", "lang", "sentence_id")
-    known = text.filter(pl.col("source").is_not_null())
-    unknown = text.filter(pl.col("source").is_null())  # the run row is gone: match without source
+    runs = store.runs().select("run_id", "source")
+    text = text.join(runs, on="run_id", how="left")  # the source names the fix command
+    # texts are matched by corpus (a text belongs to the corpus of its id, whichever run wrote it)
+    have = with_corpus(store.sentences()).select("corpus", "split", "lang", "sentence_id")
+    unknown = pl.col("corpus").str.starts_with("unknown:")  # the run row is gone: match without corpus
     missing = pl.concat([
-        known.join(have, on=["source", "split", "lang", "sentence_id"], how="anti"),
-        unknown.join(have.drop("source").unique(), on=["split", "lang", "sentence_id"], how="anti"),
+        text.filter(~unknown).join(have, on=["corpus", "lang", "sentence_id"], how="anti"),
+        text.filter(unknown).join(have.drop("corpus").unique(), on=["split", "lang", "sentence_id"], how="anti"),
     ])
     return missing.unique(["model", "source", "split", "lang", "sentence_id"])
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import json
-
 import lancedb
 import polars as pl
 import pyarrow as pa
@@ -27,6 +25,7 @@ import pyarrow as pa
 from actstore.errors import SchemaVersionError, StoreError
 from actstore.storage import check_uri
 from actstore.store.connection import list_table_names
+from actstore.store.corpora import run_corpus_bases
 from actstore.schema import (ACTIVATION_PREFIX, RUNS_TABLE, META_TABLE, corpus_name, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,
                              sql_quote, table_key)
 
@@ -71,16 +70,8 @@ def _corpus_by_run(db) -> dict[str, str]:
     """run_id -> the corpus base of what it ingested (split is added per row)."""
     if RUNS_TABLE not in list_table_names(db):
         return {}
-    runs = db.open_table(RUNS_TABLE).to_lance().to_table(columns=["run_id", "source", "params"]).to_pylist()
-    out = {}
-    for r in runs:
-        source = r["source"] or "unknown"
-        if source == "manifest":
-            params = json.loads(r["params"]) if r["params"] else {}
-            stem = Path(params.get("data_dir") or "manifest").stem
-            source = f"manifest:{stem}"
-        out[r["run_id"]] = source
-    return out
+    rows = db.open_table(RUNS_TABLE).to_lance().to_table(columns=["run_id", "source", "params"]).to_pylist()
+    return run_corpus_bases(rows)
 
 
 def _add_corpus(tbl, corpus_of_run: dict[str, str]) -> bool:
@@ -147,7 +138,8 @@ def migrate(uri: str | Path, *, storage_options: dict | None = None) -> Migratio
             report.tables.append(name)
     corpus_of_run = _corpus_by_run(db)
     for name in keyed:
-        if name.startswith(ACTIVATION_PREFIX) and _add_corpus(db.open_table(name), corpus_of_run):
+        if (name.startswith(ACTIVATION_PREFIX) and _add_corpus(db.open_table(name), corpus_of_run)
+                and name not in report.tables):
             report.tables.append(name)
     db.open_table(META_TABLE).update(where=f"key = {sql_quote('schema_version')}",
                                      values={"value": str(SCHEMA_VERSION)})

@@ -325,7 +325,7 @@ def _write(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str, 
     tables = build_job_tables(plan, encoded, layer_of=layer_of, run_id=run_id,
                               vector_dtype=request.vector_dtype, lang=job.lang)
     texts = encoded.get("text", ([], {}))[0]
-    sentences = sentence_rows(plan.source.name, request.split, job.lang, texts) if texts else None
+    sentences = sentence_rows(plan.source.text_source, request.split, job.lang, texts) if texts else None
     summary.rows += write_job(store, plan.model, tables, vector_dtype=request.vector_dtype,
                               replace=flight.keys.replace, sentences=sentences)
     if register is not None:  # after the first successful write, as in the local engine

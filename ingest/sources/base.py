@@ -49,6 +49,16 @@ class Source(ABC):
         return self.declared_corpus or corpus_name(self.corpus_base, split)
 
     @property
+    def text_source(self) -> str:
+        """The `source` under which this source's texts are stored in the `sentences` table.
+
+        `corpus_name(text_source, split)` is the rows' corpus, so texts are found by corpus: two
+        manifests never overwrite each other's texts, and a manifest declared part of FLORES
+        (`--corpus flores200:devtest`) stores its texts under that corpus.
+        """
+        return self.declared_corpus.rsplit(":", 1)[0] if self.declared_corpus else self.corpus_base
+
+    @property
     def corpus_base(self) -> str:
         """The corpus name without its split; sources whose ids name other sentences override it."""
         return self.name
