@@ -25,17 +25,19 @@ TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE = "neurons_top", "neurons_overlap"
 #: Rankings and overlaps compare a language with the others of the run: one unit per language set
 #: (`langs`), replaced as a whole. Concentration is per (language, modality): replaced per row.
 KEYS = {
-    TOP_TABLE: ("model", "depth", "langs", "target_kind", "target", "modality", "rank"),
-    OVERLAP_TABLE: ("model", "depth", "langs", "lang"),
-    CONCENTRATION_TABLE: ("model", "depth", "lang", "modality"),
+    TOP_TABLE: ("model", "depth", "langs", "corpus", "target_kind", "target", "modality", "rank"),
+    OVERLAP_TABLE: ("model", "depth", "langs", "corpus", "lang"),
+    CONCENTRATION_TABLE: ("model", "depth", "corpus", "lang", "modality"),
 }
-UNITS = {TOP_TABLE: ("model", "depth", "langs"), OVERLAP_TABLE: ("model", "depth", "langs")}
+UNITS = {TOP_TABLE: ("model", "depth", "langs", "corpus"), OVERLAP_TABLE: ("model", "depth", "langs", "corpus")}
 
 
 def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
                   langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
-                  progress=None, device: str | None = None) -> dict[str, pl.DataFrame]:
+                  progress=None, device: str | None = None, corpus: str | None = None) -> dict[str, pl.DataFrame]:
     """Compute the three neuron-level tables for every chosen depth (not yet saved).
+
+    corpus: the corpus whose sentences are analysed (None: the model's largest).
 
     device: the neuron analyses run on the CPU; None or "cpu" (anything else is refused).
     """
@@ -43,7 +45,7 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(stored_languages(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
-    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
+    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
     tops, overlaps, conc = [], [], []
     for depth in chosen:
         mods = [m for m in modalities if m in depth.points]
@@ -84,6 +86,7 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
             frame = pl.concat(parts, how="diagonal_relaxed")
             if name in UNITS:
                 frame = frame.with_columns(pl.lit(lang_set(lang_list)).alias("langs"))
+            frame = frame.with_columns(pl.lit(selection.corpus, pl.String).alias("corpus"))
             out[name] = stamp(frame, store, model)
     return out
 

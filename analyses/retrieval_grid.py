@@ -21,7 +21,7 @@ from actstore.analyses.retrieval import retrieval_scores
 RESULT_TABLE = "retrieval"
 #: what identifies a retrieval row (`n_limit`: the requested n, 0 for all shared ids)
 KEY = ("model", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "direction", "n_limit",
-       "seed", "margin_k")
+       "seed", "margin_k", "corpus")
 #: one chart cell: a report shows its latest computation
 CELL = ("model", "kind", "depth", "lang_a", "lang_b", "direction")
 
@@ -30,8 +30,11 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
                    depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
                    n: int | None = None, seed: int = 0, margin_k: int = 4, backend: str = "numpy",
                    device: str | None = None, progress: Callable[[int], object] | None = None,
-                   on_total: Callable[[int], object] | None = None) -> pl.DataFrame:
-    """Retrieval scores for every pair of every kind at every chosen depth (not yet saved)."""
+                   on_total: Callable[[int], object] | None = None, corpus: str | None = None) -> pl.DataFrame:
+    """Retrieval scores for every pair of every kind at every chosen depth (not yet saved).
+
+    corpus: the corpus whose sentence ids are aligned (None: the model's largest).
+    """
     have = stored_modalities(store, model)
     kinds = list(kinds) if kinds else [k for k, m in CROSS_LINGUAL_KINDS.items() if set(m) <= have]
     for k in kinds:
@@ -43,7 +46,8 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
     levels = stored_languages(store, model, langs)
     lang_list = list(levels)
     chosen = choose_depths(store, model, depths, need=need)
-    selection = select_recordings(store, model, {m: chosen[0].points[m] for m in need}, lang_list, seed=seed)
+    selection = select_recordings(store, model, {m: chosen[0].points[m] for m in need}, lang_list, seed=seed,
+                                  corpus=corpus)
     specs = [s for k in kinds for s in _pairs(selection, lang_list, k, n)]
     if on_total is not None:
         on_total(len(specs) * len(chosen))
@@ -64,7 +68,7 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
                     "direction": r["direction"], "n": r["n"], "p_at_1": r["p_at_1"],
                     "recall_at_5": r.get("recall@5", 1.0), "recall_at_10": r.get("recall@10", 1.0),
                     "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
-                    "n_limit": n or 0, "seed": seed,
+                    "n_limit": n or 0, "seed": seed, "corpus": selection.corpus,
                 })
             if progress is not None:
                 progress(1)

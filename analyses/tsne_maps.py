@@ -22,15 +22,17 @@ from actstore.store.corpora import corpus_texts
 
 RESULT_TABLE = "tsne"
 #: a map is one embedding of one language set (`langs`): it is replaced as a whole (UNIT)
-KEY = ("model", "depth", "langs", "modality", "lang", "sentence_id")
-UNIT = ("model", "depth", "langs")
+KEY = ("model", "depth", "langs", "corpus", "modality", "lang", "sentence_id")
+UNIT = ("model", "depth", "langs", "corpus")
 
 
 def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
               langs: Sequence[str] | None = None, per_language: int | None = 100,
               perplexity: float = 30.0, max_iter: int = 1000, seed: int = 0,
-              progress=None, device: str | None = None) -> pl.DataFrame:
+              progress=None, device: str | None = None, corpus: str | None = None) -> pl.DataFrame:
     """One joint t-SNE per depth over every stored modality and language (not yet saved).
+
+    corpus: the corpus whose sentences are mapped (None: the model's largest).
 
     device: t-SNE runs on the CPU; None or "cpu" (anything else is refused, as for every analysis).
     """
@@ -40,7 +42,7 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
     chosen = choose_depths(store, model, depths, need=())
     if not depths:  # by default the depths holding every modality; named depths are all kept
         chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
-    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
+    selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
     text_of = corpus_texts(store, selection.corpus, lang_list)
     frames = []
     for depth in chosen:
@@ -61,7 +63,7 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
             "x": result.coords[:, 0].astype(np.float32), "y": result.coords[:, 1].astype(np.float32),
             "text": pl.Series([m[3] for m in meta], dtype=pl.String),
             "kl_divergence": result.kl_divergence, "perplexity": result.perplexity,
-            "method": result.method, "langs": lang_set(lang_list),
+            "method": result.method, "langs": lang_set(lang_list), "corpus": selection.corpus,
         }))
         if progress is not None:
             progress(1)

@@ -178,3 +178,22 @@ def test_delete_removes_one_corpus_then_one_point_and_refuses_what_is_not_stored
     out = cli("delete", "--db", db, "--model", "m", "--points", "text.L1", "--yes")
     assert "deleted 20 rows of m (points text.L1)." in out and "unregistered points: text.L1" in out
     assert Store.open(db).points("m")["point"].to_list() == ["speech.L1"]
+
+
+def test_retrieval_tsne_and_neurons_work_within_one_corpus_and_record_it(tmp_path):
+    from actstore.analyses.neuron_maps import neuron_tables
+    from actstore.analyses.retrieval_grid import retrieval_grid
+    from actstore.analyses.tsne_maps import tsne_maps
+
+    store = Store.open(tmp_path / "s.lance", create=True)
+    _put_corpus(store, FLORES, range(1, 41), seed=1)
+    _put_corpus(store, MINE, range(1, 9), seed=2)
+    ret = retrieval_grid(store, "m", kinds=["speech-text"])
+    assert set(ret["corpus"]) == {FLORES} and set(ret["n"]) == {40}
+    ret = retrieval_grid(store, "m", kinds=["speech-text"], corpus=MINE)
+    assert set(ret["corpus"]) == {MINE} and set(ret["n"]) == {8}
+    maps = tsne_maps(store, "m", corpus=MINE, perplexity=3, max_iter=250)
+    assert set(maps["corpus"]) == {MINE} and sorted(set(maps["sentence_id"])) == list(range(1, 9))
+    assert maps.height == 2 * 2 * 8  # languages x modalities x the manifest's sentences, nothing else
+    tables = neuron_tables(store, "m", k=3)
+    assert all(set(frame["corpus"]) == {FLORES} for frame in tables.values())
