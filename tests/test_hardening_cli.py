@@ -115,6 +115,9 @@ def test_full_disk_on_ingest_is_one_sentence_and_keeps_the_store(tmp_path, monke
     assert "is full (no space left on device)" in line and "rerun" in line
     store = Store.open(db, create=False)
     assert store.count_rows() == before
+    # what the README promises of the failing job: no activation; its texts, committed first, may stay
+    assert store.scan_activations(with_vectors=False).filter(pl.col("model") == MINILM).collect().height == 0
+    assert sorted(store.sentences(["fra"])["sentence_id"].to_list()) == [1, 2]  # --limit 2: FLORES ids 1, 2
     # the run had started: its row stays, marked failed (actstore/errors.py documents this)
     assert store.runs()["status"].to_list() == ["failed"]
 

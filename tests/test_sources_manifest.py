@@ -127,3 +127,15 @@ def test_user_language_from_catalogue_csv(mdir, tmp_path):
     langs.write_text("code,name\nxho,Xhosa\n", encoding="utf-8")
     src = ManifestSource(Catalogue.load(langs), _write(mdir, "1,xho,text,Molo.,,\n"))
     assert src.languages() == ["xho"]
+
+
+def test_resampled_manifest_audio_is_reported_once_per_language(catalogue, mdir, caplog):
+    """8 kHz files are resampled to 16 kHz with one WARNING per language naming count and rate."""
+    sf.write(mdir / "wav" / "de2.wav", _tone(500, 8000), 8000)
+    body = GOOD + "2,deu,speech,,wav/de2.wav,\n"
+    src = open_source("manifest", catalogue=catalogue, data_dir=_write(mdir, body))
+    with caplog.at_level("WARNING", logger="actstore"):
+        assert len(list(src.items("deu", "speech"))) == 2
+        list(src.items("eng", "speech"))  # 16 kHz: nothing to say
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"Resampled 2 manifest recording(s) of deu from 8000 Hz to 16000 Hz ({mdir / 'm.csv'})."]

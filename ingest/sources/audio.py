@@ -4,9 +4,9 @@ Policy (the same for every source):
 - decode with soundfile (WAV, FLAC, OGG; no FFmpeg/torchcodec needed);
 - integer PCM becomes float32 in [-1, 1] (soundfile scales by 2**(bits-1));
 - several channels -> their mean (a downmix keeps the level of identical channels);
-- another sample rate -> resampled to 16 kHz, and we say so (an INFO line per file here; sources
-  that read many files also log one WARNING per language with the count), because resampling
-  changes the signal the model sees;
+- another sample rate -> resampled to 16 kHz, and we say so (an INFO line per file here, and one
+  WARNING per language read with the count: every source reads through `ResampleTally`), because
+  resampling changes the signal the model sees;
 - unreadable, corrupt, empty or non-finite audio -> `DataSourceError` naming the file.
 """
 
@@ -87,3 +87,33 @@ def decode_audio(source: str | Path | bytes, *, name: str | None = None) -> tupl
         log.info("Resampled audio %s from %d Hz to %d Hz.", name, sr, SAMPLE_RATE)
         mono = resample(mono, sr, SAMPLE_RATE)
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+
+
+class ResampleTally:
+    """Decodes one language's recordings of a source and warns ONCE with the count resampled.
+
+    Every source that reads recorded audio (FLEURS archives, manifest files) decodes through a
+    tally, so 8 kHz telephone audio never reaches a 16 kHz model silently, and a thousand files
+    give one warning, not a thousand.
+    """
+
+    def __init__(self, what: str, lang: str, where: object):
+        self.what, self.lang, self.where = what, lang, where
+        self.resampled = 0
+        self.rates: set[int] = set()
+
+    def decode(self, source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
+        audio, sr = decode_audio(source, name=name)
+        if sr != SAMPLE_RATE:
+            self.resampled += 1
+            self.rates.add(sr)
+        return audio
+
+    def __enter__(self) -> "ResampleTally":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.resampled:
+            rates = ", ".join(f"{r} Hz" for r in sorted(self.rates))
+            log.warning("Resampled %d %s recording(s) of %s from %s to %d Hz (%s).",
+                        self.resampled, self.what, self.lang, rates, SAMPLE_RATE, self.where)

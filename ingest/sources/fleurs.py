@@ -38,8 +38,8 @@ from pathlib import Path
 
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError
-from actstore.ingest.items import SAMPLE_RATE, Item
-from actstore.ingest.sources.audio import decode_audio
+from actstore.ingest.items import Item
+from actstore.ingest.sources.audio import ResampleTally
 from actstore.ingest.sources.base import Entry, Source
 
 log = logging.getLogger(__name__)
@@ -237,9 +237,8 @@ class FleursSource(Source):
 
     def _speech(self, lang: str, archive: Path, entries: list[Entry]) -> Iterator[Item]:
         wanted = {e.ref: e for e in entries}
-        resampled = 0
         try:
-            with tarfile.open(archive, mode="r|gz") as tar:
+            with ResampleTally("FLEURS", lang, archive) as tally, tarfile.open(archive, mode="r|gz") as tar:
                 for member in tar:
                     if not wanted:
                         break
@@ -251,17 +250,12 @@ class FleursSource(Source):
                         continue
                     fh = tar.extractfile(member)
                     data = fh.read() if fh is not None else b""
-                    audio, sr = decode_audio(data, name=f"{member.name} in {archive}")
-                    resampled += sr != SAMPLE_RATE
+                    audio = tally.decode(data, name=f"{member.name} in {archive}")
                     yield Item(entry.sentence_id, lang, "speech", entry.sample_id, self.split, audio=audio)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise DataSourceError(
                 f"FLEURS audio archive {archive} is corrupt or truncated ({exc}); download it again."
             ) from None
-        finally:
-            if resampled:
-                log.warning("Resampled %d FLEURS recording(s) of %s to %d Hz (%s).",
-                            resampled, lang, SAMPLE_RATE, archive)
         if wanted:
             missing = sorted(wanted)
             raise DataSourceError(

@@ -28,7 +28,7 @@ from pathlib import Path
 from actstore.catalogue import Catalogue
 from actstore.errors import DataSourceError, UnknownLanguageError
 from actstore.ingest.items import MODALITIES, Item
-from actstore.ingest.sources.audio import load_audio
+from actstore.ingest.sources.audio import ResampleTally
 from actstore.ingest.sources.base import Entry, Source
 
 REQUIRED = ("sentence_id", "lang", "modality")
@@ -170,9 +170,10 @@ class ManifestSource(Source):
         return self._index[(lang, modality)]
 
     def _load(self, lang: str, modality: str, entries: list[Entry]) -> Iterator[Item]:
-        for e in entries:
-            payload, split = e.ref
-            if modality == "text":
-                yield Item(e.sentence_id, lang, "text", e.sample_id, split, text=payload)
-            else:
-                yield Item(e.sentence_id, lang, "speech", e.sample_id, split, audio=load_audio(payload))
+        with ResampleTally("manifest", lang, self.path) as tally:
+            for e in entries:
+                payload, split = e.ref
+                if modality == "text":
+                    yield Item(e.sentence_id, lang, "text", e.sample_id, split, text=payload)
+                else:
+                    yield Item(e.sentence_id, lang, "speech", e.sample_id, split, audio=tally.decode(payload))
