@@ -534,6 +534,51 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
         click.echo(f"{frame.height} {what} saved to table {table!r}{' ' + hint if hint else ''}.", err=err)
 
 
+@analyze.command("cross-model")
+@db_option
+@click.option("--model", required=True, help="Model A (see `actstore info`).")
+@click.option("--model-b", required=True, help="Model B, compared with A on the sentence ids both store.")
+@click.option("--modality-a", type=click.Choice(["speech", "text"]), default="speech", show_default=True)
+@click.option("--modality-b", type=click.Choice(["speech", "text"]), default="text", show_default=True)
+@click.option("--points", default=None, help="Depths of model A, e.g. L2,L6 (default: all).")
+@click.option("--points-b", default=None, help="Depths of model B (default: all).")
+@click.option("--langs", default=None, help="Comma-separated languages (default: all both store).")
+@measure_option
+@click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
+@click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language).")
+@click.option("--knn-k", type=int, default=10, show_default=True, help="Neighbours for --measure knn.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--bootstrap", type=int, default=0, show_default=True, help="Resamples for confidence intervals (0: none).")
+@click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
+@click.option("--corpus", default=None, help="The corpus whose sentence ids are aligned (default: model A's largest).")
+@output_options
+@friendly_errors
+def analyze_cross_model(db, storage_options, model, model_b, modality_a, modality_b, points, points_b, langs,
+                        measure, keep, n_rows, knn_k, seed, bootstrap, no_null, corpus, fmt, output):
+    """Compare model A's points with model B's on the same sentences, per depth pair and language.
+
+    Works across widths (SVCCA, CKA) and is the "platonic representation" test with --measure
+    knn (do the two models agree on each sentence's nearest neighbours?). Saved to `similarity`
+    with kind cross-model and both models in the key.
+
+    \b
+    Example:
+        actstore analyze cross-model --model whisper-base --model-b multilingual-e5-small \
+            --modality-a speech --modality-b text --points L2,L6
+    """
+    from actstore.analyses.grids import GridOptions
+    from actstore.analyses.tasks import run_cross_model
+
+    store = _open(db, storage_options)
+    _require_writable(store)
+    options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
+                          bootstrap=bootstrap, knn_k=knn_k, corpus=corpus)
+    result = run_cross_model(store, model, model_b, modality_a=modality_a, modality_b=modality_b,
+                             depths_a=_csv(points), depths_b=_csv(points_b), langs=_csv(langs), options=options)
+    _report_saved(result, "scores", "(query it with actstore query)")
+    write_frame(result.summary, fmt, output)
+
+
 @analyze.command("retrieval")
 @db_option
 @click.option("--model", required=True, help="Stored model name.")

@@ -298,8 +298,14 @@ def save_grid(store: Store, frame: pl.DataFrame) -> None:
 
 def load_grid(store: Store, model: str, *, measure: str | None = None,
               current: bool = True) -> pl.DataFrame | None:
-    """Stored grid rows of `model`; `current` keeps each cell's latest row (what a report shows)."""
+    """Stored grid rows of `model`; `current` keeps each cell's latest row (what a report shows).
+
+    Rows comparing `model` with another model (kind "cross-model", `analyses.cross_model`) are
+    not part of a model's own grid and are left out.
+    """
     frame = load_results(store, RESULT_TABLE, model)
+    if frame is not None and "model_b" in frame.columns:
+        frame = frame.filter(pl.col("kind") != "cross-model")
     if frame is not None and measure is not None:
         frame = frame.filter(pl.col("measure") == measure)
     return current_rows(frame, CELL) if current else frame

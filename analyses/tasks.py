@@ -86,6 +86,18 @@ def run_similarity(store: Store, model: str, kind: Kind, *, progress: Progress =
     return TaskResult(model, store.is_random_init(model), {SIMILARITY_TABLE: frame}, grid_summary(frame, kind))
 
 
+def run_cross_model(store: Store, model_a: str, model_b: str, *, progress: Progress = None,
+                    **options) -> TaskResult:
+    """Cross-model grid (`options`: those of `cross_model_grid`), saved to `similarity`, with its
+    mean per depth pair."""
+    from actstore.analyses.cross_model import cross_model_grid, cross_model_summary, save_cross_model
+
+    frame = cross_model_grid(store, model_a, model_b, progress=progress, **options)
+    save_cross_model(store, frame)
+    random_init = bool(frame["random_init"].any())
+    return TaskResult(model_a, random_init, {SIMILARITY_TABLE: frame}, cross_model_summary(frame))
+
+
 def run_retrieval(store: Store, model: str, *, progress: Progress = None, on_total: Progress = None,
                   **options) -> TaskResult:
     """Retrieval grid (`options`: those of `retrieval_grid`), saved to the `retrieval` table, with
