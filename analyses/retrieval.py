@@ -55,12 +55,14 @@ _DEFAULT_BLOCK_BYTES = 256 * 2**20  # similarity block of at most 256 MiB float3
 
 @dataclass(frozen=True)
 class DirectionScores:
-    """Scores of one retrieval direction; `ranks[i]` is the aligned item's 0-based rank."""
+    """Scores of one retrieval direction; `ranks[i]` is the aligned item's 0-based rank and
+    `top1[i]` the row query i retrieved first (by cosine; what a per-item table stores)."""
 
     p_at_1: float
     recall: dict[int, float]
     xsim_error: float
     ranks: np.ndarray = field(repr=False)
+    top1: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -340,12 +342,13 @@ def _xsim_error(nn_idx: np.ndarray, nn_cos: np.ndarray, avg_q: np.ndarray, avg_c
     return float(np.mean(best != np.arange(nn_idx.shape[0])))
 
 
-def _direction(ranks: np.ndarray, ks: Sequence[int], xsim: float) -> DirectionScores:
+def _direction(ranks: np.ndarray, ks: Sequence[int], xsim: float, top1: np.ndarray | None = None) -> DirectionScores:
     return DirectionScores(
         p_at_1=float(np.mean(ranks == 0)),
         recall={k: float(np.mean(ranks < k)) for k in ks},
         xsim_error=xsim,
         ranks=ranks,
+        top1=top1,
     )
 
 
@@ -395,6 +398,6 @@ def retrieval_scores(
         n=n,
         ks=ks_t,
         margin_k=margin_k,
-        a_to_b=_direction(ranks_ab, ks_t, _xsim_error(idx_ab, cos_ab, avg_a, avg_b)),
-        b_to_a=_direction(ranks_ba, ks_t, _xsim_error(idx_ba, cos_ba, avg_b, avg_a)),
+        a_to_b=_direction(ranks_ab, ks_t, _xsim_error(idx_ab, cos_ab, avg_a, avg_b), idx_ab[:, 0]),
+        b_to_a=_direction(ranks_ba, ks_t, _xsim_error(idx_ba, cos_ba, avg_b, avg_a), idx_ba[:, 0]),
     )

@@ -3,13 +3,16 @@
 Per depth and language pair (the same id pairing as the similarity grids): speech->text of one
 language (the diagonal of speech-text) and of two languages, and lang A -> lang B within speech
 and within text; both directions, P@1, recall@5/10 and LASER-style xsim error (ratio margin,
-k=4). Saved to the `retrieval` table.
+k=4). Saved to the `retrieval` table; with `retrieval_grid_with_items`, also one row per query
+(`retrieval_items`: which sentence it retrieved first and the rank of the true one), so hubness
+(sentences retrieved by many queries) and failures can be studied in SQL.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
@@ -24,14 +27,24 @@ KEY = ("model", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "direct
        "seed", "margin_k", "corpus")
 #: one chart cell: a report shows its latest computation
 CELL = ("model", "kind", "depth", "lang_a", "lang_b", "direction")
+ITEMS_TABLE = "retrieval_items"
+#: one query of one retrieval run: which sentence it retrieved first and the true one's rank
+ITEMS_KEY = ("model", "kind", "depth", "lang_a", "lang_b", "direction", "query_id", "n_limit", "seed",
+             "margin_k", "corpus")
 
 
-def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = None,
+def retrieval_grid(store: Store, model: str, **options) -> pl.DataFrame:
+    """Retrieval scores for every pair of every kind at every chosen depth (not yet saved)."""
+    return retrieval_grid_with_items(store, model, **options)[0]
+
+
+def retrieval_grid_with_items(store: Store, model: str, *, kinds: Sequence[str] | None = None,
                    depths: Sequence[str] | None = None, langs: Sequence[str] | None = None,
                    n: int | None = None, seed: int = 0, margin_k: int = 4, backend: str = "numpy",
                    device: str | None = None, progress: Callable[[int], object] | None = None,
-                   on_total: Callable[[int], object] | None = None, corpus: str | None = None) -> pl.DataFrame:
-    """Retrieval scores for every pair of every kind at every chosen depth (not yet saved).
+                   on_total: Callable[[int], object] | None = None, corpus: str | None = None
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(scores, per-query items) for every pair of every kind at every chosen depth (not yet saved).
 
     corpus: the corpus whose sentence ids are aligned (None: the model's largest).
     """
@@ -51,7 +64,7 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
     specs = [s for k in kinds for s in _pairs(selection, lang_list, k, n)]
     if on_total is not None:
         on_total(len(specs) * len(chosen))
-    rows = []
+    rows, items = [], []
     for depth in chosen:
         sets = load_depth_sets(store, model, depth, selection, need)
         for spec in specs:
@@ -70,10 +83,28 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
                     "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
                     "n_limit": n or 0, "seed": seed, "corpus": selection.corpus,
                 })
+            items.append(_item_rows(result, spec, depth.name, n or 0, seed, margin_k, selection.corpus))
             if progress is not None:
                 progress(1)
     frame = pl.DataFrame(rows, schema_overrides={"layer": pl.Int32, "n_limit": pl.Int32})
-    return stamp(frame, store, model)
+    return stamp(frame, store, model), stamp(pl.concat(items), store, model)
+
+
+def _item_rows(result, spec, depth: str, n_limit: int, seed: int, margin_k: int, corpus) -> pl.DataFrame:
+    """One row per query of both directions: the sentence it retrieved first, the true one's rank."""
+    ids = np.asarray(spec.ids)
+    frames = []
+    for direction, scores, (q_lang, t_lang) in (("a->b", result.a_to_b, (spec.x[0], spec.y[0])),
+                                               ("b->a", result.b_to_a, (spec.y[0], spec.x[0]))):
+        frames.append(pl.DataFrame({
+            "kind": spec.kind, "depth": depth, "lang_a": spec.x[0], "lang_b": spec.y[0], "direction": direction,
+            "query_lang": q_lang, "target_lang": t_lang,
+            "query_id": pl.Series(ids, dtype=pl.Int64), "retrieved_id": pl.Series(ids[scores.top1], dtype=pl.Int64),
+            "rank": pl.Series(scores.ranks, dtype=pl.Int32),
+            "n_limit": pl.Series([n_limit] * ids.size, dtype=pl.Int32), "seed": seed,
+            "margin_k": margin_k, "corpus": pl.Series([corpus] * ids.size, dtype=pl.String),
+        }))
+    return pl.concat(frames)
 
 
 def _pairs(selection, langs, kind, n):
@@ -81,8 +112,6 @@ def _pairs(selection, langs, kind, n):
     if len(langs) < 2:
         if kind != "speech-text":
             raise AnalysisInputError(f"{kind} retrieval needs at least 2 languages; pass more --langs.")
-        import numpy as np
-
         from actstore.analyses.aligned import PairSpec
 
         lang = langs[0]
@@ -91,9 +120,11 @@ def _pairs(selection, langs, kind, n):
     return cross_lingual_pairs(selection, langs, kind, n=n)
 
 
-def save_retrieval(store: Store, frame: pl.DataFrame) -> None:
-    """Write retrieval rows, replacing the stored rows with the same KEY."""
+def save_retrieval(store: Store, frame: pl.DataFrame, items: pl.DataFrame | None = None) -> None:
+    """Write retrieval rows (and per-query items), replacing the stored rows with the same key."""
     save_results(store, RESULT_TABLE, frame, key=KEY)
+    if items is not None and items.height:
+        save_results(store, ITEMS_TABLE, items, key=ITEMS_KEY)
 
 
 def load_retrieval(store: Store, model: str, *, current: bool = True) -> pl.DataFrame | None:

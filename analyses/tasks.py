@@ -23,7 +23,8 @@ from actstore.analyses.grids import (
     similarity_grid,
 )
 from actstore.analyses.neuron_maps import neuron_tables, save_neurons
-from actstore.analyses.retrieval_grid import RESULT_TABLE as RETRIEVAL_TABLE, retrieval_grid, save_retrieval
+from actstore.analyses.retrieval_grid import (ITEMS_TABLE, RESULT_TABLE as RETRIEVAL_TABLE,
+                                              retrieval_grid_with_items, save_retrieval)
 from actstore.analyses.tsne_maps import RESULT_TABLE as TSNE_TABLE, save_tsne, tsne_maps
 
 Progress = Callable[[int], object] | None
@@ -102,9 +103,10 @@ def run_retrieval(store: Store, model: str, *, progress: Progress = None, on_tot
                   **options) -> TaskResult:
     """Retrieval grid (`options`: those of `retrieval_grid`), saved to the `retrieval` table, with
     mean P@1 and xsim error per depth and direction."""
-    frame = retrieval_grid(store, model, progress=progress, on_total=on_total, **options)
-    save_retrieval(store, frame)
-    return TaskResult(model, store.is_random_init(model), {RETRIEVAL_TABLE: frame}, retrieval_summary(frame))
+    frame, items = retrieval_grid_with_items(store, model, progress=progress, on_total=on_total, **options)
+    save_retrieval(store, frame, items)
+    return TaskResult(model, store.is_random_init(model), {RETRIEVAL_TABLE: frame, ITEMS_TABLE: items},
+                      retrieval_summary(frame))
 
 
 def run_tsne(store: Store, model: str, *, progress: Progress = None, **options) -> TaskResult:

@@ -99,3 +99,30 @@ def test_table_search_equals_brute_force_cosine(store):
     assert set(french["lang"].to_list()) == {"fra"}
     with pytest.raises(AnalysisInputError, match="has 3 dims but text.L1 stores 16"):
         nearest_in_table(store, "m", "text.L1", vector=np.ones(3))
+
+
+def test_retrieval_items_say_which_sentence_each_query_retrieved(store):
+    """Per-query rows agree with the scores and with a brute-force cosine search, and are SQL-readable."""
+    from actstore.analyses.retrieval_grid import retrieval_grid_with_items
+
+    frame, items = retrieval_grid_with_items(store, "m", kinds=["speech-text"], langs=["eng", "fra"])
+    assert items.height == frame.height * 40  # one row per query of every direction
+    per_direction = (items.group_by("lang_a", "lang_b", "direction")
+                     .agg((pl.col("rank") == 0).mean().alias("p1")).sort("lang_a", "lang_b", "direction"))
+    scores = frame.sort("lang_a", "lang_b", "direction")
+    np.testing.assert_allclose(per_direction["p1"].to_numpy(), scores["p_at_1"].to_numpy())
+    assert (items.filter(pl.col("rank") == 0)["query_id"] == items.filter(pl.col("rank") == 0)["retrieved_id"]).all()
+    # brute force: eng speech queries against fra text, cosine
+    sp = store.read("m", points="speech.L1", modality="speech", langs=["eng"], columns=["sentence_id"])
+    tx = store.read("m", points="text.L1", modality="text", langs=["fra"], columns=["sentence_id"])
+    q = sp.vectors / np.linalg.norm(sp.vectors, axis=1, keepdims=True)
+    c = tx.vectors / np.linalg.norm(tx.vectors, axis=1, keepdims=True)
+    best = tx.meta["sentence_id"].to_numpy()[np.argmax(q @ c.T, axis=1)]
+    mine = (items.filter((pl.col("lang_a") == "eng") & (pl.col("lang_b") == "fra") & (pl.col("direction") == "a->b"))
+            .sort("query_id"))
+    order = np.argsort(sp.meta["sentence_id"].to_numpy())
+    np.testing.assert_array_equal(mine["retrieved_id"].to_numpy(), best[order])
+    save_retrieval(store, frame, items)
+    hubs = run_query(store, "SELECT retrieved_id, count(*) AS hits FROM retrieval_items "
+                            "GROUP BY retrieved_id ORDER BY hits DESC, retrieved_id LIMIT 3")
+    assert hubs.height == 3 and hubs["hits"][0] >= hubs["hits"][2]

@@ -99,7 +99,7 @@ def _map(langs, per_language):
     """Rows shaped like `tsne_maps` output (the coordinates do not matter to the store)."""
     rows = [(m, lang, i) for lang in langs for m in ("speech", "text") for i in range(per_language)]
     return pl.DataFrame({
-        "model": "m", "depth": "L1", "langs": ",".join(sorted(langs)),
+        "model": "m", "depth": "L1", "langs": ",".join(sorted(langs)), "corpus": "flores200:devtest",
         "modality": [r[0] for r in rows], "lang": [r[1] for r in rows],
         "sentence_id": pl.Series([r[2] for r in rows], dtype=pl.Int64),
         "x": np.ones(len(rows), np.float32), "y": np.ones(len(rows), np.float32),
