@@ -81,3 +81,18 @@ def fault_hook(environ: Mapping[str, str] | None = None) -> Callable[[str, objec
                 die(phase, k)
 
     return hook
+
+
+def with_fault(on_phase: Callable[[str, object], object] | None) -> Callable[[str, object], object] | None:
+    """The caller's `on_phase` hook, preceded by the ACTSTORE_FAULT one when that variable is set."""
+    fault = fault_hook()
+    if fault is None:
+        return on_phase
+    if on_phase is None:
+        return fault
+
+    def both(name: str, job: object) -> None:
+        fault(name, job)
+        on_phase(name, job)
+
+    return both

@@ -7,8 +7,8 @@ import pytest
 from _models import tiny_bert_dir  # noqa: F401
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.pipeline import (PHASES, STUDY_LAYERS, IngestRequest, ingest, open_inputs, parse_layers,
-                                      pending_work, prepare_plan, study_layers)
+from actstore.ingest.pipeline import PHASES, IngestRequest, ingest, open_inputs, pending_work, prepare_plan, study_layers
+from actstore.ingest.requests import STUDY_LAYERS, parse_layers
 from actstore.store import Store
 
 pytestmark = pytest.mark.filterwarnings("ignore:Truncated")
