@@ -55,7 +55,6 @@ import logging
 from actstore.disk import disk_errors
 from actstore.store import Store
 from actstore.store.runs import mark_stale_runs
-from actstore.ingest.engines import ENGINES
 from actstore.ingest.engines.local import run_local
 from actstore.ingest.engines.ray_engine import run_ray
 from actstore.ingest.faults import with_fault
@@ -69,7 +68,7 @@ from actstore.ingest.steps.writing import PointRegistration, finalize, finish_cl
 
 #: the public API: the entry point, its request and summary, the shared job types, and the steps
 #: that callers outside the package use (tests, benchmarks); the rest is in `actstore.ingest.steps`
-__all__ = ["ENGINES", "PHASES", "IngestPlan", "IngestRequest", "IngestSummary", "Job", "JobWork", "batches",
+__all__ = ["PHASES", "IngestPlan", "IngestRequest", "IngestSummary", "Job", "JobWork", "batches",
            "ingest", "job_rows", "open_inputs", "pending_work", "prepare_plan", "study_layers"]
 
 log = logging.getLogger("actstore.ingest")

@@ -14,6 +14,10 @@ from actstore.errors import ActstoreError
 #: the study's layers of SeamlessM4T v2's 24-layer encoders
 STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
 
+#: ingest engines (`--engine`): who runs the model (`actstore.ingest.engines`; planning and
+#: writing are shared)
+ENGINES = ("local", "ray")
+
 _LAYERS_HELP = "use e.g. --layers 1,2,4-8 or --layers study"
 
 

@@ -6,8 +6,6 @@ the `actstore[ray]` extra) encodes on Ray Data model actors. Both build on the s
 and width), so the store looks the same whichever engine filled it. The pipeline
 (`actstore.ingest.pipeline`) picks one; no engine imports the pipeline.
 
-This `__init__` imports nothing, so the CLI reads `ENGINES` for `--engine` without loading an engine.
+The engine names (`--engine`) are `actstore.ingest.requests.ENGINES`: the steps check a request
+against them, and the steps sit below the engines.
 """
-
-#: ingest engines (`--engine`): who runs the model (planning and writing are shared)
-ENGINES = ("local", "ray")

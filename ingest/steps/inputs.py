@@ -10,9 +10,9 @@ from __future__ import annotations
 from actstore.catalogue import Catalogue
 from actstore.errors import ActstoreError
 from actstore.schema import VECTOR_DTYPES
-from actstore.ingest.engines import ENGINES
 from actstore.ingest.items import MODALITIES
 from actstore.ingest.memory import parse_size
+from actstore.ingest.requests import ENGINES
 from actstore.ingest.steps.jobs import IngestRequest
 
 
