@@ -6,7 +6,7 @@ handlers, no `finally`, no flush: what a power loss or the OOM killer does) the 
 
     plan       model loaded, before the store is read or written
     run        the `runs` row (status running) is committed
-    filter     before a job's stored keys are read        (per job)
+    filter     before a job's pending items are taken up   (per job; its keys were read before run)
     encode     before a job's forward passes               (per job)
     write      before a job's first commit                 (per job)
     texts      the job's sentence texts are committed, its activations not yet   (per job)

@@ -1,9 +1,8 @@
 """`--engine ray`: encode on Ray Data model actors, write on the driver.
 
 How a run flows (and why):
-1. The driver plans every job with the shared steps (`steps.planning.prepare_plan`) and reads
-   its pending keys from the store once, BEFORE any model runs (`steps.planning.pending_jobs`,
-   the same answer the memory check used): a rerun sends nothing.
+1. The driver plans every job with the shared steps and reads its pending keys from the store
+   once, BEFORE any model runs (`steps.planning.pending_jobs`): a rerun sends nothing.
 2. Pending items become dataset rows of *keys*, not payloads: one row = one group of up to
    `GROUP_BATCHES` model batches of one job. Actors read the audio/text themselves, so the
    driver never holds a whole study's audio and reading scales with the actors.
@@ -43,6 +42,7 @@ import pyarrow.compute as pc
 from actstore.errors import ActstoreError
 from actstore.store import Store
 from actstore.ingest.items import Item
+from actstore.ingest.memory import parse_size, resolve_limits
 from actstore.ingest.steps.encoding import encode_job
 from actstore.ingest.steps.jobs import (Encoded, IngestPlan, IngestRequest, IngestSummary, Job, JobKeys, JobWork,
                                         PhaseHook, phase)
@@ -171,8 +171,6 @@ class EncodeActor:
         self.points_by_mod = points_by_mod
         self.adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
                                     name=request.name, device=device, dtype=request.dtype)
-        from actstore.ingest.memory import parse_size, resolve_limits
-
         # this actor's own memory (a worker node may have another size than the driver)
         self.budget = resolve_limits(self.adapter, max_seconds=request.max_seconds,
                                      memory_budget=parse_size(request.memory_budget), device=device).budget
