@@ -55,7 +55,9 @@ def test_ray_ingest_onto_s3_equals_local_ingest_and_rerun_writes_nothing(ray_clu
     assert "30 items in 3 jobs, 210 rows written" in out
     (ma, va), (mb, vb) = _rows(local_store), _rows(db)
     assert ma.height == 210 and ma.equals(mb)
-    np.testing.assert_array_equal(va, vb)  # same batches, same numbers
+    # same batches, same numbers up to the last bits: an actor runs torch on its CPU share's
+    # threads, the local engine on all of them, and the sums' order may differ with the machine
+    np.testing.assert_allclose(va, vb, rtol=0, atol=1e-5)
     runs = Store.open(db, create=False).runs(MINILM)
     assert runs["status"].to_list() == ["complete"] and '"engine": "ray"' in runs["params"].item()
 
