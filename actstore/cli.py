@@ -149,7 +149,8 @@ def main(verbose: bool) -> None:
 @click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many sentence ids per language (first by id).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many sentence ids per language (first by id).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most items per forward; --memory-budget may make batches smaller.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,

@@ -2,7 +2,9 @@
 
 Kept apart from the pipeline so that every argument is checked before a store is touched or a
 model is loaded: `--layers=-1`, `--layers 3-x`, `--layers 6-1` and `--langs ""` are refused here
-with the reason and the fix, never with a traceback or a silent "all".
+with the reason and the fix, never with a traceback or a silent "all". It also names the engines
+(`ENGINES`) that `--engine` offers and `steps.inputs.check_request` accepts: this module imports
+nothing heavy, so the CLI reads them without loading the pipeline.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from _models import tiny_bert_dir  # noqa: F401
 from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.pipeline import PHASES, IngestRequest, ingest, open_inputs, pending_work, prepare_plan, study_layers
+from actstore.ingest.pipeline import (PHASES, IngestRequest, ingest, open_inputs, pending_work, prepare_plan,
+                                      study_layers)
 from actstore.ingest.requests import ENGINES, STUDY_LAYERS, parse_layers
 from actstore.ingest.sources.base import Source
 from actstore.ingest.steps.inputs import check_request
