@@ -17,6 +17,7 @@ import click
 
 from actstore.errors import ActstoreError
 from actstore.output import FORMATS, write_frame
+from actstore.ingest.requests import ENGINES
 from actstore.ingest.tiny_builders import TINY_BUILDERS
 
 #: = actstore.store.DEFAULT_URI (a test checks); importing the store here would load lancedb
@@ -148,10 +149,11 @@ def main(verbose: bool) -> None:
 @click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
-@click.option("--limit", type=int, default=None, help="At most this many sentence ids per language (first by id).")
-@click.option("--batch-size", type=int, default=16, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many sentence ids per language (first by id).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most items per forward; --memory-budget may make batches smaller.")
-@click.option("--max-seconds", type=float, default=None,
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse speech items longer than this, before any model runs (default: the model's "
               "window, e.g. Whisper 30 s, else 60 s). Above a window the model truncates, with a warning.")
 @click.option("--memory-budget", default=None,
@@ -166,11 +168,11 @@ def main(verbose: bool) -> None:
 @click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Your own language CSV (same columns as the shipped catalogue) to add or override languages.")
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local: encode in this process; ray: Ray Data model actors (pip install 'actstore[ray]').")
 @click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
               help="Ray cluster to join (default: RAY_ADDRESS, else start a local one).")
-@click.option("--ray-actors", type=int, default=None,
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
               help="Model actors for --engine ray (default: one per GPU with --device cuda, else 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors

@@ -168,7 +168,7 @@ def test_analyze_svcca_end_to_end(demo_db):
     (["--model", "no/such-model"], "neither a local path nor in the Hugging Face cache"),
     (["--source", "fleurs", "--data-dir", "/nonexistent/fleurs"], "/nonexistent/fleurs"),
     (["--layers", "99"], "Layer 99 does not exist"),
-    (["--limit", "0"], "--limit must be at least 1"),
+    (["--limit", "0"], "'--limit': 0 is not in the range x>=1"),  # click.IntRange
 ])
 def test_ingest_bad_input(tmp_path, args, message):
     db = tmp_path / "store.lance"

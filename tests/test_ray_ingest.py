@@ -12,6 +12,7 @@ from _cloud import MINILM, kill_group, ray_cluster, s3_env, s3_server, start_cli
 from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest.engines.ray_engine import actor_plan
+from actstore.ingest.steps.inputs import check_request
 from actstore.ingest.pipeline import IngestRequest
 from actstore.store import Store
 
@@ -54,7 +55,9 @@ def test_ray_ingest_onto_s3_equals_local_ingest_and_rerun_writes_nothing(ray_clu
     assert "30 items in 3 jobs, 210 rows written" in out
     (ma, va), (mb, vb) = _rows(local_store), _rows(db)
     assert ma.height == 210 and ma.equals(mb)
-    np.testing.assert_array_equal(va, vb)  # same batches, same numbers
+    # same batches, same numbers up to the last bits: an actor runs torch on its CPU share's
+    # threads, the local engine on all of them, and the sums' order may differ with the machine
+    np.testing.assert_allclose(va, vb, rtol=0, atol=1e-5)
     runs = Store.open(db, create=False).runs(MINILM)
     assert runs["status"].to_list() == ["complete"] and '"engine": "ray"' in runs["params"].item()
 
@@ -119,8 +122,8 @@ def test_actor_plan_leaves_cpu_for_ray_data_and_takes_one_gpu_per_actor():
     assert (gpu.size, gpu.num_gpus, gpu.device) == (4, 1.0, "cuda")
     with pytest.raises(ActstoreError, match="has none"):
         actor_plan(IngestRequest(model="m", device="cuda:0"), {"CPU": 2.0})
-    with pytest.raises(ActstoreError, match="at least 1"):
-        actor_plan(IngestRequest(model="m", ray_actors=0), {"CPU": 2.0})
+    with pytest.raises(ActstoreError, match="--ray-actors must be at least 1"):  # checked once, with the request
+        check_request(IngestRequest(model="m", ray_actors=0))
 
 
 def test_speech_read_on_actors_equals_local_and_a_bad_file_fails_with_the_same_sentence(ray_cluster, tmp_path):
