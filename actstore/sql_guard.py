@@ -191,7 +191,7 @@ def check_query(sql: str, tables: Iterable[str]) -> str:
         tree = inner_trees[0]
     if isinstance(tree, exp.Describe):
         tree = _describe_target(tree, tables)
-    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+    if not isinstance(tree, (exp.Query, exp.Values)) or isinstance(tree, exp.Subquery):
         _refuse_statement(tree)
     for node in tree.walk():
         if isinstance(node, (exp.Into, exp.DML, exp.DDL, exp.Command)) and node is not tree:
