@@ -88,9 +88,11 @@ def batches(store: Store, sql: str, limits: Limits = Limits()) -> Iterator[pa.Re
                 rel = con.sql(statement)
                 to_reader = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch  # duckdb < 1.4
                 reader = to_reader(BATCH_ROWS)
-                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+                schema = unique_names(reader.schema)
+                yield pa.RecordBatch.from_pylist([], schema=schema)
                 rows = 0
                 for batch in reader:
+                    batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                     rows += batch.num_rows
                     if limits.max_rows and rows > limits.max_rows:
                         raise QueryError(f"The result has more than {limits.max_rows:,} rows (the row "
@@ -101,6 +103,24 @@ def batches(store: Store, sql: str, limits: Limits = Limits()) -> Iterator[pa.Re
                 raise _translate(exc, tables, limits, fired.is_set()) from None
     finally:
         con.close()
+
+
+def unique_names(schema: pa.Schema) -> pa.Schema:
+    """The schema with repeated column names made unique: `model, model` -> `model, model_1`.
+
+    SQL allows `SELECT a.model, b.model`; a data frame, and every reader of the file written, needs
+    distinct names (DuckDB's own Python data frames name them the same way).
+    """
+    seen: set[str] = set()
+    fields = []
+    for field in schema:
+        name, i = field.name, 0
+        while name in seen:
+            i += 1
+            name = f"{field.name}_{i}"
+        seen.add(name)
+        fields.append(field.with_name(name))
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def run_query(store: Store, sql: str, limits: Limits = Limits()) -> pl.DataFrame:

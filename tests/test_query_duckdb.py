@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from actstore.errors import QueryError
-from actstore.query import Limits, run_query
+from actstore.query import Limits, run_query, unique_names
 
 from _sql_store import build_sql_store, reference_tables
 
@@ -115,7 +115,8 @@ def check_against_duckdb(store, reference, sql: str) -> str:
             assert n > Limits().max_rows, f"refused as too large, but DuckDB counts {n} rows: {sql!r}"
             return "agree"
         return "refused"
-    want = pl.from_arrow(reference.sql(sql).to_arrow_table())
+    table = reference.sql(sql).to_arrow_table()
+    want = pl.from_arrow(table.rename_columns(unique_names(table.schema).names))
     assert_same(sql, got, want)
     return "agree"
 
@@ -198,10 +199,11 @@ def generated_query(draw) -> str:
         return f"SELECT {select} FROM {sql_from}{where}{tail}"
     picked = draw(st.lists(st.sampled_from([c for c, _ in cols]), min_size=1, max_size=3, unique=True))
     distinct = "DISTINCT " if draw(st.booleans()) else ""
-    select = ", ".join(f"{c} AS c{i}" for i, c in enumerate(picked))
+    aliased = draw(st.booleans())  # unaliased: t0.model, t1.model name two columns `model`
+    select = ", ".join(f"{c} AS c{i}" if aliased else c for i, c in enumerate(picked))
     tail = ""
     if draw(st.booleans()):
-        tail = " ORDER BY " + ", ".join(f"c{i}" for i in range(len(picked)))
+        tail = " ORDER BY " + ", ".join(f"c{i}" if aliased else str(i + 1) for i in range(len(picked)))
         tail += f" LIMIT {draw(st.integers(0, 30))}" if draw(st.booleans()) else ""
     return f"SELECT {distinct}{select} FROM {sql_from}{where}{tail}"
 

@@ -197,3 +197,7 @@ SELECT * FROM (VALUES (1, 'a'), (2, NULL)) t(i, s);
 SELECT 1 + 1 AS two;
 DESCRIBE points;
 DESCRIBE SELECT model, COUNT(*) AS n FROM activations GROUP BY model;
+-- repeated result column names (SQL allows them; the frame names them model, model_1)
+SELECT a.model, b.model FROM runs a, runs b;
+SELECT a.model, b.model, c.model FROM runs a JOIN points b ON a.model = b.model LEFT JOIN similarity c ON c.model = b.model;
+SELECT *, model FROM runs;
