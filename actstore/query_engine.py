@@ -11,7 +11,8 @@ The connection sees the store read-only and nothing else:
 - `activations` is a view, the union of every activation table with `vector` as FLOAT[];
 - float16 vectors, which DuckDB cannot read, are cast to float32 batch by batch as they stream;
 - file access, Python variable lookup and temp-file spilling are off and the configuration is
-  locked, so no statement, whatever the guard thought of it, can open a file outside the store.
+  locked, so no statement, whatever the guard thought of it, can open a file outside the store;
+- each query runs on its own cursor of a per-process database (cheap; see `_base`).
 """
 
 from __future__ import annotations
@@ -97,31 +98,53 @@ def _empty_activations() -> pa.Table:
 
 def visible_tables(store: Store) -> list[str]:
     """The tables SQL sees, in the order `SHOW TABLES` lists them."""
-    names = [ACTIVATIONS]
-    names += [n for n in (RUNS_TABLE, POINTS_TABLE, SENTENCES_TABLE) if store.has_table(n)]
+    present = set(store.table_names())  # one listing of the store, not one per table
+    names = [ACTIVATIONS] + [n for n in (RUNS_TABLE, POINTS_TABLE, SENTENCES_TABLE) if n in present]
     return names + list(store.result_tables())
 
 
+_BASES: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_BASES_LOCK = threading.Lock()
+
+
+def _base(memory: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """One locked-down in-memory database per (memory, threads), created once per process.
+
+    Creating a DuckDB database costs ~20 ms; a cursor on an existing one costs microseconds and
+    keeps its own registered tables and temporary views, so each query gets a private cursor.
+    """
+    with _BASES_LOCK:
+        base = _BASES.get((memory, threads))
+        if base is None:
+            base = duckdb.connect(":memory:", config={
+                "memory_limit": memory, "threads": threads, "python_enable_replacements": False,
+                "temp_directory": "", "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            })
+            base.execute("SET enable_external_access = false")
+            base.execute("SET lock_configuration = true")
+            _BASES[(memory, threads)] = base
+        return base
+
+
 def connect(store: Store, limits: Limits = Limits()) -> duckdb.DuckDBPyConnection:
-    """A locked-down in-memory DuckDB connection whose tables are the store's datasets."""
-    con = duckdb.connect(":memory:", config={
-        "memory_limit": limits.memory, "threads": max(1, int(limits.threads)),
-        "python_enable_replacements": False, "temp_directory": "",
-        "autoinstall_known_extensions": False, "autoload_known_extensions": False,
-    })
-    for name in visible_tables(store)[1:]:
+    """A private cursor on a locked-down database whose tables are the store's datasets.
+
+    Close it when done: its registered tables and the `activations` view go with it.
+    """
+    con = _base(limits.memory, max(1, int(limits.threads))).cursor()
+    visible = visible_tables(store)
+    for name in visible[1:]:
         con.register(name, _readable(store.dataset(name)))
     parts = []
-    tables = store.points()["table_name"].unique().sort().to_list() if store.has_table(POINTS_TABLE) else []
+    tables = store.points()["table_name"].unique().sort().to_list() if POINTS_TABLE in visible else []
     for i, table_name in enumerate(tables):
         con.register(f"__act_{i}", _readable(store.dataset(table_name)))
         parts.append(f'SELECT * REPLACE (CAST(vector AS FLOAT[]) AS vector) FROM "__act_{i}"')
     if not parts:
         con.register("__act_empty", _empty_activations())
         parts.append('SELECT * FROM "__act_empty"')
-    con.execute(f"CREATE VIEW {ACTIVATIONS} AS " + " UNION ALL BY NAME ".join(parts))
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    con.execute(f"CREATE TEMP VIEW {ACTIVATIONS} AS " + " UNION ALL BY NAME ".join(parts))
     return con
 
 
