@@ -211,7 +211,7 @@ def _describe_target(tree: exp.Describe, tables: set[str]) -> exp.Expression:
         return exp.select("*").from_(target.copy())
     if isinstance(target, exp.Query):
         return target
-    raise QueryError("DESCRIBE takes a store table or a SELECT, e.g. DESCRIBE activations; tables "
+    raise QueryError("DESCRIBE takes a store table or a SELECT, for example DESCRIBE activations; tables "
                      f"are: {', '.join(sorted(tables))}.")
 
 
