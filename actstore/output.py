@@ -82,6 +82,8 @@ def terminal_text(df: pl.DataFrame, *, max_rows: int = 200, width: int | None = 
     """
     import polars as pl
 
+    if df.columns == ["explain_key", "explain_value"]:  # EXPLAIN: the plan is drawn text, print it
+        return "\n".join(df["explain_value"].to_list()) + "\n"
     width = width or shutil.get_terminal_size((120, 40)).columns
     with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=10_000,
                    fmt_table_cell_list_len=6, tbl_hide_dataframe_shape=False):

@@ -77,3 +77,8 @@ def test_csv_lists_are_vectorised_and_unchanged():
     assert new["v"].to_list() == old["v"] and new["i"].to_list() == old["i"]
     fixed = pl.DataFrame({"a": [[1.5, 2.0]]}, schema={"a": pl.Array(pl.Float64, 2)})
     assert _flatten_nested(fixed)["a"].to_list() == ["[1.5,2.0]"]
+
+
+def test_explain_prints_the_whole_plan(store):
+    text = terminal_text(run_query(store, "EXPLAIN SELECT lang, COUNT(*) FROM activations GROUP BY lang"), width=80)
+    assert "…" not in text and "explain_key" not in text and "SCAN" in text.upper()
