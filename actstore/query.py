@@ -30,7 +30,7 @@ import pyarrow as pa
 from actstore.errors import QueryError
 from actstore.query_engine import Limits, connect, deadline, visible_tables
 from actstore.schema import POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE
-from actstore.sql_guard import _SHOW_TABLES, check_query, keyword_columns
+from actstore.sql_guard import check_query, is_show_tables, keyword_columns
 from actstore.store import Store
 
 __all__ = ["Limits", "check_read_only", "named_queries", "named_query", "run_query", "stream_query",
@@ -77,7 +77,7 @@ def batches(store: Store, sql: str, limits: Limits = Limits()) -> Iterator[pa.Re
         log.warning("%s in the select list is the SQL keyword %s (the same value on every row), not a "
                     "column; write \"%s\" in double quotes to select a column of that name.",
                     word, word.upper(), word.lower())
-    if _SHOW_TABLES.match(statement):
+    if is_show_tables(statement):
         table = pa.table({"name": tables})
         yield from table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
         return
@@ -99,7 +99,7 @@ def batches(store: Store, sql: str, limits: Limits = Limits()) -> Iterator[pa.Re
                                          "limit); add a LIMIT, or raise the limit with --max-rows N "
                                          "(0 for none).")
                     yield batch
-            except duckdb.Error as exc:
+            except (duckdb.Error, pa.ArrowException, OSError) as exc:  # the reader raises DuckDB's as Arrow's
                 raise _translate(exc, tables, limits, fired.is_set()) from None
     finally:
         con.close()
@@ -165,9 +165,14 @@ def table_schema(store: Store, table: str | None = None) -> pl.DataFrame:
                      pl.col("null").alias("nullable"))
 
 
-def _translate(exc: duckdb.Error, tables: list[str], limits: Limits, timed_out: bool) -> QueryError:
-    """One sentence for a DuckDB error: the problem and the fix."""
+def _translate(exc: Exception, tables: list[str], limits: Limits, timed_out: bool) -> QueryError:
+    """One sentence for a DuckDB error (raised as itself, or as an Arrow/OS error while streaming)."""
     msg = _first_line(exc)
+    if not isinstance(exc, duckdb.Error):  # streamed: DuckDB's error type survives only in the text
+        kinds = {"INTERRUPT": duckdb.InterruptException, "Out of Memory": duckdb.OutOfMemoryException,
+                 "Permission": duckdb.PermissionException, "Catalog": duckdb.CatalogException}
+        kind = next((k for prefix, k in kinds.items() if msg.startswith(prefix)), duckdb.Error)
+        exc = kind(msg)
     if timed_out or isinstance(exc, duckdb.InterruptException):
         return QueryError(f"The query ran longer than {limits.timeout_s:g} s (the time limit) and was "
                           "stopped; raise the limit with --timeout SECONDS (0 for none).")

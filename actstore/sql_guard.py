@@ -168,6 +168,11 @@ def _check_function(node: exp.Func, in_from: bool = False) -> None:
                          "query allows; use aggregate, math, string, date, cast or list functions.")
 
 
+def is_show_tables(sql: str) -> bool:
+    """`SHOW TABLES`: answered with the store's table names, not by the engine (which has more)."""
+    return bool(_SHOW_TABLES.match(sql))
+
+
 def check_query(sql: str, tables: Iterable[str]) -> str:
     """Return the statement to run (the user's text, one statement) or raise QueryError.
 

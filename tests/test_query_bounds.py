@@ -51,6 +51,14 @@ def test_time_limit_stops_the_query(store):
         run_query(store, five, Limits(timeout_s=0.2))  # 7.8e10 rows: never done within the limit
 
 
+def test_time_limit_stops_a_streaming_query_and_leaves_no_file(store, tmp_path):
+    five = ("SELECT a.sample_id, b.sample_id, c.lang FROM activations a, activations b, activations c, "
+            "activations d, activations e")
+    with pytest.raises(QueryError, match=r"\(the time limit\)"):  # 7.8e8 rows of text: not in 0.3 s
+        stream_query(store, five, tmp_path / "x.parquet", "parquet", Limits(max_rows=None, timeout_s=0.3))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_memory_limit_stops_the_query(store):
     agg = ("SELECT string_agg(a.sample_id || b.sample_id || c.sample_id, ',') AS s "
            "FROM activations a, activations b, activations c")
