@@ -16,6 +16,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actstore.errors import QueryError
 from actstore.query import Limits, run_query, unique_names
@@ -143,8 +145,6 @@ def test_count_over_implicit_and_cross_joins_is_right(store):
 
 
 # ------------------------------------------------------------------ seeded generated queries
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 #: table -> columns (name, kind) the grammar may use: n = number, s = string
 COLUMNS = {
