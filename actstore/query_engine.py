@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from actstore.errors import QueryError
 from actstore.schema import METADATA_FIELDS, POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE
 from actstore.store import Store
 
@@ -116,11 +117,15 @@ def _base(memory: str, threads: int) -> duckdb.DuckDBPyConnection:
     with _BASES_LOCK:
         base = _BASES.get((memory, threads))
         if base is None:
-            base = duckdb.connect(":memory:", config={
-                "memory_limit": memory, "threads": threads, "python_enable_replacements": False,
-                "temp_directory": "", "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-            })
+            try:
+                base = duckdb.connect(":memory:", config={
+                    "memory_limit": memory, "threads": threads, "python_enable_replacements": False,
+                    "temp_directory": "", "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                })
+            except duckdb.Error:
+                raise QueryError(f"The memory limit {memory!r} is not a size; pass one like 2GB or "
+                                 "500MB to --memory-limit.") from None
             base.execute("SET enable_external_access = false")
             base.execute("SET lock_configuration = true")
             _BASES[(memory, threads)] = base

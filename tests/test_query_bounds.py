@@ -66,6 +66,11 @@ def test_memory_limit_stops_the_query(store):
         run_query(store, agg, Limits(memory="8MB"))
 
 
+def test_bad_memory_limit_is_one_sentence(store):
+    with pytest.raises(QueryError, match=r"'lots' is not a size.*--memory-limit"):
+        run_query(store, "SELECT 1", Limits(memory="lots"))
+
+
 # ------------------------------------------------------------------ streaming to a file
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
 def test_stream_writes_what_run_query_returns(store, tmp_path, fmt):
