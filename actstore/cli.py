@@ -235,32 +235,54 @@ def adapters(fmt, output):
 @click.argument("sql", required=False)
 @click.option("--named", default=None, help="Run a named query shipped in sql/ (see --list).")
 @click.option("--list", "list_named", is_flag=True, help="List the named queries.")
+@click.option("--schema", "schema_of", is_flag=False, flag_value="", default=None, metavar="[TABLE]",
+              help="Show the tables (rows, columns), or one TABLE's columns and types.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=1_000_000, show_default=True,
+              help="Stop a query whose result has more rows (0: no limit).")
+@click.option("--memory-limit", default="2GB", show_default=True, help="The engine's memory bound.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              help="Stop a query running longer, in seconds (0: no limit).")
 @output_options
 @friendly_errors
-def query(db, storage_options, sql, named, list_named, fmt, output):
+def query(db, storage_options, sql, named, list_named, schema_of, max_rows, memory_limit, timeout, fmt, output):
     """Run read-only SQL over the store.
 
     Tables: activations (every row of every model, with vector), runs, points, sentences, and
-    the analysis result tables. Only one SELECT over these tables with allowed functions runs:
-    writes, file readers such as read_csv, and unknown functions are refused.
+    the analysis result tables (see --schema). Only one SELECT over these tables with allowed
+    functions runs (and DESCRIBE, SHOW TABLES, EXPLAIN): writes, file readers such as read_csv,
+    and unknown functions are refused. With -o FILE in csv, json or parquet (taken from the
+    file's suffix when --format is not given) the result streams to the file batch by batch.
 
     \b
     Example:
         actstore query "SELECT lang, COUNT(*) FROM activations GROUP BY lang"
+        actstore query --schema activations
         actstore query --named coverage --format csv
+        actstore query "SELECT * FROM activations" --max-rows 0 -o all.parquet
     """
-    from actstore.query import named_queries, named_query, run_query
+    from actstore.query import Limits, named_queries, named_query, run_query, stream_query, table_schema
 
     if list_named:
         for name, text in named_queries().items():
             first = text.strip().splitlines()[0].lstrip("- ").strip()
             click.echo(f"{name}: {first}")
         return
+    store = _open(db, storage_options) if schema_of is not None else None
+    if store is not None:
+        write_frame(table_schema(store, schema_of or None), fmt, output)
+        return
     if (sql is None) == (named is None):
-        raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
+        raise click.UsageError("Give either an SQL string, --named NAME (see --list) or --schema.")
     text = named_query(named) if named else sql
     store = _open(db, storage_options)
-    write_frame(run_query(store, text), fmt, output)
+    limits = Limits(max_rows=max_rows or None, memory=memory_limit, timeout_s=timeout or None)
+    suffix = output.rsplit(".", 1)[-1].lower() if output and "." in output else ""
+    if output and fmt == "table" and suffix in ("csv", "json", "parquet"):
+        fmt = suffix
+    if output and fmt != "table":
+        stream_query(store, text, output, fmt, limits)
+        return
+    write_frame(run_query(store, text, limits), fmt, output)
 
 
 # ---------------------------------------------------------------------------------------- info
