@@ -56,7 +56,7 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.catalogue import Catalogue
-from actstore.disk import disk_errors
+from actstore.disk_faults import disk_errors
 from actstore.errors import ActstoreError
 from actstore.schema import METADATA_FIELDS
 from actstore.store import Store, numpy_to_vectors
