@@ -84,6 +84,15 @@ def test_finalizer_indexes_compacts_and_keeps_versions_for_its_window(conn):
                                                          np.ones((3, 4), np.float32)), replace=False)
     kept = Finalizer(conn, registry, keep_versions="1h")
     assert any("no index" in r for r in kept.finalize_needed("m"))
+
+    def killed_after_indexing(step):
+        if step == "indexed":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kept.finalize_model("m", killed_after_indexing)
+    # seen without counting versions (those in the window are kept on purpose)
+    assert any("not compacted (2 small fragments" in r for r in kept.finalize_needed("m"))
     kept.finalize_model("m")
     table = registry.points("m")["table_name"][0]
     assert kept.finalize_needed("m") == [] and len(conn.dataset(table).get_fragments()) == 1

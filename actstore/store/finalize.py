@@ -2,7 +2,7 @@
 no live reader may still read (`retention`: every version superseded within the window stays).
 
 A finalized table has an index on every metadata column, no unindexed rows, one fragment per
-~1M rows, and no version superseded longer ago than the retention window (what `finalize_needed`
+~1M rows (`compaction_state`), and no version superseded longer ago than the retention window (what `finalize_needed`
 and `actstore check` verify). Each step is idempotent and skipped when done, so a retry after a
 conflict, or the next ingest after a finalize killed half-way, resumes.
 """
@@ -20,6 +20,10 @@ from actstore.store.retention import expired_versions, keep_window
 
 #: columns indexed after an ingest (low-cardinality metadata: bitmap; the parallel key: btree)
 INDICES = (("point", Bitmap()), ("lang", Bitmap()), ("modality", Bitmap()), ("sentence_id", BTree()))
+#: fragments smaller than this are merged by Lance's compaction (its default target)
+TARGET_ROWS_PER_FRAGMENT = 1024 * 1024
+#: a fragment whose deleted share exceeds this is rewritten by compaction (Lance's default)
+DELETION_THRESHOLD = 0.1
 
 Step = Callable[[str], object]
 
@@ -99,9 +103,11 @@ class Finalizer:
     def finalize_needed(self, model: str, keep_versions: timedelta | str | float | None = None) -> list[str]:
         """Why `model`'s activation tables need `finalize_model` (empty: they do not).
 
-        A finalized table has an index on every metadata column, no unindexed rows and no
-        version superseded before the retention window; any later write, or a finalize killed
-        half-way, breaks one of these.
+        A finalized table has an index on every metadata column, no unindexed rows, compacted
+        fragments and no version superseded before the retention window; any later write, or a
+        finalize killed half-way, breaks one of these. (Versions kept inside the window are not a
+        reason: they are kept on purpose, so a finalize killed after compaction needs nothing
+        until the window has passed.)
         """
         keep = self.keep(keep_versions)
         reasons = []
@@ -119,6 +125,10 @@ class Finalizer:
             stale = [c for c, idx in indices.items() if getattr(idx, "num_unindexed_rows", 0)]
             if stale:
                 reasons.append(f"{table_name}: unindexed rows in {', '.join(stale)}")
+            small, deleted = compaction_state(tbl.to_lance())
+            if small or deleted:
+                reasons.append(f"{table_name}: not compacted ({small} small fragments, {deleted} with "
+                               "deleted rows)")
             n_old = len(expired_versions(tbl.list_versions(), keep))
             if n_old:
                 reasons.append(f"{table_name}: {n_old} old versions kept (not compacted/cleaned)")
@@ -133,3 +143,17 @@ def drop_expired_versions(tbl, keep: timedelta) -> int:
         ds.cleanup_old_versions(versions=expired)
         tbl.checkout_latest()
     return len(expired)
+
+
+def compaction_state(ds) -> tuple[int, int]:
+    """(small fragments, fragments over the deleted-rows threshold) that compaction would merge
+    or rewrite; (0, 0) for a compacted dataset (one small fragment is not worth merging)."""
+    small = deleted = 0
+    for frag in ds.get_fragments():
+        physical = frag.metadata.physical_rows
+        live = frag.count_rows() if frag.metadata.deletion_file is not None else physical
+        if physical and (physical - live) / physical > DELETION_THRESHOLD:
+            deleted += 1
+        if live < TARGET_ROWS_PER_FRAGMENT:
+            small += 1
+    return (small if small > 1 else 0), deleted

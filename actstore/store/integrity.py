@@ -38,7 +38,7 @@ from actstore.schema import (
 from actstore.store.connection import Connection
 from actstore.store.duplicates import check_duplicates, count_duplicates, dedupe
 from actstore.store.duplicates import require_unique_keys as _require_unique_keys
-from actstore.store.finalize import INDICES, Finalizer
+from actstore.store.finalize import DELETION_THRESHOLD, INDICES, Finalizer, compaction_state
 from actstore.store.points import PointsRegistry
 from actstore.store.points_check import check_points, repair_points
 from actstore.store.problems import CheckReport, Problem
@@ -50,10 +50,6 @@ from actstore.store.sentences import SentenceTexts
 if TYPE_CHECKING:  # pragma: no cover
     from actstore.store.api import Store
 
-#: fragments smaller than this are merged by Lance's compaction (its default target)
-TARGET_ROWS_PER_FRAGMENT = 1024 * 1024
-#: a fragment whose deleted share exceeds this is rewritten by compaction (Lance's default)
-DELETION_THRESHOLD = 0.1
 #: the attribute of `Integrity` holding the per-table-version cache of `require_unique_keys`
 _KEY_CHECKED = "_unique_keys_checked"
 
@@ -130,16 +126,9 @@ class Integrity:
         configs = {idx.columns[0]: idx for idx in tbl.list_indices()}
         missing = [col for col, _ in INDICES if col not in configs]
         unindexed = max((int(getattr(configs[c], "num_unindexed_rows", 0) or 0) for c in configs), default=0)
-        small = deleted = 0
-        for frag in ds.get_fragments():
-            physical = frag.metadata.physical_rows
-            live = frag.count_rows() if frag.metadata.deletion_file is not None else physical
-            if physical and (physical - live) / physical > DELETION_THRESHOLD:
-                deleted += 1
-            if live < TARGET_ROWS_PER_FRAGMENT:
-                small += 1
+        small, deleted = compaction_state(ds)
         return {"missing_indices": len(missing), "unindexed_rows": unindexed,
-                "small_fragments": small if small > 1 else 0, "deleted_fragments": deleted,
+                "small_fragments": small, "deleted_fragments": deleted,
                 "old_versions": len(expired_versions(ds.versions(), self.finalizer.keep()))}
 
     def _check_finalized(self, act_tables: list[str], report: CheckReport) -> None:
