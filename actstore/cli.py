@@ -19,15 +19,13 @@ from actstore.errors import ActstoreError
 from actstore.output import FORMATS, write_frame
 from actstore.ingest.requests import ENGINES
 from actstore.ingest.tiny_builders import TINY_BUILDERS
-
-#: = actstore.store.DEFAULT_URI (a test checks); importing the store here would load lancedb
-DEFAULT_DB = "./actstore.lance"
+from actstore.store_uri import DEFAULT_URI as DEFAULT_DB  # the one definition (no lancedb import)
 
 TINY_KINDS = list(TINY_BUILDERS)
 
 
 def _storage_options(ctx, param, value) -> dict[str, str]:
-    from actstore.storage import parse_storage_options
+    from actstore.store_uri import parse_storage_options
 
     try:
         return parse_storage_options(value)
@@ -189,7 +187,7 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
         actstore ingest --engine ray --ray-address ray://head:10001 --device cuda \\
             --model facebook/seamless-m4t-v2-large --db s3://my-bucket/study
     """
-    from actstore.disk import disk_errors, require_writable
+    from actstore.disk_faults import disk_errors, require_writable
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
     from actstore.ingest.requests import parse_langs, parse_layers, parse_names, parse_options
 
@@ -331,7 +329,7 @@ def check(db, storage_options, repair):
         actstore check --db ./actstore.lance
         actstore check --db ./actstore.lance --repair
     """
-    from actstore.disk import require_writable
+    from actstore.disk_faults import require_writable
     from actstore.store.integrity import check_store, open_for_check, repair_store
 
     store, first = open_for_check(db, storage_options or None)
@@ -518,7 +516,7 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
 
 def _require_writable(store) -> None:
     """Analyses save result tables into the store: refuse a read-only store before computing."""
-    from actstore.disk import require_writable
+    from actstore.disk_faults import require_writable
 
     require_writable(store, "analyze saves its results there (nothing was computed)")
 
@@ -682,7 +680,7 @@ def report(db, storage_options, models, out, measure, no_compute):
         store.require_model(model)
     check_out_path(out)  # before minutes of computing
     if not no_compute:
-        from actstore.disk import require_writable
+        from actstore.disk_faults import require_writable
         from actstore.errors import StoreError
 
         try:

@@ -31,6 +31,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
+from actstore.schema import SIMILARITY_TABLE
 from actstore.store import Store
 from actstore.analyses.aligned import (
     CROSS_LINGUAL_KINDS,
@@ -48,7 +49,7 @@ from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, rand
 from actstore.analyses.similarity.registry import get_measure
 from actstore.analyses.similarity.forced import all_forced, forced_correlations
 
-RESULT_TABLE = "similarity"
+RESULT_TABLE = SIMILARITY_TABLE
 #: what identifies a similarity row: the cell plus every option that changes its number
 #: (`n_limit` is the requested n, 0 for "all shared ids"; `n` is the count actually used)
 KEY = ("model", "measure", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "modality_a",

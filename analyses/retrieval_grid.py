@@ -13,12 +13,13 @@ from typing import Callable, Sequence
 import polars as pl
 
 from actstore.errors import AnalysisInputError
+from actstore.schema import RETRIEVAL_TABLE
 from actstore.store import Store
 from actstore.analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
 from actstore.analyses.results import current_rows, load_results, save_results, stamp
 from actstore.analyses.retrieval import retrieval_scores
 
-RESULT_TABLE = "retrieval"
+RESULT_TABLE = RETRIEVAL_TABLE
 #: what identifies a retrieval row (`n_limit`: the requested n, 0 for all shared ids)
 KEY = ("model", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "direction", "n_limit",
        "seed", "margin_k")

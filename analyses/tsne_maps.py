@@ -13,13 +13,14 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.schema import TSNE_TABLE
 from actstore.store import Store
 from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
 
-RESULT_TABLE = "tsne"
+RESULT_TABLE = TSNE_TABLE
 #: a map is one embedding of one language set (`langs`): it is replaced as a whole (UNIT)
 KEY = ("model", "depth", "langs", "modality", "lang", "sentence_id")
 UNIT = ("model", "depth", "langs")

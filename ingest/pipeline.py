@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 
-from actstore.disk import disk_errors
+from actstore.disk_faults import disk_errors
 from actstore.store import Store
 from actstore.store.runs import mark_stale_runs
 from actstore.ingest.engines.local import run_local

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import polars as pl
 
+from actstore import schema
 from actstore.schema import sql_quote
 from actstore.store import Store
 from actstore.reports.inputs import ReportInputs
 from actstore.reports.render import check_out_path, render_report
 
-#: the result tables the analyses write (names are part of the SQL surface: `actstore query`)
-RESULT_TABLES = {
-    "similarity": "similarity", "retrieval": "retrieval", "tsne": "tsne",
-    "neurons_top": "neurons_top", "neurons_overlap": "neurons_overlap", "concentration": "concentration",
-}
+#: report frame -> the result table it is read from (names are defined once, in actstore.schema)
+RESULT_TABLES = {name: name for name in schema.RESULT_TABLES}
 
 
 def _stored_names(runs: pl.DataFrame) -> dict[str, str]:

@@ -51,6 +51,15 @@ def problems(db) -> list[str]:
     return lines
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_retention():
+    """These tests check the cleanup of old versions itself: no retention window for live readers
+    (tests/test_store_retention.py checks the window)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTSTORE_KEEP_VERSIONS", "0")
+        yield
+
+
 @pytest.fixture(scope="module")
 def concurrent(tmp_path_factory):
     """Two ingests of the same model and languages into one new store, started together."""

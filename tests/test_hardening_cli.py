@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from actstore.cli import main
-from actstore.disk import disk_error_message, require_writable
+from actstore.disk_faults import disk_error_message, require_writable
 from actstore.errors import ActstoreError, StoreError
 from actstore.ingest.requests import parse_langs, parse_layers
 from actstore.store import Store

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from _cloud import MINILM, aws_env, make_bucket, s3_env, s3_server, start_cli  # noqa: F401
 from actstore.cli import main
 from actstore.errors import StoreError
-from actstore.storage import check_uri, parse_storage_options
+from actstore.store_uri import check_uri, parse_storage_options
 from actstore.store import Store
 
 pytestmark = pytest.mark.s3

@@ -17,7 +17,7 @@ import lancedb
 import polars as pl
 
 from actstore.errors import SchemaVersionError, StoreError
-from actstore.storage import check_uri
+from actstore.store_uri import check_uri
 from actstore.store.connection import list_table_names
 from actstore.schema import (META_TABLE, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,
                              sql_quote, table_key)

@@ -1,4 +1,5 @@
-"""Disk faults as one sentence: a full disk and a read-only store.
+"""Disk faults as one sentence: a full disk and a read-only store (where a store lives and how its
+URI is checked is actstore/store_uri.py; this module only translates write failures).
 
 Lance commits are atomic, so a write that fails for lack of space leaves the table at its
 previous version: what must not happen is a traceback, or an analysis that computes for minutes

@@ -1,4 +1,5 @@
-"""Where a store lives: local directories and Lance object-store URIs, and their options.
+"""Where a store lives: the default location, local directories and Lance object-store URIs, and
+their options (the connection code in actstore/store/connection.py opens what this names).
 
 A store is any URI Lance opens: a local path, `file://`, `s3://bucket/prefix` (AWS S3, MinIO,
 Ceph, R2, ...), `s3+ddb://` (S3 with a DynamoDB commit store), `gs://`, `az://`/`abfss://`,
@@ -20,6 +21,10 @@ import re
 from collections.abc import Iterable
 
 from actstore.errors import StoreError
+
+#: where a store lives when no --db (nor $ACTSTORE_DB) is given; the one definition (the CLI's
+#: option default and `Store.open` read it from here)
+DEFAULT_URI = "./actstore.lance"
 
 #: URI schemes Lance opens (object_store backends); anything else is a typo
 SCHEMES = ("file", "memory", "s3", "s3+ddb", "gs", "az", "abfs", "abfss", "oss", "hf")
