@@ -330,7 +330,8 @@ def check(db, storage_options, repair):
         actstore check --db ./actstore.lance --repair
     """
     from actstore.disk_faults import require_writable
-    from actstore.store.integrity import check_store, open_for_check, repair_store
+    from actstore.store.checking import open_for_check
+    from actstore.store.integrity import check_store, repair_store
 
     store, first = open_for_check(db, storage_options or None)
     report = check_store(store, first=first)

@@ -22,16 +22,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import lancedb
-
-from actstore.errors import SchemaVersionError
 from actstore.schema import (
     ACTIVATION_PREFIX,
-    META_TABLE,
-    MIGRATABLE_VERSIONS,
     POINTS_TABLE,
     RUNS_TABLE,
-    SCHEMA_VERSION,
     SENTENCES_TABLE,
     table_key,
 )
@@ -53,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: the attribute of `Integrity` holding the per-table-version cache of `require_unique_keys`
 _KEY_CHECKED = "_unique_keys_checked"
 
-__all__ = ["CheckReport", "Integrity", "Problem", "check_store", "count_duplicates", "open_for_check",
+__all__ = ["CheckReport", "Integrity", "Problem", "check_store", "count_duplicates",
            "repair_store", "require_unique_keys"]
 
 
@@ -159,25 +153,6 @@ class Integrity:
 
 
 # ---------------------------------------------------------------------------------- entry points
-def open_for_check(uri: str, storage_options: dict | None = None) -> tuple["Store", Problem | None]:
-    """Open a store for checking, also one of an older schema version (migrate refuses those
-    while they hold duplicates, and names `actstore check --repair`, so check must open them)."""
-    from actstore.store.api import Store
-
-    try:
-        return Store.open(uri, create=False, storage_options=storage_options), None
-    except SchemaVersionError:
-        db = lancedb.connect(uri, storage_options=storage_options or None)
-        store = Store(Connection(db, uri, storage_options))
-        found = store.meta().get("schema_version", "")
-        if not (found.isdigit() and int(found) in MIGRATABLE_VERSIONS):
-            raise
-        return store, Problem(
-            "schema-version", META_TABLE, 1,
-            f"the store has schema version {found}, this actstore reads {SCHEMA_VERSION}",
-            repairable=False, fix=f"after the repair run `actstore migrate --db {uri}`")
-
-
 def check_store(store: "Store", *, first: Problem | None = None) -> CheckReport:
     """Every check over `store` (`store.integrity.check`)."""
     return store.integrity.check(first=first)
