@@ -11,9 +11,10 @@ from _models import assert_batch_equals_single, flores_lines, small_corpus, spee
 from actstore.cli import main
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.qwen2_audio import MIN_SAMPLES, audio_token_count
+from actstore.ingest.adapters.qwen2_audio.adapter import MIN_SAMPLES
+from actstore.ingest.adapters.qwen2_audio.prompts import audio_token_count
 from actstore.ingest.items import Item
-from actstore.ingest.tiny_qwen2_audio import (LLM_LAYERS, LLM_WIDTH, TOWER_LAYERS, TOWER_WIDTH,
+from actstore.ingest.adapters.qwen2_audio.tiny import (LLM_LAYERS, LLM_WIDTH, TOWER_LAYERS, TOWER_WIDTH,
                                               build_tiny_qwen2_audio)
 
 WINDOW = 200  # mel frames of the tiny tower (2 s)

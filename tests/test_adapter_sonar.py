@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from _models import assert_batch_equals_single, flores_lines, small_corpus, speech_items, text_items
 from actstore.errors import DataSourceError, UnsupportedLanguageError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters._fairseq2_assets import SONAR_URL, asset_dir
-from actstore.ingest.adapters._sonar_fbank import fbank_frames, kaldi_fbank
+from actstore.ingest.adapters.common.fairseq2_assets import SONAR_URL, asset_dir
+from actstore.ingest.adapters.sonar.fbank import fbank_frames, kaldi_fbank
 from actstore.ingest.adapters.registry import adapter_for
-from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
-from actstore.ingest.adapters.sonar_text import MAX_SEQ_LEN, SonarTextAdapter
+from actstore.ingest.adapters.sonar.speech import SonarSpeechAdapter
+from actstore.ingest.adapters.sonar.text import MAX_SEQ_LEN, SonarTextAdapter
 from actstore.ingest.model_paths import ModelSource
-from actstore.ingest.tiny_sonar import (NON_ENGLISH_POOLER_LAYERS, POOLER_LAYERS, SPEECH_LAYERS,
+from actstore.ingest.adapters.sonar.tiny import (NON_ENGLISH_POOLER_LAYERS, POOLER_LAYERS, SPEECH_LAYERS,
                                         TEXT_LAYERS, TINY_D, build_tiny_sonar_speech,
                                         build_tiny_sonar_text)
 
@@ -180,7 +180,7 @@ def test_recognition_by_layout(text_dir, speech_dir, tmp_path):
 
 
 def test_one_directory_with_both_encoders_is_one_sonar_model(text_dir, speech_dir, tmp_path):
-    from actstore.ingest.adapters.sonar import SonarAdapter
+    from actstore.ingest.adapters.sonar.adapter import SonarAdapter
 
     for f in list(text_dir.iterdir()) + list(speech_dir.iterdir()):
         shutil.copy(f, tmp_path / f.name)

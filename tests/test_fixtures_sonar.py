@@ -24,8 +24,8 @@ import soundfile as sf
 import torch
 
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters._sonar_checkpoint import card_file, read_card
-from actstore.ingest.adapters._sonar_fbank import kaldi_fbank, standardize
+from actstore.ingest.adapters.sonar.checkpoint import card_file, read_card
+from actstore.ingest.adapters.sonar.fbank import kaldi_fbank, standardize
 from actstore.ingest.items import Item
 
 from _fixtures_dir import fixtures_root
@@ -96,7 +96,7 @@ def test_text_loads_from_the_card_with_the_configured_shape(text_set):
 
 
 def test_text_token_ids_both_conventions(text_set):
-    from actstore.ingest.adapters.sonar_text import fs2_to_hf_ids
+    from actstore.ingest.adapters.sonar.text import fs2_to_hf_ids
 
     _, _, inputs, _, adapter = text_set
     items = [Item(sentence_id=i, lang=it["lang"], modality="text", sample_id=str(i), split="x",

@@ -92,7 +92,6 @@ class Adapter(ABC):
         """
         self.source = source
         self.name = name or source.name
-        self.device_name = device
         self.dtype_name = dtype
         self.options = dict(options or {})
 

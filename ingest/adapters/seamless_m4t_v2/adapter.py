@@ -40,8 +40,8 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 #: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.

@@ -5,7 +5,7 @@ YAML whose `model:` names whisper_path, llama_path and ckpt), or a `salmonn*.pth
 `speech_Qformer.*` keys (its directory's decode config is used; without one, SALMONN's released
 decode settings, and the options whisper_path / beats_path / llama_path name the parts: e.g.
 `--model salmonn_v1.pth` from the HF cache's tsinghua-ee/SALMONN). Every part is found through the
-config (`_salmonn_checkpoint`); the model is assembled natively (`_salmonn_model`); no SALMONN code
+config (`salmonn.checkpoint`); the model is assembled natively (`salmonn.model`); no SALMONN code
 runs.
 
 Points (names are the API):
@@ -64,8 +64,8 @@ import numpy as np
 import torch
 
 from actstore.errors import ActstoreError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
-from actstore.ingest.adapters._salmonn_checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.salmonn.checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
                                                           has_qformer_keys, read_parts)
 from actstore.ingest.adapters.base import ModelInfo, Pooled
 from actstore.ingest.items import SAMPLE_RATE, Item
@@ -129,7 +129,7 @@ class SalmonnAdapter(HFAdapter):
     # -- loading -----------------------------------------------------------------------------
     def load(self) -> None:
         from actstore.errors import UnknownModelError
-        from actstore.ingest.adapters._salmonn_model import SalmonnModel
+        from actstore.ingest.adapters.salmonn.model import SalmonnModel
 
         found = self._config_for(self.source)
         if found is None and self.source.path.is_file():
@@ -264,7 +264,7 @@ class SalmonnAdapter(HFAdapter):
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         audio = None
         if speech is not None:
-            from actstore.ingest.adapters._salmonn_model import salmonn_audio
+            from actstore.ingest.adapters.salmonn.model import salmonn_audio
 
             long = [f"{it.lang}/{it.sample_id}" for it in speech if len(it.audio) > 30 * SAMPLE_RATE]
             if long:

@@ -15,8 +15,8 @@ from typing import Sequence
 
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
-from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
-from actstore.ingest.adapters.sonar_text import SonarTextAdapter
+from actstore.ingest.adapters.sonar.speech import SonarSpeechAdapter
+from actstore.ingest.adapters.sonar.text import SonarTextAdapter
 from actstore.ingest.items import Item
 from actstore.ingest.model_paths import ModelSource
 

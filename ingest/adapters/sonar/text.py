@@ -46,10 +46,10 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, UnknownModelError, UnsupportedLanguageError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
-from actstore.ingest.adapters._hooks import Capture
-from actstore.ingest.adapters._nllb_langs import NLLB_LANGS
-from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_config, card_file,
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.common.nllb_langs import NLLB_LANGS
+from actstore.ingest.adapters.sonar.checkpoint import (assign_state, card_config, card_file,
                                                         card_langs, count_layers, find_card,
                                                         load_model_state, pt_has_key, read_card,
                                                         rebuild_meta_buffers)
@@ -208,7 +208,7 @@ class SonarTextAdapter(HFAdapter):
 
     @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
-        from actstore.ingest.adapters import _fairseq2_assets as fa
+        from actstore.ingest.adapters.common import fairseq2_assets as fa
 
         cards = fa.user_cards()
         if model in cards and cls._card_is_text(cards[model][0]):

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 

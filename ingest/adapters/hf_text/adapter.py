@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, quiet_transformers
+from actstore.ingest.adapters.common.hf import HFAdapter, quiet_transformers
 from actstore.ingest.items import Item
 
 
