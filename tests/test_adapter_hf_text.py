@@ -113,8 +113,8 @@ def test_registry_order_and_recognition(tmp_path):
 
     adapters = registered_adapters()
     assert list(adapters)[-1] == "hf-text" and {"seamless-m4t-v2", "whisper"} <= set(adapters)
-    assert adapter_for(_config_dir(tmp_path, SeamlessM4Tv2Config())).name == "seamless-m4t-v2"
-    assert adapter_for(_config_dir(tmp_path, WhisperConfig())).name == "whisper"
+    assert adapter_for(_config_dir(tmp_path, SeamlessM4Tv2Config())).family == "seamless-m4t-v2"
+    assert adapter_for(_config_dir(tmp_path, WhisperConfig())).family == "whisper"
     assert adapter_for(_config_dir(tmp_path, BertConfig())) is HFTextAdapter
     with pytest.raises(UnknownModelError, match="model_type 'wav2vec2'.*--adapter"):
         adapter_for(_config_dir(tmp_path, Wav2Vec2Config()))

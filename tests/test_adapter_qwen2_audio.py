@@ -51,7 +51,7 @@ def all_points(adapter):
 
 
 def test_recognised_points_widths_and_provenance(paired):
-    assert type(paired).name == "qwen2-audio" and paired.paired is True
+    assert type(paired).family == "qwen2-audio" and paired.paired is True
     speech = (["speech.embed"] + [f"speech.L{i}" for i in range(1, TOWER_LAYERS + 1)]
               + ["speech.projector"] + [f"speech.llm.L{j}" for j in range(1, LLM_LAYERS + 1)])
     text = ["text.llm.embed"] + [f"text.llm.L{j}" for j in range(1, LLM_LAYERS + 1)]
@@ -244,7 +244,7 @@ def test_cli_builds_a_loadable_tiny_model(tmp_path):
                                 catch_exceptions=False)
     assert result.exit_code == 0 and result.output.strip() == str(out)
     a = load_adapter(str(out), options={"mode": "separate"})
-    assert type(a).name == "qwen2-audio" and a.info.random_init
+    assert type(a).family == "qwen2-audio" and a.info.random_init
     # the default tokenizer (all shipped FLORES text) turns any script into real tokens
     (item,) = text_items([("amh", flores_lines("amh_Ethi", 1)[0])])
     assert a.encode([item], ["text.llm.L1"])["text.llm.L1"].n_frames[0] > 10

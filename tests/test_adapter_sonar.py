@@ -209,7 +209,7 @@ def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypa
     monkeypatch.setenv("FAIRSEQ2_CACHE_DIR", str(cache))
     monkeypatch.setenv("FAIRSEQ2_USER_ASSET_DIR", str(tmp_path / "no_cards"))
     text = load_adapter("text_sonar_basic_encoder")
-    assert text.info.extra["checkpoint"].startswith(str(cache)) and text.name == "text_sonar_basic_encoder"
+    assert text.info.extra["checkpoint"].startswith(str(cache)) and text.model_name == "text_sonar_basic_encoder"
     speech = load_adapter("sonar_speech_encoder_fra")
     assert speech.languages == ["fra"] and len(speech._model.pooler.layers) == NON_ENGLISH_POOLER_LAYERS
     assert SonarSpeechAdapter.locate("sonar_speech_encoder_deu", None) is None

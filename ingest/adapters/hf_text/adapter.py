@@ -60,7 +60,7 @@ class HFTextAdapter(HFAdapter):
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise UnknownModelError(
-                f"Cannot load {self.name} as a text encoder ({str(exc).splitlines()[0]}); pass a "
+                f"Cannot load {self.model_name} as a text encoder ({str(exc).splitlines()[0]}); pass a "
                 "directory with the weights and a tokenizer.") from None
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:

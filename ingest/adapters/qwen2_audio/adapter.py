@@ -147,12 +147,12 @@ class Qwen2AudioAdapter(HFAdapter):
         self.audio_token_id = cfg.audio_token_id
         if self.tokenizer.convert_tokens_to_ids(proc.audio_token) != self.audio_token_id:
             raise UnknownModelError(
-                f"The tokenizer of {self.name} maps {proc.audio_token} to a different id than the "
+                f"The tokenizer of {self.model_name} maps {proc.audio_token} to a different id than the "
                 f"config's audio_token_id {self.audio_token_id}; save a matching processor.")
         window = self.tower.config.max_source_positions * 2
         if self.feature_extractor.nb_max_frames != window:
             raise UnknownModelError(
-                f"The feature extractor of {self.name} makes {self.feature_extractor.nb_max_frames} "
+                f"The feature extractor of {self.model_name} makes {self.feature_extractor.nb_max_frames} "
                 f"mel frames but the audio tower takes {window}; save a feature extractor whose "
                 "chunk_length matches max_source_positions.")
         self.audio_slot = AUDIO_SLOT.format(bos=proc.audio_bos_token, audio=proc.audio_token,

@@ -176,7 +176,7 @@ class SalmonnAdapter(HFAdapter):
         if not self.paired:
             extra["task_prompt"] = self.options["task_prompt"]
         random_init = p.random_init or m.random_init_llm
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision, random_init=random_init, extra=extra)
 
     def layer_of(self, point: str) -> int | None:

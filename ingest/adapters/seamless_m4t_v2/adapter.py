@@ -94,7 +94,7 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         self.config = cfg = AutoConfig.from_pretrained(self.path, local_files_only=True)
         if cfg.add_adapter and cfg.num_adapter_layers != 1:
             raise UnknownModelError(
-                f"Model {self.name} has {cfg.num_adapter_layers} adaptor layers; only 1 is supported "
+                f"Model {self.model_name} has {cfg.num_adapter_layers} adaptor layers; only 1 is supported "
                 "(transformers feeds every adaptor layer the un-subsampled mask); use a standard "
                 "SeamlessM4T v2 checkpoint.")
         common = dict(dtype=self.torch_dtype, local_files_only=True, output_loading_info=True)

@@ -129,6 +129,10 @@ class SonarSpeechAdapter(HFAdapter):
         return pt_has_key(path, "encoder.w2v_model.post_extract_proj")
 
     @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        return ("sonar_speech_encoder", "sonar_speech_encoder_eng")
+
+    @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
         from actstore.ingest.adapters.common import fairseq2_assets as fa
 
@@ -272,7 +276,7 @@ class SonarSpeechAdapter(HFAdapter):
                  "pooler_layers": dict(self._pooler_depths),
                  "front_end": "kaldi-native-fbank 80 bins, no dither, x2^15, per-utterance "
                               "standardisation, 2-frame stacking; 16 kHz only"}
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision, random_init=random_init, extra=extra)
 
     # -- forward ----------------------------------------------------------------------------

@@ -207,6 +207,12 @@ class SonarTextAdapter(HFAdapter):
                                          or pt_has_key(path, "encoder_frontend.embed.weight"))
 
     @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        from actstore.ingest.adapters.common import fairseq2_assets as fa
+
+        return tuple(fa.TEXT_CARDS)
+
+    @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
         from actstore.ingest.adapters.common import fairseq2_assets as fa
 
@@ -299,7 +305,7 @@ class SonarTextAdapter(HFAdapter):
                  "max_tokens": self.max_tokens,
                  "points_note": "text.L{i} raw layer outputs; text.pooled = final LayerNorm mean "
                                 "(SONAR's sentence embedding)"}
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision,
                          random_init=bool(self.card.get("actstore_random_init", False)), extra=extra)
 

@@ -72,7 +72,7 @@ class WhisperAdapter(HFAdapter):
         window = 2 * cfg.max_source_positions
         if fe.nb_max_frames != window:
             raise UnknownModelError(
-                f"The feature extractor of {self.name} makes {fe.nb_max_frames} mel frames but the "
+                f"The feature extractor of {self.model_name} makes {fe.nb_max_frames} mel frames but the "
                 f"encoder takes {window}; save a feature extractor whose chunk_length matches "
                 "max_source_positions.")
         n = cfg.encoder_layers
