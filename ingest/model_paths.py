@@ -34,7 +34,8 @@ MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
 #: hub ids of the study's models, offered when a mistyped name is close to one
 STUDY_HUB_IDS = ("facebook/seamless-m4t-v2-large", "openai/whisper-large-v2", "openai/whisper-large-v3",
-                 "Qwen/Qwen2-Audio-7B", "tsinghua-ee/SALMONN", MINILM_HUB_ID)
+                 "Qwen/Qwen2-Audio-7B", "Qwen/Qwen2-Audio-7B-Instruct",
+                 "tsinghua-ee/SALMONN", MINILM_HUB_ID)
 #: what a Hugging Face repo id looks like: `name` or `owner/name` (letters, digits, - _ .)
 _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".yaml", ".json")
