@@ -16,7 +16,7 @@ from _models import assert_batch_equals_single, flores_lines, small_corpus, spee
 from actstore.errors import DataSourceError, UnsupportedLanguageError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.adapters.common.fairseq2_assets import SONAR_URL, asset_dir
-from actstore.ingest.adapters.sonar.fbank import fbank_frames, kaldi_fbank
+from actstore.ingest.adapters.sonar.fbank import kaldi_fbank
 from actstore.ingest.adapters.registry import adapter_for
 from actstore.ingest.adapters.sonar.speech import SonarSpeechAdapter
 from actstore.ingest.adapters.sonar.text import MAX_SEQ_LEN, SonarTextAdapter
@@ -132,7 +132,8 @@ def test_speech_points_languages_and_pooler_depths(speech):
 def test_speech_batch_equals_single_items_at_every_point(speech):
     items = speech_items(LENGTHS)
     batch = assert_batch_equals_single(speech, items, speech.points("speech"))
-    frames = np.array([fbank_frames(n) // 2 for n in LENGTHS])  # (1 + (n - 400) // 160) // 2
+    # Kaldi frames of 25 ms at a 10 ms hop (snip_edges), then pairs stacked (odd one dropped)
+    frames = np.array([(1 + (n - 400) // 160) // 2 for n in LENGTHS])
     np.testing.assert_array_equal(batch["speech.L1"].n_frames, frames)
     np.testing.assert_array_equal(batch["speech.final_norm"].n_frames, frames)
     np.testing.assert_array_equal(batch["speech.pooled"].n_frames, np.ones(len(items)))

@@ -33,11 +33,6 @@ WAVEFORM_SCALE = 2.0 ** 15
 MIN_SAMPLES = 400 + 160
 
 
-def fbank_frames(n_samples: int) -> int:
-    """Kaldi fbank frames for `n_samples` at 16 kHz (25 ms window, 10 ms hop, snip_edges)."""
-    return 0 if n_samples < 400 else 1 + (n_samples - 400) // 160
-
-
 def kaldi_fbank(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(T, 80) float32 log-mel fbank of a mono waveform in [-1, 1], as fairseq2n computes it."""
     if sample_rate != SAMPLE_RATE:
