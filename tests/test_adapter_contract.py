@@ -128,3 +128,9 @@ def test_a_composite_routes_each_hook_to_its_modality(tmp_path):
     assert both.encode(items, ["text.L1"])["text.L1"].vectors.shape == (1, 5)
     with pytest.raises(ActstoreError, match="Unknown modality"):
         both.width("image.L1")
+
+
+def test_an_option_the_family_does_not_read_is_refused(tmp_path):
+    source = ModelSource(model_id="x", path=tmp_path, name="both", source="test")
+    with pytest.raises(ActstoreError, match=r"Unknown _Both option\(s\) \['text_pool'\]; it takes none"):
+        _Both(source, options={"text_pool": "sentence"})

@@ -218,7 +218,7 @@ def test_bad_input_is_refused(paired, separate, tiny_dir):
     assert out["speech.L1"].n_frames[0] == WINDOW // 2
     with pytest.raises(ActstoreError, match="Unknown Qwen2-Audio mode"):
         load_adapter(str(tiny_dir), options={"mode": "both"})
-    with pytest.raises(ActstoreError, match=r"Unknown Qwen2-Audio option\(s\) \['moed'\]"):
+    with pytest.raises(ActstoreError, match=r"Unknown qwen2-audio option\(s\) \['moed'\]; use mode, template, text_pool"):
         load_adapter(str(tiny_dir), options={"moed": "separate"})
     with pytest.raises(ActstoreError, match="Unknown text_pool"):
         load_adapter(str(tiny_dir), options={"text_pool": "words"})

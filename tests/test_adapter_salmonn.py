@@ -164,7 +164,7 @@ def test_bad_input_and_options(tiny_dir, adapter):
         adapter.encode_pairs(speech[:1], empty, ["text.L1"])
     with pytest.raises(ActstoreError, match="Unknown text point"):
         adapter.encode_pairs(speech[:1], text[:1], ["text.L99"])
-    with pytest.raises(ActstoreError, match="Unknown SALMONN option"):
+    with pytest.raises(ActstoreError, match="Unknown salmonn option"):
         load_adapter(str(tiny_dir), options={"pooling": "max"})
     with pytest.raises(ActstoreError, match="text_pooling"):
         load_adapter(str(tiny_dir), options={"text_pooling": "cls"})

@@ -62,7 +62,8 @@ class Adapter(ABC):
 
     The pipeline reads only what is declared here. Required: `load`, `info`, `points`,
     `layer_of`, `width`, `encode`. Optional, each with the default below: the class attributes
-    `modalities`, `priority`, `paired`, `study_layers`, `window_seconds`, and the methods
+    `modalities`, `priority`, `paired`, `study_layers`, `window_seconds`, `option_keys`, and the
+    methods
     `recognises`, `locate`, `known_models`, `supports_language`, `speech_window`, `cost_model`, `encode_pairs`
     (paired adapters only) and `select_points`.
     """
@@ -82,6 +83,9 @@ class Adapter(ABC):
     #: are truncated by the model); None: no window. It is the default `--max-seconds`
     #: (actstore.ingest.memory); override `speech_window()` when the loaded checkpoint decides it
     window_seconds: ClassVar[float | None] = None
+    #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
+    #: is built (an option silently ignored would change nothing and be recorded nowhere)
+    option_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def recognises(cls, source: ModelSource) -> bool:
@@ -111,6 +115,12 @@ class Adapter(ABC):
         self.model_name = name or source.name
         self.dtype_name = dtype
         self.options = dict(options or {})
+        unknown = sorted(set(self.options) - set(self.option_keys))
+        if unknown:
+            from actstore.errors import ActstoreError
+
+            allowed = f"use {', '.join(self.option_keys)}" if self.option_keys else "it takes none"
+            raise ActstoreError(f"Unknown {self.adapter_label} option(s) {unknown}; {allowed}.")
 
     @abstractmethod
     def load(self) -> None:

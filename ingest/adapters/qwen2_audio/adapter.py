@@ -97,6 +97,7 @@ class Qwen2AudioAdapter(HFAdapter):
     modalities = ("speech", "text")
     priority = 10
     paired = True  # the instance sets False for mode="separate"
+    option_keys = OPTIONS
 
     @classmethod
     def matches(cls, config) -> bool:
@@ -104,9 +105,6 @@ class Qwen2AudioAdapter(HFAdapter):
 
     def __init__(self, source, *, name=None, device="cpu", dtype="float32", options=None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise ActstoreError(f"Unknown Qwen2-Audio option(s) {unknown}; use {', '.join(OPTIONS)}.")
         self.mode = self.options.get("mode", "paired")
         if self.mode not in MODES:
             raise ActstoreError(f"Unknown Qwen2-Audio mode {self.mode!r}; use one of {', '.join(MODES)}.")

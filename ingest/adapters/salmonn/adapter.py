@@ -87,15 +87,12 @@ class SalmonnAdapter(HFAdapter):
     priority = 10
     paired = True
     study_layers = SALMONN_STUDY_LAYERS
+    option_keys = (*OPTIONS, *PATH_OPTIONS, "task_prompt")
 
     def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
                  dtype: str = "float32", options: dict | None = None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
         opts = dict(self.options)
-        known = set(OPTIONS) | set(PATH_OPTIONS) | {"task_prompt"}
-        bad = sorted(set(opts) - known)
-        if bad:
-            raise ActstoreError(f"Unknown SALMONN option(s) {bad}; use {', '.join(sorted(known))}.")
         for key, allowed in OPTIONS.items():
             value = opts.setdefault(key, allowed[0])
             if value not in allowed:
