@@ -13,8 +13,9 @@ import pytest
 
 from actstore.ingest.items import Item
 from actstore.ingest.sources.flores import shipped_flores_dir
-from actstore.ingest.tiny_models import (build_tiny_bert, build_tiny_seamless_m4t_v2, build_tiny_whisper,
-                                chirp)
+from actstore.ingest.adapters.hf_text.tiny import build_tiny_bert
+from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
+from actstore.ingest.adapters.whisper.tiny import build_tiny_whisper
 
 FLORES = shipped_flores_dir() / "devtest"
 CORPUS_FILES = ["eng_Latn", "fra_Latn", "arb_Arab", "hin_Deva", "zho_Hans", "amh_Ethi"]
@@ -29,6 +30,16 @@ def flores_lines(flores_code: str, n: int) -> list[str]:
 def small_corpus() -> list[str]:
     """60 sentences in six scripts: enough to train a test tokenizer in well under a second."""
     return [s for code in CORPUS_FILES for s in flores_lines(code, 10)]
+
+
+def chirp(n_samples: int, *, f0: float = 200.0, f1: float = 2000.0, seed: int = 0,
+          noise: float = 0.01) -> np.ndarray:
+    """A deterministic linear chirp plus a little seeded noise: float32 mono at 16 kHz."""
+    t = np.arange(n_samples, dtype=np.float64) / 16_000
+    dur = max(n_samples / 16_000, 1e-9)
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * dur))
+    rng = np.random.default_rng(seed)
+    return (0.5 * np.sin(phase) + noise * rng.standard_normal(n_samples)).astype(np.float32)
 
 
 def speech_items(lengths: list[int], lang: str = "eng") -> list[Item]:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from actstore.cli import main
 from actstore.schema import META_TABLE
 from actstore.store import Store
-from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
+from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
 
 from _models import small_corpus
 
@@ -94,7 +94,7 @@ def test_minilm_layer6_matches_sentence_transformers(demo_db):
 
 def test_interrupted_ingest_resumes_without_partial_jobs(tmp_path, tiny_seamless, espeak_cache, monkeypatch):
     db = tmp_path / "store.lance"
-    from actstore.ingest.adapters import _hf
+    from actstore.ingest.adapters.common import hf as _hf
 
     real_encode = _hf.HFAdapter.encode
     calls = {"n": 0}

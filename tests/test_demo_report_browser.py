@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from actstore.cli import main
-from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
+from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
 
 from _chromium import CHROMIUM, chart_states, open_report, screenshots
 from _models import small_corpus

@@ -18,7 +18,7 @@ from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest import adapters as adapter_registry
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.salmonn import SalmonnAdapter
+from actstore.ingest.adapters.salmonn.adapter import SalmonnAdapter
 from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.memory import (DEFAULT_MAX_SECONDS, BatchCost, CostModel, MemoryLimitError,
                                     available_memory, budgeted_batches, parse_size, resolve_limits)

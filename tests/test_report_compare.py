@@ -19,8 +19,8 @@ from actstore.cli import main
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
 from actstore.analyses.grids import cross_modal_summary, load_grid
-from actstore.ingest.tiny_salmonn import build_tiny_salmonn
-from actstore.ingest.tiny_sonar import build_tiny_sonar_speech, build_tiny_sonar_text
+from actstore.ingest.adapters.salmonn.tiny import build_tiny_salmonn
+from actstore.ingest.adapters.sonar.tiny import build_tiny_sonar_speech, build_tiny_sonar_text
 
 from _chromium import CHROMIUM, chart_states, open_report
 from _models import small_corpus
@@ -89,7 +89,7 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
         assert mine["group"].to_list() == final.sort("group")["group"].to_list()
         assert mine["score"].to_list() == pytest.approx(final.sort("group")["score"].to_list(), abs=1e-12)
     assert cm.filter(pl.col("model") == SONAR)["depth"].unique().to_list() == ["pooled"]  # study's SONAR number
-    from actstore.ingest.tiny_salmonn import LLM_LAYERS
+    from actstore.ingest.adapters.salmonn.tiny import LLM_LAYERS
     # SALMONN's final is its last decoder layer, not the layer-less final_norm that sorts after it
     assert cm.filter(pl.col("model") == SALMONN)["depth"].unique().to_list() == [f"L{LLM_LAYERS}"]
     xl = frames["final_cross_lingual"]

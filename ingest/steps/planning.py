@@ -119,9 +119,8 @@ def prepare_plan(store: Store, request: IngestRequest, adapter: Adapter, catalog
     points_by_mod, point_rows = choose_points(adapter, request)
     model = adapter.info.name
     store.check_points(model, point_rows)
-    # `supports_language` is not declared on the Adapter base class yet: read it if present
     jobs, skipped = plan_jobs(source, langs, points_by_mod, limit=request.limit, paired=bool(adapter.paired),
-                              supports=getattr(adapter, "supports_language", None))
+                              supports=adapter.supports_language)
     return IngestPlan(model=model, info=adapter.info, source=source, catalogue=catalogue, langs=langs,
                       points_by_mod=points_by_mod, point_rows=point_rows, jobs=jobs, skipped=skipped)
 

@@ -93,7 +93,7 @@ def train_sentencepiece(texts: list[str], prefix: Path, vocab_size: int) -> Path
 
 
 def _m2m100_to_fairseq2(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    from actstore.ingest.adapters.sonar_text import HF_ROW_SOURCE
+    from actstore.ingest.adapters.sonar.text import HF_ROW_SOURCE
 
     out = _rename(state, [
         (r"^embed_tokens\.weight$", "encoder_frontend.embed.weight"),
@@ -118,13 +118,13 @@ def build_tiny_sonar_text(out_dir: str | Path, *, seed: int = 0, corpus_texts: l
     from transformers import M2M100Config
     from transformers.models.m2m_100.modeling_m2m_100 import M2M100Encoder
 
-    from actstore.ingest.adapters._nllb_langs import NLLB_LANGS
-    from actstore.ingest.tiny_models import _flores_texts, _quiet
+    from actstore.ingest.adapters.common.nllb_langs import NLLB_LANGS
+    from actstore.ingest.adapters.common.tiny import flores_texts, quiet
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # every 8th shipped FLORES sentence: all 36 scripts, trains in well under a second
-    texts = corpus_texts if corpus_texts is not None else _flores_texts()[::8]
+    texts = corpus_texts if corpus_texts is not None else flores_texts()[::8]
     spm_path = train_sentencepiece(texts, out / "sentencepiece.source", vocab_size)
     import sentencepiece as spm
 
@@ -135,7 +135,7 @@ def build_tiny_sonar_text(out_dir: str | Path, *, seed: int = 0, corpus_texts: l
                           encoder_attention_heads=TINY_HEADS, encoder_ffn_dim=TINY_FFN,
                           activation_function="relu", scale_embedding=True, max_position_embeddings=514,
                           pad_token_id=1, decoder_layers=1)
-    with _quiet():
+    with quiet():
         enc = M2M100Encoder(config).eval()
     _perturb_norms(enc, seed)
     with torch.no_grad():
@@ -176,7 +176,7 @@ def build_tiny_sonar_speech(out_dir: str | Path, *, seed: int = 0,
     """Write tiny random SONAR speech encoders (4 conformer layers, width 32), one per language."""
     from transformers import SeamlessM4TConfig
 
-    from actstore.ingest.adapters._sonar_speech_model import SonarSpeechEncoder
+    from actstore.ingest.adapters.sonar.speech_model import SonarSpeechEncoder
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

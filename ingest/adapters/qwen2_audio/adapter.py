@@ -60,53 +60,26 @@ attention makes each row independent of the others.
 
 from __future__ import annotations
 
-import string
 import warnings
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.base import ModelInfo, Pooled
+from actstore.ingest.adapters.qwen2_audio.prompts import (AUDIO_SLOT, PROMPT_TEMPLATE, Prompts, pad_rows,
+                                                          render, template_fields)
 from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.pooling import masked_mean
 
-#: Qwen2-Audio's chat format (the processor's default chat template, default system message,
-#: one user turn, the generation prompt); `{audio}` is `AUDIO_SLOT`, `{text}` the sentence
-PROMPT_TEMPLATE = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-                   "<|im_start|>user\n{audio}{text}<|im_end|>\n<|im_start|>assistant\n")
-#: how the chat template writes one audio (the processor expands the audio token to n copies)
-AUDIO_SLOT = "Audio 1: {bos}{audio}{eos}\n"
 MODES = ("paired", "separate")
 OPTIONS = ("mode", "template", "text_pool")
 TEXT_POOLS = ("prompt", "sentence")
 #: fewest samples giving 2 audio tokens: ceil(961/160) = 7 mel frames -> 4 tower -> 2 tokens
 MIN_SAMPLES = 961
-
-
-def audio_token_count(n_samples: int, *, hop_length: int = 160, window_frames: int = 3000) -> int:
-    """Audio tokens (= projector positions) for a clip of `n_samples` (module docstring)."""
-    mel = min(-(-n_samples // hop_length), window_frames)
-    tower = (mel - 1) // 2 + 1
-    return (tower - 2) // 2 + 1
-
-
-@dataclass
-class _Prompts:
-    """One tokenised, right-padded batch of prompts and the masks the points pool over."""
-
-    input_ids: torch.Tensor           # [B, T]
-    attention_mask: torch.Tensor      # [B, T] long
-    audio: torch.Tensor               # [B, T] bool, audio-token positions
-    text: torch.Tensor                # [B, T] bool, positions pooled for text points
-    features: torch.Tensor | None     # [B, mel bins, window] or None (no audio)
-    feature_mask: torch.Tensor | None  # [B, window] long
-    tower_len: torch.Tensor | None    # [B] valid tower positions
-    token_len: torch.Tensor | None    # [B] audio tokens
 
 
 def _unique(model: torch.nn.Module, what: str, predicate) -> torch.nn.Module:
@@ -118,16 +91,13 @@ def _unique(model: torch.nn.Module, what: str, predicate) -> torch.nn.Module:
     return found[0]
 
 
-def _template_fields(template: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-
-
 class Qwen2AudioAdapter(HFAdapter):
     """Audio tower, projector and LLM of Qwen2-Audio (`model_type == "qwen2_audio"`)."""
 
     modalities = ("speech", "text")
     priority = 10
     paired = True  # the instance sets False for mode="separate"
+    option_keys = OPTIONS
 
     @classmethod
     def matches(cls, config) -> bool:
@@ -135,9 +105,6 @@ class Qwen2AudioAdapter(HFAdapter):
 
     def __init__(self, source, *, name=None, device="cpu", dtype="float32", options=None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
-        unknown = sorted(set(self.options) - set(OPTIONS))
-        if unknown:
-            raise ActstoreError(f"Unknown Qwen2-Audio option(s) {unknown}; use {', '.join(OPTIONS)}.")
         self.mode = self.options.get("mode", "paired")
         if self.mode not in MODES:
             raise ActstoreError(f"Unknown Qwen2-Audio mode {self.mode!r}; use one of {', '.join(MODES)}.")
@@ -147,7 +114,7 @@ class Qwen2AudioAdapter(HFAdapter):
             raise ActstoreError(f"Unknown text_pool {self.text_pool!r}; use one of "
                                 f"{', '.join(TEXT_POOLS)}.")
         self.template = self.options.get("template", PROMPT_TEMPLATE)
-        if _template_fields(self.template) != {"audio", "text"}:
+        if template_fields(self.template) != {"audio", "text"}:
             raise ActstoreError("The Qwen2-Audio prompt template must hold exactly the fields "
                                 "{audio} and {text}; fix the template option.")
 
@@ -178,12 +145,12 @@ class Qwen2AudioAdapter(HFAdapter):
         self.audio_token_id = cfg.audio_token_id
         if self.tokenizer.convert_tokens_to_ids(proc.audio_token) != self.audio_token_id:
             raise UnknownModelError(
-                f"The tokenizer of {self.name} maps {proc.audio_token} to a different id than the "
+                f"The tokenizer of {self.model_name} maps {proc.audio_token} to a different id than the "
                 f"config's audio_token_id {self.audio_token_id}; save a matching processor.")
         window = self.tower.config.max_source_positions * 2
         if self.feature_extractor.nb_max_frames != window:
             raise UnknownModelError(
-                f"The feature extractor of {self.name} makes {self.feature_extractor.nb_max_frames} "
+                f"The feature extractor of {self.model_name} makes {self.feature_extractor.nb_max_frames} "
                 f"mel frames but the audio tower takes {window}; save a feature extractor whose "
                 "chunk_length matches max_source_positions.")
         self.audio_slot = AUDIO_SLOT.format(bos=proc.audio_bos_token, audio=proc.audio_token,
@@ -247,17 +214,7 @@ class Qwen2AudioAdapter(HFAdapter):
     # -- prompts ----------------------------------------------------------------------------
     def _render(self, audio_tokens: int, text: str) -> tuple[str, tuple[int, int]]:
         """The prompt string and the character span of `text` in it."""
-        audio = self.audio_slot.replace(self._reserved[0], self._reserved[0] * audio_tokens) \
-            if audio_tokens else ""
-        out, span = "", (0, 0)
-        for literal, field, _, _ in string.Formatter().parse(self.template):
-            out += literal
-            if field == "audio":
-                out += audio
-            elif field == "text":
-                span = (len(out), len(out) + len(text))
-                out += text
-        return out, span
+        return render(self.template, self.audio_slot, self._reserved[0], audio_tokens, text)
 
     def _audio_features(self, items: Sequence[Item]):
         fe = self.feature_extractor
@@ -277,7 +234,7 @@ class Qwen2AudioAdapter(HFAdapter):
         tower_len, token_len = self.tower._get_feat_extract_output_lengths(mask.sum(-1))
         return feats["input_features"].to(self.device, self.torch_dtype), mask, tower_len, token_len
 
-    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None) -> _Prompts:
+    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None) -> Prompts:
         """Tokenise one prompt per row: its audio (if `speech`), its text (if `text`)."""
         n = len(speech if speech is not None else text)
         features = feature_mask = tower_len = token_len = None
@@ -298,22 +255,15 @@ class Qwen2AudioAdapter(HFAdapter):
             enc = self.tokenizer(prompt, return_offsets_mapping=True)
             rows.append(enc["input_ids"])
             spans.append([s < end and e > start for s, e in enc["offset_mapping"]])
-        width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((n, width), pad, dtype=torch.long)
-        attn = torch.zeros((n, width), dtype=torch.long)
-        sentence = torch.zeros((n, width), dtype=torch.bool)
-        for b, (r, s) in enumerate(zip(rows, spans)):
-            ids[b, : len(r)] = torch.tensor(r)
-            attn[b, : len(r)] = 1
-            sentence[b, : len(s)] = torch.tensor(s, dtype=torch.bool)
+        ids, attn, sentence = pad_rows(rows, spans, pad)
         audio = (ids == self.audio_token_id) & attn.bool()
         if speech is not None and not torch.equal(audio.sum(1), token_len.cpu()):
             raise ActstoreError("The prompt's audio-token count differs from the audio tower's "
                                 "output length; the template or tokenizer splits the audio token.")
         text_mask = sentence if self.text_pool == "sentence" else (attn.bool() & ~audio)
         dev = self.device
-        return _Prompts(ids.to(dev), attn.to(dev), audio.to(dev), text_mask.to(dev), features,
+        return Prompts(ids.to(dev), attn.to(dev), audio.to(dev), text_mask.to(dev), features,
                         feature_mask, tower_len, token_len)
 
     # -- forward ----------------------------------------------------------------------------
@@ -336,7 +286,7 @@ class Qwen2AudioAdapter(HFAdapter):
             return "llm.embed"
         return point.split(".", 1)[1]  # speech.llm.Lj / text.llm.Lj
 
-    def _run(self, batch: _Prompts, points: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _run(self, batch: Prompts, points: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """One forward with hooks; {point: (hidden [B, T, d], mask [B, T])}."""
         wanted = {self._internal(p) for p in points}
         mods = [m for m in self._modules() if m[0] in wanted]

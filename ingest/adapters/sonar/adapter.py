@@ -2,7 +2,8 @@
 
 The study compares SONAR's speech and text embeddings of the same sentences (cross-modal
 similarity per model), so both modalities must be stored under one `model`. This adapter wraps
-`SonarTextAdapter` and `SonarSpeechAdapter` and routes each batch by modality; it is chosen for a
+`SonarTextAdapter` and `SonarSpeechAdapter` and routes each batch, and every other per-modality
+hook of the contract, by modality (`ModalityComposite`); it is chosen for a
 directory that holds both (a text checkpoint or card and `spenc.*.pt` files), or for the name
 `sonar` when fairseq2's asset cache has `text_sonar_basic_encoder` and at least one speech
 encoder. (The two single-modality adapters stay available; ingesting them separately with the
@@ -11,17 +12,14 @@ same `--name` gives the same store.)
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from actstore.errors import ActstoreError
-from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
-from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
-from actstore.ingest.adapters.sonar_text import SonarTextAdapter
-from actstore.ingest.items import Item
+from actstore.ingest.adapters.base import ModelInfo
+from actstore.ingest.adapters.composite import ModalityComposite
+from actstore.ingest.adapters.sonar.speech import SonarSpeechAdapter
+from actstore.ingest.adapters.sonar.text import SonarTextAdapter
 from actstore.ingest.model_paths import ModelSource
 
 
-class SonarAdapter(Adapter):
+class SonarAdapter(ModalityComposite):
     """SONAR text + speech encoders (see module docstring)."""
 
     modalities = ("speech", "text")
@@ -34,6 +32,10 @@ class SonarAdapter(Adapter):
             return True
         return (source.is_dir and SonarTextAdapter.recognises(source)
                 and SonarSpeechAdapter.recognises(source))
+
+    @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        return ("sonar",)
 
     @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
@@ -49,52 +51,15 @@ class SonarAdapter(Adapter):
     def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
                  dtype: str = "float32", options: dict | None = None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
-        kw = dict(name=self.name, device=device, dtype=dtype, options=options)
+        kw = dict(name=self.model_name, device=device, dtype=dtype, options=options)
         self.text = SonarTextAdapter(source.extra.get("text", source), **kw)
         self.speech = SonarSpeechAdapter(source.extra.get("speech", source), **kw)
-
-    def load(self) -> None:
-        self.text.load()
-        self.speech.load()
-
-    def _part(self, modality_or_point: str) -> Adapter:
-        modality = modality_or_point.split(".")[0]
-        if modality == "text":
-            return self.text
-        if modality == "speech":
-            return self.speech
-        raise ActstoreError(f"Unknown modality or point {modality_or_point!r}; SONAR has speech "
-                            "and text points (e.g. speech.L4, text.pooled).")
+        self.parts = {"speech": self.speech, "text": self.text}
 
     @property
     def info(self) -> ModelInfo:
         text, speech = self.text.info, self.speech.info
-        return ModelInfo(model_id=self.source.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.source.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.source.revision,
                          random_init=text.random_init or speech.random_init,
                          extra={"family": "sonar", "text": text.extra, "speech": speech.extra})
-
-    def points(self, modality: str) -> list[str]:
-        return self._part(modality).points(modality)
-
-    def layer_of(self, point: str) -> int | None:
-        return self._part(point).layer_of(point)
-
-    def width(self, point: str) -> int:
-        return self._part(point).width(point)
-
-    def cost_model(self, modality: str):
-        return self._part(modality).cost_model(modality)
-
-    def supports_language(self, lang: str, modality: str) -> bool:
-        return self._part(modality).supports_language(lang, modality)
-
-    def encode(self, items: Sequence[Item], points: Sequence[str]) -> dict[str, Pooled]:
-        if not points:
-            return {}
-        modalities = {it.modality for it in items}
-        if len(modalities) > 1:
-            raise ActstoreError(f"A batch must hold one modality, got {sorted(modalities)}; "
-                                "group items by modality before encode().")
-        modality = modalities.pop() if modalities else points[0].split(".")[0]
-        return self._part(modality).encode(items, points)

@@ -15,7 +15,7 @@ that a meta-device build leaves empty.
 Asset cards: fairseq2's YAML model cards (`name`, `model_family`, `model_arch`, `model_config`
 overrides, `checkpoint`, `tokenizer`, `tokenizer_config`). A card may refer to its files as
 `file://${...}/name` (the fixture placeholder), `file:///abs/path`, a bare path, or an https URL
-whose download lives in fairseq2's asset cache (`_fairseq2_assets`).
+whose download lives in fairseq2's asset cache (`common.fairseq2_assets`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def card_file(card_dir: Path, uri: str | None) -> Path | None:
         p = Path(rest)
         return p if p.is_absolute() else card_dir / p
     if re.match(r"^[a-z]+://", uri):
-        from actstore.ingest.adapters._fairseq2_assets import cached_download
+        from actstore.ingest.adapters.common.fairseq2_assets import cached_download
 
         return cached_download(uri)
     p = Path(uri).expanduser()

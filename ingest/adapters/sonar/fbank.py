@@ -12,8 +12,8 @@ What SONAR's `SpeechToEmbeddingModelPipeline` feeds its speech encoders (fairseq
 4. the encoder frontend stacks pairs of frames (T // 2 frames of 160 values); an odd trailing
    frame is dropped (the collater pads to an even length with zeros, the stack never reads it).
 
-Here step 2 is kaldi-native-fbank (a C++ port of Kaldi's fbank, float32): it matches fairseq2n's
-fbank to ~2.5e-4 absolute (the fixture README measures it), which moves a sentence embedding by
+Here step 2 is kaldi-native-fbank (`common.kaldi_fbank.native_kaldi_fbank`, a C++ port of Kaldi's
+fbank, float32): it matches fairseq2n's fbank to ~2.5e-4 absolute (the fixture README measures it), which moves a sentence embedding by
 ~1e-5. Only 16 kHz audio is accepted (SONAR's pipeline does not resample either); actstore's
 sources already deliver 16 kHz mono float32, and anything else is refused with an error rather
 than silently resampled.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from actstore.errors import DataSourceError
+from actstore.ingest.adapters.common.kaldi_fbank import native_kaldi_fbank
 
 SAMPLE_RATE = 16_000
 NUM_MEL_BINS = 80
@@ -32,20 +33,8 @@ WAVEFORM_SCALE = 2.0 ** 15
 MIN_SAMPLES = 400 + 160
 
 
-def fbank_frames(n_samples: int) -> int:
-    """Kaldi fbank frames for `n_samples` at 16 kHz (25 ms window, 10 ms hop, snip_edges)."""
-    return 0 if n_samples < 400 else 1 + (n_samples - 400) // 160
-
-
-def encoder_frames(n_samples: int) -> int:
-    """Frames after SONAR's 2-frame stacking: floor(fbank frames / 2)."""
-    return fbank_frames(n_samples) // 2
-
-
 def kaldi_fbank(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(T, 80) float32 log-mel fbank of a mono waveform in [-1, 1], as fairseq2n computes it."""
-    import kaldi_native_fbank as knf
-
     if sample_rate != SAMPLE_RATE:
         raise DataSourceError(f"SONAR's speech front end takes 16 kHz audio, got {sample_rate} Hz; "
                               "resample the audio to 16 kHz before encoding.")
@@ -53,19 +42,7 @@ def kaldi_fbank(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndar
     if wav.ndim != 1:
         raise DataSourceError(f"SONAR's speech front end takes mono audio (a 1-D array), got shape "
                               f"{wav.shape}; mix the channels down to mono first.")
-    opts = knf.FbankOptions()
-    opts.frame_opts.samp_freq = SAMPLE_RATE
-    opts.frame_opts.dither = 0.0
-    opts.frame_opts.window_type = "povey"
-    opts.frame_opts.snip_edges = True
-    opts.mel_opts.num_bins = NUM_MEL_BINS
-    fb = knf.OnlineFbank(opts)
-    fb.accept_waveform(SAMPLE_RATE, (wav * WAVEFORM_SCALE).tolist())
-    fb.input_finished()
-    n = fb.num_frames_ready
-    if n == 0:
-        return np.zeros((0, NUM_MEL_BINS), np.float32)
-    return np.stack([fb.get_frame(i) for i in range(n)]).astype(np.float32)
+    return native_kaldi_fbank(wav * WAVEFORM_SCALE, num_mel_bins=NUM_MEL_BINS, sample_rate=SAMPLE_RATE)
 
 
 def standardize(fbank: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, quiet_transformers
+from actstore.ingest.adapters.common.hf import HFAdapter, quiet_transformers
 from actstore.ingest.items import Item
 
 
@@ -60,7 +60,7 @@ class HFTextAdapter(HFAdapter):
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise UnknownModelError(
-                f"Cannot load {self.name} as a text encoder ({str(exc).splitlines()[0]}); pass a "
+                f"Cannot load {self.model_name} as a text encoder ({str(exc).splitlines()[0]}); pass a "
                 "directory with the weights and a tokenizer.") from None
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:

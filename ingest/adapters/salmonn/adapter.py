@@ -5,7 +5,7 @@ YAML whose `model:` names whisper_path, llama_path and ckpt), or a `salmonn*.pth
 `speech_Qformer.*` keys (its directory's decode config is used; without one, SALMONN's released
 decode settings, and the options whisper_path / beats_path / llama_path name the parts: e.g.
 `--model salmonn_v1.pth` from the HF cache's tsinghua-ee/SALMONN). Every part is found through the
-config (`_salmonn_checkpoint`); the model is assembled natively (`_salmonn_model`); no SALMONN code
+config (`salmonn.checkpoint`); the model is assembled natively (`salmonn.model`); no SALMONN code
 runs.
 
 Points (names are the API):
@@ -64,8 +64,8 @@ import numpy as np
 import torch
 
 from actstore.errors import ActstoreError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
-from actstore.ingest.adapters._salmonn_checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.salmonn.checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
                                                           has_qformer_keys, read_parts)
 from actstore.ingest.adapters.base import ModelInfo, Pooled
 from actstore.ingest.items import SAMPLE_RATE, Item
@@ -87,15 +87,12 @@ class SalmonnAdapter(HFAdapter):
     priority = 10
     paired = True
     study_layers = SALMONN_STUDY_LAYERS
+    option_keys = (*OPTIONS, *PATH_OPTIONS, "task_prompt")
 
     def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
                  dtype: str = "float32", options: dict | None = None):
         super().__init__(source, name=name, device=device, dtype=dtype, options=options)
         opts = dict(self.options)
-        known = set(OPTIONS) | set(PATH_OPTIONS) | {"task_prompt"}
-        bad = sorted(set(opts) - known)
-        if bad:
-            raise ActstoreError(f"Unknown SALMONN option(s) {bad}; use {', '.join(sorted(known))}.")
         for key, allowed in OPTIONS.items():
             value = opts.setdefault(key, allowed[0])
             if value not in allowed:
@@ -129,7 +126,7 @@ class SalmonnAdapter(HFAdapter):
     # -- loading -----------------------------------------------------------------------------
     def load(self) -> None:
         from actstore.errors import UnknownModelError
-        from actstore.ingest.adapters._salmonn_model import SalmonnModel
+        from actstore.ingest.adapters.salmonn.model import SalmonnModel
 
         found = self._config_for(self.source)
         if found is None and self.source.path.is_file():
@@ -176,7 +173,7 @@ class SalmonnAdapter(HFAdapter):
         if not self.paired:
             extra["task_prompt"] = self.options["task_prompt"]
         random_init = p.random_init or m.random_init_llm
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision, random_init=random_init, extra=extra)
 
     def layer_of(self, point: str) -> int | None:
@@ -264,7 +261,7 @@ class SalmonnAdapter(HFAdapter):
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         audio = None
         if speech is not None:
-            from actstore.ingest.adapters._salmonn_model import salmonn_audio
+            from actstore.ingest.adapters.salmonn.model import salmonn_audio
 
             long = [f"{it.lang}/{it.sample_id}" for it in speech if len(it.audio) > 30 * SAMPLE_RATE]
             if long:

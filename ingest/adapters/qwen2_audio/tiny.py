@@ -20,7 +20,7 @@ library on the shipped FLORES text, so every script becomes real tokens offline;
 special tokens the processor and the chat format use (`<|endoftext|>`, `<|im_start|>`,
 `<|im_end|>`, `<|AUDIO|>`, `<|audio_bos|>`, `<|audio_eos|>`).
 
-The config carries `actstore_random_init=True` (see tiny_models.py): every stored row and report
+The config carries `actstore_random_init=True` (see common/tiny.py): every stored row and report
 from this model is labelled random-init.
 """
 
@@ -99,11 +99,11 @@ def build_tiny_qwen2_audio(out_dir: str | Path, *, seed: int = 0,
     from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration,
                               Qwen2AudioProcessor, WhisperFeatureExtractor)
 
-    from actstore.ingest.tiny_models import _flores_texts, _perturb_layernorms, _quiet
+    from actstore.ingest.adapters.common.tiny import flores_texts, perturb_layernorms, quiet
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    texts = corpus_texts if corpus_texts is not None else _flores_texts()
+    texts = corpus_texts if corpus_texts is not None else flores_texts()
     tokenizer = train_qwen2_tokenizer(texts, vocab_size)
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     torch.manual_seed(seed)
@@ -120,9 +120,9 @@ def build_tiny_qwen2_audio(out_dir: str | Path, *, seed: int = 0,
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
     config.actstore_random_init = True
-    with _quiet():
+    with quiet():
         model = Qwen2AudioForConditionalGeneration(config).eval()
-        _perturb_layernorms(model, seed)
+        perturb_layernorms(model, seed)
         _perturb_rms_norms(model, seed)
         model.save_pretrained(out)
     _to_published_layout(out)

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from actstore.ingest.adapters._salmonn_checkpoint import SALMONN_DECODE_DEFAULTS
-from actstore.ingest.tiny_models import _flores_texts, _perturb_layernorms, _quiet
+from actstore.ingest.adapters.salmonn.checkpoint import SALMONN_DECODE_DEFAULTS
+from actstore.ingest.adapters.common.tiny import flores_texts, perturb_layernorms, quiet
 
 WHISPER_WIDTH = 32
 BEATS_WIDTH = 48
@@ -87,9 +87,9 @@ def _whisper(out: Path, seed: int) -> None:
                            max_target_positions=32, pad_token_id=1, bos_token_id=2, eos_token_id=3,
                            decoder_start_token_id=2, begin_suppress_tokens=None, suppress_tokens=None)
     config.actstore_random_init = True
-    with _quiet():
+    with quiet():
         model = WhisperForConditionalGeneration(config).eval()
-        _perturb_layernorms(model, seed)
+        perturb_layernorms(model, seed)
         model.save_pretrained(out)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(out)  # 30 s, as SALMONN needs
 
@@ -107,11 +107,11 @@ def beats_cfg() -> dict:
 
 def beats_state_dict(cfg: dict, seed: int) -> dict:
     """Random BEATs weights in the original checkpoint's names and parametrisation."""
-    from actstore.ingest.adapters._beats import Beats, BeatsConfig
+    from actstore.ingest.adapters.salmonn.beats import Beats, BeatsConfig
 
     torch.manual_seed(seed)
     model = Beats(BeatsConfig.from_dict(cfg))
-    _perturb_layernorms(model, seed)
+    perturb_layernorms(model, seed)
     gen = torch.Generator().manual_seed(seed + 2)
     sd = {}
     for k, v in model.state_dict().items():
@@ -143,7 +143,7 @@ def _vicuna(out: Path, seed: int, corpus: list[str], vocab_size: int) -> None:
                          max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=0,
                          tie_word_embeddings=False)
     config.actstore_random_init = True
-    with _quiet():
+    with quiet():
         model = LlamaForCausalLM(config).eval()
     gen = torch.Generator().manual_seed(seed + 3)
     with torch.no_grad():
@@ -166,7 +166,7 @@ def _salmonn_checkpoint(seed: int, beats_width: int, llm_layers: int) -> dict:
                               intermediate_size=64, cross_attention_frequency=1,
                               encoder_hidden_size=WHISPER_WIDTH + beats_width)
     qformer = Blip2QFormerModel(qcfg)
-    _perturb_layernorms(qformer, seed)
+    perturb_layernorms(qformer, seed)
     sd = {"speech_query_tokens": 0.02 * torch.randn(1, 1, QFORMER_WIDTH, generator=gen)}
     for k, v in qformer.state_dict().items():
         if k.startswith("layernorm."):
@@ -216,7 +216,7 @@ def build_tiny_salmonn(out_dir: str | Path, *, seed: int = 0, corpus_texts: list
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    texts = corpus_texts if corpus_texts is not None else _flores_texts()[::4]
+    texts = corpus_texts if corpus_texts is not None else flores_texts()[::4]
     _whisper(out / "whisper", seed)
     cfg = beats_cfg()
     (out / BEATS_FILE).parent.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,7 @@ class HFAdapter(Adapter):
         extra = {"model_type": self.config.model_type, "dtype": self.dtype_name,
                  "device": str(self.device), "pooling": "masked mean, float32"}
         extra["source"] = self.source.source
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision,
                          random_init=bool(getattr(self.config, "actstore_random_init", False)),
                          extra=extra)
@@ -113,13 +113,13 @@ class HFAdapter(Adapter):
     # -- points -----------------------------------------------------------------------------
     def _require_loaded(self) -> None:
         if not self._points:
-            raise ActstoreError(f"Adapter for {self.name} is not loaded; call load() first "
+            raise ActstoreError(f"Adapter for {self.model_name} is not loaded; call load() first "
                                 "(or use actstore.ingest.adapters.load_adapter).")
 
     def points(self, modality: str) -> list[str]:
         self._require_loaded()
         if modality not in self.modalities:
-            raise ActstoreError(f"Model {self.name} does not encode {modality}; it encodes "
+            raise ActstoreError(f"Model {self.model_name} does not encode {modality}; it encodes "
                                 f"{', '.join(self.modalities)}.")
         return list(self._points[modality])
 

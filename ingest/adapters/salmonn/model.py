@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._beats import beats_fbank, load_beats
-from actstore.ingest.adapters._hf import quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
-from actstore.ingest.adapters._salmonn_checkpoint import (SPEECH_INSTRUCTION, SPEECH_SLOT, SalmonnParts,
+from actstore.ingest.adapters.salmonn.beats import beats_fbank, load_beats
+from actstore.ingest.adapters.common.hf import quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.salmonn.checkpoint import (SPEECH_INSTRUCTION, SPEECH_SLOT, SalmonnParts,
                                                           read_salmonn_checkpoint)
-from actstore.ingest.adapters._salmonn_qformer import build_window_qformer, num_windows
-from actstore.ingest.adapters.whisper import whisper_frames
+from actstore.ingest.adapters.salmonn.qformer import build_window_qformer, num_windows
+from actstore.ingest.adapters.whisper.adapter import whisper_frames
 
 SAMPLE_RATE = 16_000
 WHISPER_FRAMES = 1500  # SALMONN's window formula assumes Whisper's 30 s = 1500 encoder frames

@@ -24,9 +24,18 @@ token `__xxx__`, the sentence tokens and the final `</s>`: all three are pooled.
 Padding: the adaptor's convolutions read neighbouring frames, and they run after a LayerNorm
 that maps a padded (zero) frame to its bias, so zeroing the adaptor's input is not enough. A
 pre-hook on each adaptor convolution zeroes every time step past the item's length, which is
-exactly what the convolution's own zero padding gives an item run alone: a padded batch pools
-to the same vectors as single items (to float32 round-off). The conformer layers need nothing:
+what the convolution's own zero padding gives an item run alone: a padded batch pools to the
+same vectors as single items (to float32 round-off). The conformer layers need nothing:
 attention is masked and their depthwise convolution is causal and masked.
+
+Which reference `speech.adaptor` matches: transformers with every frame past the item's mask
+zeroed before each adaptor convolution, i.e. transformers run on the item alone whenever its
+fbank length is even. For an odd fbank length the feature extractor pads the fbank to an even
+length, and the last stacked frame (one real fbank frame, one padded) falls outside the frame
+mask; transformers run alone still feeds that frame's state to the adaptor's convolutions,
+actstore zeroes it (as it must for the vector not to depend on the batch). There, and only
+there, `speech.adaptor` differs slightly from transformers run alone; every other point and
+every even length equal it.
 
 Text languages: the tokenizer's `src_lang` is set per item to SeamlessM4T's 3-letter code,
 which is the study's ISO 639-3 code except for the few in `SEAMLESS_LANG_CODES` (e.g. zho ->
@@ -40,8 +49,8 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 #: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.
@@ -94,7 +103,7 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         self.config = cfg = AutoConfig.from_pretrained(self.path, local_files_only=True)
         if cfg.add_adapter and cfg.num_adapter_layers != 1:
             raise UnknownModelError(
-                f"Model {self.name} has {cfg.num_adapter_layers} adaptor layers; only 1 is supported "
+                f"Model {self.model_name} has {cfg.num_adapter_layers} adaptor layers; only 1 is supported "
                 "(transformers feeds every adaptor layer the un-subsampled mask); use a standard "
                 "SeamlessM4T v2 checkpoint.")
         common = dict(dtype=self.torch_dtype, local_files_only=True, output_loading_info=True)

@@ -249,7 +249,7 @@ def llm_key(key: str) -> str | None:
 
 def read_salmonn_checkpoint(path: Path) -> SalmonnWeights:
     """Group the tensors of `salmonn*.pth` ['model'] (memory-mapped, restricted unpickler)."""
-    from actstore.ingest.adapters._beats import load_checkpoint
+    from actstore.ingest.adapters.salmonn.beats import load_checkpoint
 
     try:
         ckpt = load_checkpoint(path)

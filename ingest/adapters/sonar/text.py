@@ -46,10 +46,10 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, UnknownModelError, UnsupportedLanguageError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
-from actstore.ingest.adapters._hooks import Capture
-from actstore.ingest.adapters._nllb_langs import NLLB_LANGS
-from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_config, card_file,
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.common.nllb_langs import NLLB_LANGS
+from actstore.ingest.adapters.sonar.checkpoint import (assign_state, card_config, card_file,
                                                         card_langs, count_layers, find_card,
                                                         load_model_state, pt_has_key, read_card,
                                                         rebuild_meta_buffers)
@@ -207,8 +207,14 @@ class SonarTextAdapter(HFAdapter):
                                          or pt_has_key(path, "encoder_frontend.embed.weight"))
 
     @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        from actstore.ingest.adapters.common import fairseq2_assets as fa
+
+        return tuple(fa.TEXT_CARDS)
+
+    @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
-        from actstore.ingest.adapters import _fairseq2_assets as fa
+        from actstore.ingest.adapters.common import fairseq2_assets as fa
 
         cards = fa.user_cards()
         if model in cards and cls._card_is_text(cards[model][0]):
@@ -299,7 +305,7 @@ class SonarTextAdapter(HFAdapter):
                  "max_tokens": self.max_tokens,
                  "points_note": "text.L{i} raw layer outputs; text.pooled = final LayerNorm mean "
                                 "(SONAR's sentence embedding)"}
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision,
                          random_init=bool(self.card.get("actstore_random_init", False)), extra=extra)
 

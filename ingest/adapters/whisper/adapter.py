@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask, quiet_transformers
-from actstore.ingest.adapters._hooks import Capture
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 
@@ -72,7 +72,7 @@ class WhisperAdapter(HFAdapter):
         window = 2 * cfg.max_source_positions
         if fe.nb_max_frames != window:
             raise UnknownModelError(
-                f"The feature extractor of {self.name} makes {fe.nb_max_frames} mel frames but the "
+                f"The feature extractor of {self.model_name} makes {fe.nb_max_frames} mel frames but the "
                 f"encoder takes {window}; save a feature extractor whose chunk_length matches "
                 "max_source_positions.")
         n = cfg.encoder_layers

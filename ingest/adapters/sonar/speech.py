@@ -2,7 +2,7 @@
 
 Model (fairseq2 family `sonar_speech`; arch `english` or `non_english`), one checkpoint per
 language (`spenc.eng.pt`, `spenc.v3ap.<lang>.pt`, `spenc.v5ap.<lang>.pt`):
-- front end (`_sonar_fbank`): 80-bin Kaldi fbank of the 16 kHz waveform x 2^15, standardised per
+- front end (`sonar.fbank`): 80-bin Kaldi fbank of the 16 kHz waveform x 2^15, standardised per
   utterance and bin; pairs of frames stacked -> 160 -> LayerNorm(160) -> Linear(160, d);
 - a conformer (macaron FFNs x 1/2 with swish, Transformer-XL relative-position self-attention with
   u/v biases, a "same" depthwise convolution with BatchNorm running statistics, a block-final
@@ -48,14 +48,14 @@ from typing import Sequence
 import torch
 
 from actstore.errors import DataSourceError, UnknownModelError, UnsupportedLanguageError
-from actstore.ingest.adapters._hf import HFAdapter, lengths_to_mask
-from actstore.ingest.adapters._hooks import Capture
-from actstore.ingest.adapters._sonar_checkpoint import (assign_state, card_config, card_file,
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.sonar.checkpoint import (assign_state, card_config, card_file,
                                                         count_layers, load_model_state, pt_has_key,
                                                         read_card,
                                                         rebuild_meta_buffers)
-from actstore.ingest.adapters._sonar_fbank import MIN_SAMPLES, collate, sonar_fbank
-from actstore.ingest.adapters._sonar_speech_model import DROPPED, SonarSpeechEncoder, speech_state_map
+from actstore.ingest.adapters.sonar.fbank import MIN_SAMPLES, collate, sonar_fbank
+from actstore.ingest.adapters.sonar.speech_model import DROPPED, SonarSpeechEncoder, speech_state_map
 from actstore.ingest.adapters.base import ModelInfo
 from actstore.ingest.model_paths import ModelSource
 
@@ -129,8 +129,12 @@ class SonarSpeechAdapter(HFAdapter):
         return pt_has_key(path, "encoder.w2v_model.post_extract_proj")
 
     @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        return ("sonar_speech_encoder", "sonar_speech_encoder_eng")
+
+    @classmethod
     def locate(cls, model: str, cache_dir=None) -> ModelSource | None:
-        from actstore.ingest.adapters import _fairseq2_assets as fa
+        from actstore.ingest.adapters.common import fairseq2_assets as fa
 
         cards = fa.user_cards()
         if model in cards and cls._card_is_speech(cards[model][0]):
@@ -251,7 +255,7 @@ class SonarSpeechAdapter(HFAdapter):
         """The checkpoint language used for an item language, or None."""
         if lang in self._ckpts:
             return lang
-        from actstore.ingest.adapters.sonar_text import catalogue_flores_code
+        from actstore.ingest.adapters.sonar.text import catalogue_flores_code
 
         code = catalogue_flores_code(lang).split("_")[0]
         return code if code in self._ckpts else None
@@ -272,7 +276,7 @@ class SonarSpeechAdapter(HFAdapter):
                  "pooler_layers": dict(self._pooler_depths),
                  "front_end": "kaldi-native-fbank 80 bins, no dither, x2^15, per-utterance "
                               "standardisation, 2-frame stacking; 16 kHz only"}
-        return ModelInfo(model_id=self.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision, random_init=random_init, extra=extra)
 
     # -- forward ----------------------------------------------------------------------------

@@ -10,8 +10,8 @@ The model, as the checkpoint's `cfg` describes it (iter3+ checkpoints):
 - Front end (`beats_fbank`): 128-bin kaldi fbank of `wav * 2**15` (25 ms povey window, 10 ms hop,
   no dither, DC removal, pre-emphasis 0.97, power spectrum of a 512-point FFT, log floored at
   float32 eps), computed in float64 like torchaudio's `compliance.kaldi.fbank` on a float64
-  waveform, then `(x - 15.41663) / (2 * 6.55582)`. The mel filters are built in float32 and then
-  cast, as torchaudio does (that is what makes this port agree to ~1e-7, not ~1e-5).
+  waveform (`common.kaldi_fbank.torch_kaldi_fbank`, which says why it is not kaldi-native-fbank),
+  then `(x - 15.41663) / (2 * 6.55582)`.
 - Patches: Conv2d 16x16 / stride 16 over (time, mel) -> tokens time-major with 8 frequency
   patches per 160 ms (`n_tokens = 8 * floor(frames / 16)`), LayerNorm, Linear to the encoder width.
 - Encoder: `x + GELU(conv_pos(x))` (grouped conv, kernel 128, weight norm folded at load time,
@@ -41,65 +41,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from actstore.errors import UnknownModelError
+from actstore.ingest.adapters.common.kaldi_fbank import torch_kaldi_fbank
 
 FBANK_MEAN = 15.41663
 FBANK_STD = 6.55582
 
 
 # -- front end -------------------------------------------------------------------------------
-def _mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = 20.0) -> torch.Tensor:
-    """Kaldi triangular mel filters [num_bins, n_fft//2 + 1], built in float32 like torchaudio."""
-    n_fft_bins = n_fft // 2
-    high_freq = 0.5 * sample_rate
-    bin_width = sample_rate / n_fft
-    mel_low = 1127.0 * math.log(1.0 + low_freq / 700.0)
-    mel_high = 1127.0 * math.log(1.0 + high_freq / 700.0)
-    delta = (mel_high - mel_low) / (num_bins + 1)
-    b = torch.arange(num_bins).unsqueeze(1)
-    left = mel_low + b * delta
-    centre = mel_low + (b + 1.0) * delta
-    right = mel_low + (b + 2.0) * delta
-    mel = (1127.0 * (1.0 + bin_width * torch.arange(n_fft_bins) / 700.0).log()).unsqueeze(0)
-    up = (mel - left) / (centre - left)
-    down = (right - mel) / (right - centre)
-    banks = torch.clamp(torch.minimum(up, down), min=0.0)
-    return F.pad(banks, (0, 1))  # the Nyquist bin gets no filter weight
-
-
-def kaldi_fbank(wav: torch.Tensor, *, num_mel_bins: int = 128, sample_rate: int = 16000,
-                frame_length: int = 400, frame_shift: int = 160) -> torch.Tensor:
-    """Kaldi log-mel fbank [frames, num_mel_bins] of a 1-D waveform, in the waveform's dtype.
-
-    frames = 1 + (len - frame_length) // frame_shift (kaldi's snip_edges); a waveform shorter
-    than one frame gives zero frames.
-    """
-    if wav.dim() != 1:
-        raise ValueError(f"kaldi_fbank takes a 1-D waveform, got shape {tuple(wav.shape)}")
-    n = wav.shape[0]
-    if n < frame_length:
-        return wav.new_zeros((0, num_mel_bins))
-    frames = wav.unfold(0, frame_length, frame_shift)                     # [F, 400]
-    frames = frames - frames.mean(dim=1, keepdim=True)                    # remove DC offset
-    prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)              # replicate-padded shift
-    frames = frames - 0.97 * prev                                         # pre-emphasis
-    window = torch.hann_window(frame_length, periodic=False, dtype=wav.dtype,
-                               device=wav.device).pow(0.85)               # povey window
-    n_fft = 1 << (frame_length - 1).bit_length()                          # 512
-    frames = F.pad(frames * window, (0, n_fft - frame_length))
-    power = torch.fft.rfft(frames).abs().pow(2.0)                         # [F, 257]
-    banks = _mel_banks(num_mel_bins, n_fft, sample_rate).to(device=wav.device, dtype=wav.dtype)
-    mel = power @ banks.T
-    eps = torch.tensor(torch.finfo(torch.float32).eps, dtype=wav.dtype, device=wav.device)
-    return torch.maximum(mel, eps).log()
-
-
 def beats_fbank(wav: torch.Tensor) -> torch.Tensor:
     """BEATs' preprocessing of one clip (float waveform in [-1, 1], 16 kHz): [frames, 128] float32.
 
     Computed in float64 (as the reference does on SALMONN's float64 audio), normalised with
     BEATs' fixed AudioSet statistics, then cast to float32.
     """
-    fb = kaldi_fbank(wav.to(torch.float64) * 2**15, num_mel_bins=128)
+    fb = torch_kaldi_fbank(wav.to(torch.float64) * 2**15, num_mel_bins=128)
     return ((fb - FBANK_MEAN) / (2 * FBANK_STD)).to(torch.float32)
 
 
