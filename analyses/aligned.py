@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
+from actstore.kinds import CROSS_LINGUAL_KINDS
 from actstore.store import Store
 from actstore.store.integrity import require_unique_keys
 
@@ -33,19 +34,13 @@ log = logging.getLogger("actstore.analyses")
 Recording = Literal["random", "mean"]
 SetKey = tuple[str, str]  # (lang, modality)
 
-#: the three cross-lingual kinds and the modalities of their two sides
-CROSS_LINGUAL_KINDS = {
-    "speech-speech": ("speech", "speech"),
-    "text-text": ("text", "text"),
-    "speech-text": ("speech", "text"),
-}
 
 
 def depth_of(point: str) -> str:
     return point.split(".", 1)[1] if "." in point else point
 
 
-def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
+def language_levels(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
     """lang -> resource level for the languages stored for `model` (validating requested ones)."""
     have = (store.scan_activations(model, with_vectors=False)
             .select("lang", "resource_level").unique().collect())

@@ -3,10 +3,10 @@
 The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
 
 - cross-modal: SVCCA(speech, text) per depth and language on the first N shared ids; means over
-  languages and per resource level come from `cross_modal_summary`.
+  languages and per resource level come from `actstore.grid_means.cross_modal_summary`.
 - cross-lingual: speech-speech and text-text (lower triangle) and speech-text (full matrix) per
   depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
-  come from `cross_lingual_summary` and `depth_delta`.
+  come from `actstore.grid_means.cross_lingual_summary` and `depth_delta`.
 Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
 construction, max(0, kx + ky - (n - 1)); see `similarity.forced`), `degenerate` (PWCCA only: the
 score is undefined, stored as null, because two or more correlations are 1), a random baseline of
@@ -32,9 +32,9 @@ from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
+from actstore.kinds import CROSS_LINGUAL_KINDS
 from actstore.analyses.aligned import (
-    CROSS_LINGUAL_KINDS,
-    stored_languages,
+    language_levels,
     stored_modalities,
     PairSpec,
     choose_depths,
@@ -114,7 +114,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     need = tuple(sorted({m for k in kinds_used
                          for m in (("speech", "text") if k == "cross-modal" else CROSS_LINGUAL_KINDS[k])}))
 
-    levels = stored_languages(store, model, langs)
+    levels = language_levels(store, model, langs)
     lang_list = list(levels)
     chosen_depths = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen_depths[0].points[m] for m in need},
@@ -300,34 +300,6 @@ def load_grid(store: Store, model: str, *, measure: str | None = None,
     if frame is not None and measure is not None:
         frame = frame.filter(pl.col("measure") == measure)
     return current_rows(frame, CELL) if current else frame
-
-
-def _forced_agg(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The most forced correlations of any score in a group (results saved before it: none)."""
-    return [pl.col("forced").max()] if "forced" in frame.columns else []
-
-
-def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth: mean score, baseline and null over all languages and per resource level, and the
-    largest number of correlations forced to 1 by construction (`forced`) among them."""
-    xm = frame.filter(pl.col("kind") == "cross-modal")
-    aggs = [pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages"), *_forced_agg(xm)]
-    keys = ["model", "measure", "depth", "point_order"]
-    overall = xm.group_by(keys).agg(aggs).with_columns(pl.lit("all").alias("group"))
-    per_level = (xm.filter(pl.col("resource_level_a").is_not_null())
-                 .group_by(keys + ["resource_level_a"]).agg(aggs)
-                 .rename({"resource_level_a": "group"}))
-    return pl.concat([overall, per_level.select(overall.columns)]).sort("point_order", "group")
-
-
-def cross_lingual_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per kind and depth: mean over language pairs, leaving out same-language pairs."""
-    xl = frame.filter((pl.col("kind") != "cross-modal") & (pl.col("lang_a") != pl.col("lang_b")))
-    return (xl.group_by("model", "measure", "kind", "depth", "point_order")
-            .agg(pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-                 pl.len().alias("pairs"), *_forced_agg(xl))
-            .sort("kind", "point_order"))
 
 
 def depth_delta(frame: pl.DataFrame, depth_from: str, depth_to: str) -> pl.DataFrame:

@@ -14,7 +14,8 @@ import polars as pl
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
-from actstore.analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
+from actstore.kinds import CROSS_LINGUAL_KINDS
+from actstore.analyses.aligned import language_levels, stored_modalities, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
 from actstore.analyses.results import current_rows, load_results, save_results, stamp
 from actstore.analyses.retrieval import retrieval_scores
 
@@ -40,7 +41,7 @@ def retrieval_grid(store: Store, model: str, *, kinds: Sequence[str] | None = No
         if not set(CROSS_LINGUAL_KINDS[k]) <= have:
             raise AnalysisInputError(f"{k} retrieval needs both sides stored; model {model!r} has {', '.join(sorted(have))}.")
     need = tuple(sorted({m for k in kinds for m in CROSS_LINGUAL_KINDS[k]}))
-    levels = stored_languages(store, model, langs)
+    levels = language_levels(store, model, langs)
     lang_list = list(levels)
     chosen = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen[0].points[m] for m in need}, lang_list, seed=seed)

@@ -7,8 +7,8 @@ import pytest
 from actstore.errors import AnalysisInputError
 from actstore.query import run_query
 from actstore.store import Store
-from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, depth_delta,
-                            load_grid, save_grid, similarity_grid)
+from actstore.analyses.grids import GridOptions, depth_delta, load_grid, save_grid, similarity_grid
+from actstore.grid_means import cross_lingual_summary, cross_modal_summary
 
 from _store_data import put
 

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from actstore.cli import main
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
-from actstore.analyses.grids import cross_modal_summary, load_grid
+from actstore.analyses.grids import load_grid
+from actstore.grid_means import cross_modal_summary
 from actstore.ingest.tiny_salmonn import build_tiny_salmonn
 from actstore.ingest.tiny_sonar import build_tiny_sonar_speech, build_tiny_sonar_text
 
