@@ -8,8 +8,8 @@ The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
   depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
   come from `actstore.grid_means.cross_lingual_summary` and `depth_delta`.
 Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
-construction, max(0, kx + ky - (n - 1)); see `similarity.forced`), `degenerate` (PWCCA only: the
-score is undefined, stored as null, because two or more correlations are 1), a random baseline of
+construction, max(0, kx + ky - span), span = n - 1 unless rows repeat; see `similarity.forced`),
+`degenerate` (PWCCA only: the score is undefined, stored as null, because two or more correlations are 1), a random baseline of
 the same shapes, the shuffled-row null, and (optionally) a bootstrap confidence interval.
 `forced_warning` turns a grid with forced correlations into one sentence for the user.
 
@@ -46,7 +46,7 @@ from actstore.analyses.aligned import (
 from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 from actstore.analyses.similarity.registry import get_measure
-from actstore.analyses.similarity.forced import all_forced, forced_correlations
+from actstore.analyses.similarity.forced import all_forced
 
 RESULT_TABLE = "similarity"
 #: what identifies a similarity row: the cell plus every option that changes its number
@@ -161,7 +161,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "n": scored["n"].astype(np.int32),
             "kx": scored["kx"].astype(np.int32),
             "ky": scored["ky"].astype(np.int32),
-            "forced": forced_correlations(scored["kx"], scored["ky"], scored["n"]).astype(np.int32),
+            "forced": scored["forced"].astype(np.int32),
             "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
             "score": scored["score"].astype(np.float64),
             "baseline": [baselines[(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])] for s in specs],
@@ -186,15 +186,16 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
 def forced_warning(frame: pl.DataFrame) -> str | None:
     """One sentence when some scores rest on forced correlations (None when none do).
 
-    Forced correlations are 1 whatever the data (kx + ky > n - 1), so they inflate SVCCA and make
-    PWCCA undefined; when every correlation is forced the score is 1.0 for any input.
+    Forced correlations are 1 whatever the data (kx + ky > the span of the centred rows, n - 1
+    unless rows repeat), so they inflate SVCCA and make PWCCA undefined; when every correlation
+    is forced the score is 1.0 for any input. Reads the stored `forced` column.
     """
     if "forced" not in frame.columns or frame.height == 0:
         return None
     hit = frame.filter(pl.col("forced") > 0)
     if hit.height == 0:
         return None
-    every = int(np.sum(all_forced(hit["kx"].to_numpy(), hit["ky"].to_numpy(), hit["n"].to_numpy())))
+    every = int(np.sum(all_forced(hit["forced"].to_numpy(), hit["kx"].to_numpy(), hit["ky"].to_numpy())))
     measure = frame["measure"][0]
     share = hit["forced"].to_numpy() / np.minimum(hit["kx"].to_numpy(), hit["ky"].to_numpy())
     worst = hit.row(int(np.argmax(share)), named=True)
@@ -203,7 +204,8 @@ def forced_warning(frame: pl.DataFrame) -> str | None:
     undefined = int(frame["degenerate"].sum()) if "degenerate" in frame.columns else 0
     extra = f", and {undefined} PWCCA scores are undefined (stored as null)" if undefined else ""
     return (f"warning: {hit.height} of {frame.height} {measure} scores include canonical correlations "
-            f"that are 1 by construction (kx + ky > n - 1; {what}){extra}: compare more sentences "
+            f"that are 1 by construction (kx + ky > the centred rows' span, n - 1 unless rows repeat; "
+            f"{what}){extra}: compare more sentences "
             "(--n), keep less variance (--keep), and read scores beside the 'forced' column.")
 
 

@@ -49,7 +49,9 @@ def test_score_pairs_equals_single_pair_measures(grid, measure):
         perm = np.random.default_rng([3, i]).permutation(len(req.x_rows))
         assert out["null"][i] == pytest.approx(SINGLE[measure](x, y[perm]), abs=1e-8)
         assert out["n"][i] == len(req.x_rows)
-    assert set(out) == {"score", "kx", "ky", "n", "null"}
+        if measure in ("svcca", "pwcca"):  # request 5 repeats its rows: its span is 29, not 59
+            assert out["forced"][i] == svcca(x, y).forced
+    assert set(out) == {"score", "kx", "ky", "n", "forced", "null"}
 
 
 def test_kx_ky_and_null_below_score(grid):
@@ -146,3 +148,23 @@ def test_bad_set_raises(grid):
     const = dict(sets, **{"en-text": np.ones((90, 120))})
     with pytest.raises(AnalysisInputError, match="zero variance"):
         score_pairs(const, [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))])
+
+
+def test_request_groups_are_the_connected_components_of_shared_subsets():
+    """The work groups (requests that share a reduced subset run together) are exactly the
+    connected components networkx finds on the subset graph, each in request order."""
+    nx = pytest.importorskip("networkx")
+    from actstore.analyses.similarity.batched import _MAX_COMPONENT, _components
+
+    rng = np.random.default_rng(4)
+    for n_nodes, n_edges in ((5, 3), (30, 20), (200, 150), (20, 300)):
+        keys = [(("s", int(a)), ("s", int(b))) for a, b in rng.integers(0, n_nodes, (n_edges, 2))]
+        graph = nx.Graph()
+        graph.add_edges_from(keys)
+        expected = []
+        for nodes in nx.connected_components(graph):
+            members = [i for i, (a, _) in enumerate(keys) if a in nodes]
+            expected.append([members[j:j + _MAX_COMPONENT] for j in range(0, len(members), _MAX_COMPONENT)])
+        expected = sorted((chunk for chunks in expected for chunk in chunks), key=lambda c: c[0])
+        assert sorted(_components(keys), key=lambda c: c[0]) == expected
+    assert _components([]) == []
