@@ -110,8 +110,17 @@ def _forced(used: dict[Hashable, np.ndarray], pairs: list[PairRequest], kx: np.n
     """Correlations forced to 1 per request, from the span of its centred rows (`forced`):
     repeated rows (identical vectors, or a row index used twice) lower it below n - 1."""
     labels = {key: row_classes(x) for key, x in used.items()}
-    spans = np.array([centred_span(labels[p.x_key][p.x_rows], labels[p.y_key][p.y_rows])
-                      for p in pairs], dtype=np.int64)
+    distinct = {key: int(lab.max(initial=-1)) + 1 == lab.shape[0] for key, lab in labels.items()}
+
+    def span(p: PairRequest) -> int:
+        m = p.x_rows.shape[0]
+        for key, rows in ((p.x_key, p.x_rows), (p.y_key, p.y_rows)):
+            # a set without repeated vectors, rows without a repeated index: span n - 1
+            if distinct[key] and (m < 2 or np.all(rows[1:] > rows[:-1]) or np.unique(rows).size == m):
+                return m - 1
+        return centred_span(labels[p.x_key][p.x_rows], labels[p.y_key][p.y_rows])
+
+    spans = np.array([span(p) for p in pairs], dtype=np.int64)
     return np.asarray(forced_correlations(kx, ky, spans), dtype=np.int64).reshape(len(pairs))
 
 
