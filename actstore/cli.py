@@ -481,7 +481,7 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     store = _open(db, storage_options)
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
-                          bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
+                          bootstrap=bootstrap, recording=recording, pairing=pairing, backend=backend,
                           device=device)
     with _Bar(f"{measure} {kind}", enabled=not quiet) as bar:
         result = run_similarity(store, model, kind, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),

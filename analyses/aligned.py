@@ -244,7 +244,7 @@ def cross_modal_pairs(selection: Selection, langs: Sequence[str], n: int | None 
 
 
 def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *, n: int | None = None,
-                        mode: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
+                        pairing: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
     """Language x language pairs of one kind on the ids both sides have.
 
     speech-speech and text-text are symmetric: only the lower triangle (lang_a > lang_b) is
@@ -277,16 +277,16 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
         pairs = [(a, b) for i, a in enumerate(both) for b in both[:i]]
     if not pairs:
         raise AnalysisInputError(f"No language pair has data for {kind}; ingest both modalities first.")
-    if mode == "global":
+    if pairing == "global":
         common = None
         for lang, m in [(a, ma) for a in side_a] + [(b, mb) for b in side_b]:
             ids = selection.ids(lang, m)
             common = ids if common is None else np.intersect1d(common, ids)
         inter = {p: common for p in pairs}
-    elif mode == "pairwise":
+    elif pairing == "pairwise":
         inter = {(a, b): np.intersect1d(selection.ids(a, ma), selection.ids(b, mb)) for a, b in pairs}
     else:
-        raise AnalysisInputError(f"mode must be 'pairwise' or 'global', not {mode!r}.")
+        raise AnalysisInputError(f"pairing must be 'pairwise' or 'global', not {pairing!r}.")
     smallest = min(v.size for v in inter.values())
     size = smallest if n is None else n
     if n is not None and n > smallest:

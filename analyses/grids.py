@@ -6,7 +6,7 @@ The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
   languages and per resource level come from `actstore.grid_means.cross_modal_summary`.
 - cross-lingual: speech-speech and text-text (lower triangle) and speech-text (full matrix) per
   depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
-  come from `actstore.grid_means.cross_lingual_summary` and `depth_delta`.
+  come from `actstore.grid_means.cross_lingual_summary` (the report draws deltas between depths).
 Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
 construction, max(0, kx + ky - span), span = n - 1 unless rows repeat; see `similarity.forced`),
 `degenerate` (PWCCA only: the score is undefined, stored as null, because two or more correlations are 1), a random baseline of
@@ -69,7 +69,7 @@ class GridOptions:
     null: bool = True
     bootstrap: int = 0
     recording: Literal["random", "mean"] = "random"
-    mode: Literal["pairwise", "global"] = "pairwise"
+    pairing: Literal["pairwise", "global"] = "pairwise"  # cross-lingual ids; the stored `pairing`
     knn_k: int = 10
     backend: str = "numpy"
     device: str | None = None
@@ -126,7 +126,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
         elif kind == "all" and len(lang_list) < 2:
             continue  # one language: nothing cross-lingual to compare
         else:
-            specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, mode=options.mode)
+            specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, pairing=options.pairing)
     if on_total is not None:
         on_total(len(specs) * len(chosen_depths))
 
@@ -173,7 +173,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             "seed": options.seed,
             "knn_k": pl.Series([options.knn_k] * len(specs), dtype=pl.Int32),
             "recording": options.recording,
-            "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.mode) for sp in specs],
+            "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.pairing) for sp in specs],
             "store_version": version,
             "computed_at": now,
         }))
@@ -302,16 +302,3 @@ def load_grid(store: Store, model: str, *, measure: str | None = None,
     if frame is not None and measure is not None:
         frame = frame.filter(pl.col("measure") == measure)
     return current_rows(frame, CELL) if current else frame
-
-
-def depth_delta(frame: pl.DataFrame, depth_from: str, depth_to: str) -> pl.DataFrame:
-    """score(depth_to) - score(depth_from) per kind and language pair."""
-    keys = ["model", "measure", "kind", "lang_a", "lang_b"]
-    a = frame.filter(pl.col("depth") == depth_from).select(keys + [pl.col("score").alias("score_from")])
-    b = frame.filter(pl.col("depth") == depth_to).select(keys + [pl.col("score").alias("score_to")])
-    if a.height == 0 or b.height == 0:
-        missing = depth_from if a.height == 0 else depth_to
-        raise AnalysisInputError(f"No similarity results at depth {missing!r}; compute that depth first.")
-    return (a.join(b, on=keys).with_columns((pl.col("score_to") - pl.col("score_from")).alias("delta"))
-            .with_columns(pl.lit(depth_from).alias("depth_from"), pl.lit(depth_to).alias("depth_to")))
-

@@ -97,11 +97,3 @@ def load_retrieval(store: Store, model: str, *, current: bool = True) -> pl.Data
     """Stored retrieval rows of `model`; `current` keeps each cell's latest row."""
     frame = load_results(store, RESULT_TABLE, model)
     return current_rows(frame, CELL) if current else frame
-
-
-def per_language_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth and language: speech->text and text->speech P@1 of the language with itself."""
-    same = frame.filter((pl.col("kind") == "speech-text") & (pl.col("lang_a") == pl.col("lang_b")))
-    return (same.pivot(on="direction", index=["depth", "point_order", "lang_a"], values="p_at_1")
-            .rename({"lang_a": "lang", "a->b": "speech_to_text_p1", "b->a": "text_to_speech_p1"})
-            .sort("point_order", "lang"))
