@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
 from actstore.store import Store
-from actstore.kinds import CROSS_LINGUAL_KINDS
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL
 from actstore.analyses.aligned import (
     language_levels,
     stored_modalities,
@@ -87,33 +87,9 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     and their Gram matrices formed once for the cross-modal and every cross-lingual kind.
     """
     check_grid_n(options)
-    modalities_stored = stored_modalities(store, model)
-    if kind not in ("cross-modal", "cross-lingual", "all"):
-        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
-    both = modalities_stored == {"speech", "text"}
-    if kind == "cross-modal" and not both:
-        raise AnalysisInputError(
-            f"Cross-modal similarity needs speech and text; model {model!r} has only "
-            f"{', '.join(sorted(modalities_stored))}: ingest the other modality or use --kind cross-lingual."
-        )
-    kinds_used: list[str] = ["cross-modal"] if kind == "cross-modal" or (kind == "all" and both) else []
-    if kind in ("cross-lingual", "all"):
-        if kinds:
-            unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
-            if unknown:
-                raise AnalysisInputError(f"Unknown kind {unknown[0]!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
-            for k in kinds:
-                lacking = set(CROSS_LINGUAL_KINDS[k]) - modalities_stored
-                if lacking:
-                    raise AnalysisInputError(
-                        f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
-                    )
-            kinds_used += list(kinds)
-        else:
-            kinds_used += [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= modalities_stored]
+    kinds_used = _kinds_to_compute(kind, kinds, stored_modalities(store, model), model)
     need = tuple(sorted({m for k in kinds_used
-                         for m in (("speech", "text") if k == "cross-modal" else CROSS_LINGUAL_KINDS[k])}))
-
+                         for m in (("speech", "text") if k == CROSS_MODAL else CROSS_LINGUAL_KINDS[k])}))
     levels = language_levels(store, model, langs)
     lang_list = list(levels)
     chosen_depths = choose_depths(store, model, depths, need=need)
@@ -121,7 +97,7 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
                                   lang_list, recording=options.recording, seed=options.seed)
     specs: list[PairSpec] = []
     for k in kinds_used:
-        if k == "cross-modal":
+        if k == CROSS_MODAL:
             specs += cross_modal_pairs(selection, lang_list, options.n)
         elif kind == "all" and len(lang_list) < 2:
             continue  # one language: nothing cross-lingual to compare
@@ -129,58 +105,87 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
             specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, pairing=options.pairing)
     if on_total is not None:
         on_total(len(specs) * len(chosen_depths))
-
-    version = store.activation_version(model)
-    random_init = store.is_random_init(model)
-    now = datetime.now(timezone.utc)
-    frames = []
-    for depth, sets, requests, (scored, ci_low, ci_high) in _scored_depths(
-            store, model, chosen_depths, selection, need, specs, options, progress):
-        baselines = {}
-        for s in specs:
-            shape = (s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])
-            if shape not in baselines:
-                baselines[shape] = random_baseline(*shape, measure=options.measure, keep=options.keep,
-                                                   seed=options.seed)
-        frames.append(pl.DataFrame({
-            "model": model,
-            "random_init": random_init,
-            "measure": options.measure,
-            "kind": [s.kind for s in specs],
-            "depth": depth.name,
-            "layer": pl.Series([depth.layer] * len(specs), dtype=pl.Int32),
-            "point_order": depth.order,
-            "point": [depth.points[s.x[1]] for s in specs],
-            "point_b": [depth.points[s.y[1]] for s in specs],
-            "lang_a": [s.x[0] for s in specs],
-            "lang_b": [s.y[0] for s in specs],
-            "modality_a": [s.x[1] for s in specs],
-            "modality_b": [s.y[1] for s in specs],
-            "resource_level_a": [levels[s.x[0]] for s in specs],
-            "resource_level_b": [levels[s.y[0]] for s in specs],
-            "n": scored["n"].astype(np.int32),
-            "kx": scored["kx"].astype(np.int32),
-            "ky": scored["ky"].astype(np.int32),
-            "forced": scored["forced"].astype(np.int32),
-            "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
-            "score": scored["score"].astype(np.float64),
-            "baseline": [baselines[(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])] for s in specs],
-            "null": scored["null"].astype(np.float64) if options.null else np.full(len(specs), np.nan),
-            "ci_low": ci_low,
-            "ci_high": ci_high,
-            "n_limit": pl.Series([options.n or 0] * len(specs), dtype=pl.Int32),
-            "keep": options.keep,
-            "seed": options.seed,
-            "knn_k": pl.Series([options.knn_k] * len(specs), dtype=pl.Int32),
-            "recording": options.recording,
-            "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.pairing) for sp in specs],
-            "store_version": version,
-            "computed_at": now,
-        }))
+    stamp = {"model": model, "random_init": store.is_random_init(model),
+             "store_version": store.activation_version(model), "computed_at": datetime.now(timezone.utc)}
+    frames = [_depth_rows(depth, sets, specs, scored, options, levels, stamp)
+              for depth, sets, _, scored in _scored_depths(store, model, chosen_depths, selection, need,
+                                                           specs, options, progress)]
     out = pl.concat(frames)
     return out.with_columns(pl.col("score").fill_nan(None), pl.col("baseline").fill_nan(None),
                             pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
                             pl.col("ci_high").fill_nan(None))
+
+
+def _kinds_to_compute(kind: str, kinds: Sequence[str] | None, stored: set[str], model: str) -> list[str]:
+    """The kinds a grid request computes, refusing unknown kinds and kinds the model lacks."""
+    if kind not in (CROSS_MODAL, "cross-lingual", "all"):
+        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
+    both = stored == {"speech", "text"}
+    if kind == CROSS_MODAL and not both:
+        raise AnalysisInputError(
+            f"Cross-modal similarity needs speech and text; model {model!r} has only "
+            f"{', '.join(sorted(stored))}: ingest the other modality or use --kind cross-lingual."
+        )
+    kinds_used: list[str] = [CROSS_MODAL] if kind == CROSS_MODAL or (kind == "all" and both) else []
+    if kind == CROSS_MODAL:
+        return kinds_used
+    if not kinds:
+        return kinds_used + [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= stored]
+    unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
+    if unknown:
+        raise AnalysisInputError(f"Unknown kind {unknown[0]!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
+    for k in kinds:
+        lacking = set(CROSS_LINGUAL_KINDS[k]) - stored
+        if lacking:
+            raise AnalysisInputError(
+                f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
+            )
+    return kinds_used + list(kinds)
+
+
+def _depth_rows(depth, sets, specs: list[PairSpec], scored, options: GridOptions,
+                levels: dict[str, str | None], stamp: dict) -> pl.DataFrame:
+    """The result rows of one depth: every pair's score and what it was computed with."""
+    scored, ci_low, ci_high = scored
+    shapes = [(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1]) for s in specs]
+    baselines = {shape: random_baseline(*shape, measure=options.measure, keep=options.keep, seed=options.seed)
+                 for shape in dict.fromkeys(shapes)}
+    count = len(specs)
+    return pl.DataFrame({
+        "model": stamp["model"],
+        "random_init": stamp["random_init"],
+        "measure": options.measure,
+        "kind": [s.kind for s in specs],
+        "depth": depth.name,
+        "layer": pl.Series([depth.layer] * count, dtype=pl.Int32),
+        "point_order": depth.order,
+        "point": [depth.points[s.x[1]] for s in specs],
+        "point_b": [depth.points[s.y[1]] for s in specs],
+        "lang_a": [s.x[0] for s in specs],
+        "lang_b": [s.y[0] for s in specs],
+        "modality_a": [s.x[1] for s in specs],
+        "modality_b": [s.y[1] for s in specs],
+        "resource_level_a": [levels[s.x[0]] for s in specs],
+        "resource_level_b": [levels[s.y[0]] for s in specs],
+        "n": scored["n"].astype(np.int32),
+        "kx": scored["kx"].astype(np.int32),
+        "ky": scored["ky"].astype(np.int32),
+        "forced": scored["forced"].astype(np.int32),
+        "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
+        "score": scored["score"].astype(np.float64),
+        "baseline": [baselines[shape] for shape in shapes],
+        "null": scored["null"].astype(np.float64) if options.null else np.full(count, np.nan),
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "n_limit": pl.Series([options.n or 0] * count, dtype=pl.Int32),
+        "keep": options.keep,
+        "seed": options.seed,
+        "knn_k": pl.Series([options.knn_k] * count, dtype=pl.Int32),
+        "recording": options.recording,
+        "pairing": [(CROSS_MODAL if sp.kind == CROSS_MODAL else options.pairing) for sp in specs],
+        "store_version": stamp["store_version"],
+        "computed_at": stamp["computed_at"],
+    })
 
 
 def forced_warning(frame: pl.DataFrame) -> str | None:
