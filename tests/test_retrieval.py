@@ -145,8 +145,15 @@ def test_topk_equals_argsort(k):
     cn = c / np.linalg.norm(c, axis=1, keepdims=True)
     full = qn @ cn.T
     ref = np.argsort(-full, axis=1, kind="stable")[:, :k]
-    assert np.array_equal(idx, ref)
     np.testing.assert_allclose(scores, np.take_along_axis(full, ref, axis=1), atol=1e-6)
+    # blocks and one product round float32 differently: cosines closer than 1e-5 (k = 64 has
+    # gaps of 1e-6) may order either way, so compare the order where it is the data's
+    exact = qn.astype(np.float64) @ cn.astype(np.float64).T
+    top = -np.sort(-exact, axis=1)[:, : k + 1]
+    assert (np.take_along_axis(exact, idx, axis=1) >= top[:, k - 1 : k] - 1e-5).all()
+    clear = (np.diff(top, axis=1) < -1e-5).all(axis=1)
+    assert clear.any()
+    assert np.array_equal(idx[clear], ref[clear])
 
 
 def test_torch_backend_equals_numpy():
