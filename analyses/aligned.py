@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
-from actstore.kinds import CROSS_LINGUAL_KINDS
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL, SYMMETRIC_KINDS
 from actstore.store import Store
 from actstore.store.integrity import require_unique_keys
 
@@ -240,7 +240,7 @@ def cross_modal_pairs(selection: Selection, langs: Sequence[str], n: int | None 
     if n is not None and any(c.size < n for c in shared.values()):
         short = {k: int(v.size) for k, v in shared.items() if v.size < n}
         raise AnalysisInputError(f"--n {n} exceeds the shared ids of {short}; use a smaller --n.")
-    return [PairSpec("cross-modal", (lang, "speech"), (lang, "text"), ids[:size]) for lang, ids in shared.items()]
+    return [PairSpec(CROSS_MODAL, (lang, "speech"), (lang, "text"), ids[:size]) for lang, ids in shared.items()]
 
 
 def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *, n: int | None = None,
@@ -266,7 +266,7 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
     if dropped:
         log.warning("%s: %s left out (no %s stored)", kind, ", ".join(dropped),
                     " or ".join(sorted({ma, mb})))
-    if kind == "speech-text":
+    if kind not in SYMMETRIC_KINDS:  # speech-text: the full matrix
         pairs = [(a, b) for a in side_a for b in side_b]
     else:
         both = [lang for lang in side_a if lang in side_b]
