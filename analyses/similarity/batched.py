@@ -185,6 +185,14 @@ def score_pairs(
     `n_jobs` threads (default: all cores) share the work on the numpy backend.
     backend='torch' runs measures that support it (svcca) on `device`; others use numpy.
     """
+    return _score(sets, requests, measure=measure, keep=keep, null=null, seed=seed, k=k, backend=backend,
+                  device=device, n_jobs=n_jobs, progress=progress, count_forced=True)
+
+
+def _score(sets, requests, *, measure, keep, null, seed, k, backend, device, n_jobs, progress,
+           count_forced: bool) -> dict[str, np.ndarray]:
+    """`score_pairs`; without `count_forced` (bootstrap resamples: only scores are read) the
+    forced counts are not computed."""
     meas = get_measure(measure, keep=keep, k=k)
     device = resolve_device(device, backend=backend, what="similarity")
     requests = list(requests)
@@ -193,7 +201,8 @@ def score_pairs(
         res = meas.score_grid_torch(used, pairs, null=null, seed=seed, device=device, progress=progress)
     else:
         res = _score_numpy(meas, used, pairs, null=null, seed=seed, n_jobs=n_jobs, progress=progress)
-    res["forced"] = _forced(used, pairs, res["kx"], res["ky"])
+    if count_forced:
+        res["forced"] = _forced(used, pairs, res["kx"], res["ky"])
     return res
 
 
@@ -301,7 +310,8 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, xr.shape[0], size=(int(n_boot), xr.shape[0]))
     boots = [PairRequest(request.x_key, xr[d], request.y_key, yr[d]) for d in draws]
-    scores = score_pairs(sets, boots, measure=meas, null=False)["score"]
+    scores = _score(sets, boots, measure=meas, keep=keep, null=False, seed=0, k=k, backend="numpy",
+                    device=None, n_jobs=None, progress=None, count_forced=False)["score"]
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(scores, [alpha, 1.0 - alpha])
     return float(low), float(high)
