@@ -16,6 +16,7 @@ import sys
 import click
 
 from actstore.errors import ActstoreError
+from actstore.kinds import kinds_help
 from actstore.output import FORMATS, write_frame
 from actstore.ingest.requests import ENGINES
 from actstore.ingest.tiny_builders import TINY_BUILDERS
@@ -470,7 +471,7 @@ class _Bar:
 @click.option("--model", required=True, help="Stored model name (see `actstore info`).")
 @click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual", "all"]), required=True,
               help="all: the study's whole grid (cross-modal and every cross-lingual kind) in one pass.")
-@click.option("--kinds", default=None, help="Cross-lingual kinds: speech-speech,text-text,speech-text (default: all the model has).")
+@click.option("--kinds", default=None, help=f"Cross-lingual kinds: {kinds_help()} (default: all the model has).")
 @click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
 @measure_option
@@ -503,7 +504,7 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     store = _open(db, storage_options)
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
-                          bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
+                          bootstrap=bootstrap, recording=recording, pairing=pairing, backend=backend,
                           device=device)
     with _Bar(f"{measure} {kind}", enabled=not quiet) as bar:
         result = run_similarity(store, model, kind, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
@@ -537,7 +538,7 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
 @analyze.command("retrieval")
 @db_option
 @click.option("--model", required=True, help="Stored model name.")
-@click.option("--kinds", default=None, help="speech-text,speech-speech,text-text (default: all the model has).")
+@click.option("--kinds", default=None, help=f"{kinds_help()} (default: all the model has).")
 @click.option("--points", default=None, help="Depths or points (default: all).")
 @click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
 @click.option("--n", "n_rows", type=int, default=None, help="Sentences per pair (default: the smallest intersection).")

@@ -17,7 +17,7 @@ import polars as pl
 
 from actstore.schema import CONCENTRATION_TABLE, NEURONS_OVERLAP_TABLE, NEURONS_TOP_TABLE
 from actstore.store import Store
-from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
@@ -42,7 +42,7 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     """
     resolve_device(device, what="the neuron analysis", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
-    lang_list = list(stored_languages(store, model, langs))
+    lang_list = list(language_levels(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed)
     tops, overlaps, conc = [], [], []

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from actstore.kinds import SYMMETRIC_KINDS
 from actstore.reports import comparison_charts as ccharts
 from actstore.reports.assets import RESOURCE_ORDER
 from actstore.reports.inputs import ReportError, ReportInputs, validated
@@ -180,7 +181,7 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
                                 "<code>actstore analyze svcca --kind cross-lingual</code>.", "missing"))
     else:
         datasets["cmp_xl_final"] = rounded(xl)
-        kinds = [k for k in ("speech-speech", "text-text") if k in set(xl["kind"])]
+        kinds = [k for k in SYMMETRIC_KINDS if k in set(xl["kind"])]
         section.parts.append(Figure(
             "fig-cmp-xl-final", "Language pairs at each model's final depth",
             f"Mean {measure} over language pairs (same-language pairs excluded) at each kind's final "

@@ -18,7 +18,12 @@ from click.testing import CliRunner
 from actstore.cli import main
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
-from actstore.analyses.grids import cross_modal_summary, load_grid
+from actstore.analyses.grids import load_grid
+from actstore.analyses.report_data import report_frames
+from actstore.grid_means import cross_modal_summary
+from actstore.reports.from_store import report_inputs
+from actstore.reports.inputs import validated
+from actstore.reports.summaries import cross_modal_series
 from actstore.ingest.adapters.salmonn.tiny import build_tiny_salmonn
 from actstore.ingest.adapters.sonar.tiny import build_tiny_sonar_speech, build_tiny_sonar_text
 
@@ -88,6 +93,12 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
         final = summary.filter(pl.col("depth") == mine["depth"][0])
         assert mine["group"].to_list() == final.sort("group")["group"].to_list()
         assert mine["score"].to_list() == pytest.approx(final.sort("group")["score"].to_list(), abs=1e-12)
+        # ... and the model's own report draws the same groups and numbers at that depth
+        shown = validated(report_inputs(store, model, frames=report_frames(store, model))).similarity
+        drawn = cross_modal_series(shown).filter((pl.col("depth") == mine["depth"][0])
+                                                 & (pl.col("series") == "score")).sort("group")
+        assert drawn["group"].to_list() == mine["group"].to_list()
+        assert drawn["value"].to_list() == pytest.approx(mine["score"].to_list(), abs=1e-12)
     assert cm.filter(pl.col("model") == SONAR)["depth"].unique().to_list() == ["pooled"]  # study's SONAR number
     from actstore.ingest.adapters.salmonn.tiny import LLM_LAYERS
     # SALMONN's final is its last decoder layer, not the layer-less final_norm that sorts after it
