@@ -150,14 +150,14 @@ def test_info_labels_random_init(demo_db):
     assert "all-MiniLM-L6-v2" in out and "RANDOM-INIT" in out
 
 
-def test_analyze_svcca_end_to_end(demo_db):
-    out = run("analyze", "svcca", "--db", demo_db, "--model", SEAMLESS, "--kind", "cross-modal",
+def test_analyze_similarity_end_to_end(demo_db):
+    out = run("analyze", "similarity", "--db", demo_db, "--model", SEAMLESS, "--kind", "cross-modal",
               "--quiet", "--format", "csv").output
     assert "RANDOM-INIT" in out
     csv_lines = [line for line in out.splitlines() if line.startswith("svcca,")]
     assert csv_lines, out
     run("analyze", "svcca", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--kind", "cross-lingual",
-        "--points", "L1,L6", "--measure", "cka", "--quiet")
+        "--points", "L1,L6", "--measure", "cka", "--quiet")  # the command's first name still works
     got = run("query", "--db", demo_db, "SELECT kind, COUNT(*) AS n FROM similarity WHERE measure = 'cka' GROUP BY kind",
               "--format", "json").output
     assert json.loads(got) == [{"kind": "text-text", "n": 2 * 3}]
@@ -313,6 +313,23 @@ def test_neighbours_match_brute_force_cosine(demo_db):
     assert bad.exit_code != 0 and "no-such-sample" in bad.output and "Traceback" not in bad.output
 
 
+def test_neighbours_take_a_depth_as_analyze_does_and_keep_stderr_clean(demo_db, capfd):
+    """`--point L4` means the query sample's own point at that depth (speech.L4 for a speech sample);
+    Lance's `_distance` deprecation warning (printed by its Rust logger) does not reach stderr."""
+    store = Store.open(demo_db, create=False)
+    pts = store.points(SEAMLESS)
+    depth, point = next((p.split(".", 1)[1], p) for p in pts["point"].to_list()
+                        if p.startswith("speech.") and "text." + p.split(".", 1)[1] in pts["point"].to_list())
+    sample = store.read(SEAMLESS, points=point, vectors=False).meta["sample_id"][0]
+    capfd.readouterr()
+    by_point, by_depth = (run("neighbours", "--db", demo_db, "--model", SEAMLESS, "--point", p, "--sample-id", sample,
+                              "--k", 4, "--format", "csv").output for p in (point, depth))
+    assert by_depth == by_point and "speech" in by_depth
+    assert "_distance" not in capfd.readouterr().err
+    unknown = run("neighbours", "--db", demo_db, "--model", SEAMLESS, "--point", depth, "--sample-id", "none", ok=False)
+    assert unknown.exit_code != 0 and "'none' is not stored" in unknown.output
+
+
 def test_languages_lists_the_catalogue_and_user_rows(tmp_path):
     rows = list(__import__("csv").DictReader(run("languages", "--format", "csv").output.splitlines()))
     assert len(rows) == 36
@@ -369,11 +386,13 @@ def test_report_no_compute_writes_nothing_and_names_commands(tmp_path, demo_db):
         store._db.drop_table(name)
     before = sorted(Store.open(db, create=False).table_names())
     out = tmp_path / "r.html"
-    result = run("report", "--db", db, "--model", SEAMLESS, "--out", out, "--no-compute")
+    result = run("report", "--db", db, "--model", SEAMLESS, "--out", out, "--no-compute", "--measure", "cka")
     assert result.output.strip().endswith(str(out))
     assert sorted(Store.open(db, create=False).table_names()) == before  # nothing computed or written
     page = out.read_text()
-    assert "actstore analyze svcca" in page and "actstore analyze retrieval" in page
+    assert "actstore analyze retrieval" in page
+    for kind in ("cross-modal", "cross-lingual"):  # the hint repeats the measure the user asked for
+        assert f"actstore analyze similarity --model {SEAMLESS} --kind {kind} --measure cka</code>" in page
     assert "RANDOM-INIT" in page
 
 

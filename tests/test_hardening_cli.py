@@ -178,7 +178,7 @@ def test_read_only_store_refused_before_computing(read_only_copy, monkeypatch):
     out = read_only_copy.parent / "r.html"
     result = run("report", "--db", read_only_copy, "--model", "m", "--out", out)
     assert result.exit_code == 0 and "Drawing only the stored results" in result.output, result.output
-    assert "actstore analyze svcca --model m --kind cross-modal" in out.read_text()
+    assert "actstore analyze similarity --model m --kind cross-modal --measure svcca" in out.read_text()
     # reading still works
     assert run("query", "--db", read_only_copy, "SELECT COUNT(*) AS n FROM activations").exit_code == 0
 
