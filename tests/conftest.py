@@ -2,6 +2,7 @@
 never writes outside temporary directories, and a CPU quirk cannot take it down."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,24 @@ def _bf16_guard(request):
         works, why = _bf16_probe()
         if not works:
             pytest.skip(f"torch bf16 matmuls do not run here ({why}); set ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16")
+
+
+#: Heavy modules, marked `slow` here in one place: `pytest -m "not slow"` is the quick inner loop,
+#: the default run (and `make test`) still runs them. Tests marked `s3` or `ray` are slow too.
+SLOW_MODULES = {
+    "test_faults.py": "faults: kills and restarts ingest processes",
+    "test_plugin_conformance.py": "plug-in install: builds and installs a package into a fresh environment",
+    "test_wheel.py": "wheel: builds and installs the wheel",
+    "test_demo_report_browser.py": "demo + browser: the whole demo pipeline, then Chromium",
+    "test_report_browser.py": "browser: renders reports in Chromium",
+    "test_ray_ingest.py": "Ray: starts a local Ray cluster",
+    "test_s3_store.py": "S3: a local S3 server (moto)",
+    "test_store_concurrency.py": "concurrency: several writer processes",
+    "test_memory_budget.py": "memory: measures peak memory of ingest subprocesses",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).name in SLOW_MODULES or item.get_closest_marker("s3") or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.slow)
