@@ -2,6 +2,7 @@
 never writes outside temporary directories, and a CPU quirk cannot take it down."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.fspath)).name in SLOW_MODULES or item.get_closest_marker("s3") or item.get_closest_marker("ray"):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Reference-fixture tests keep each output's worst difference in a module-level `WORST` dict
+    (name -> max abs difference); print them after the run, where the README's numbers come from."""
+    here = Path(__file__).resolve().parent
+    for module in list(sys.modules.values()):
+        worst = getattr(module, "WORST", None)
+        path = getattr(module, "__file__", None)
+        if not worst or not isinstance(worst, dict) or path is None or Path(path).resolve().parent != here:
+            continue
+        terminalreporter.section(f"worst differences: {Path(path).name}")
+        for name, diff in sorted(worst.items()):
+            terminalreporter.write_line(f"WORST {name}: {diff:.3g}")
