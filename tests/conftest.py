@@ -79,3 +79,34 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section(f"worst differences: {Path(path).name}")
         for name, diff in sorted(worst.items()):
             terminalreporter.write_line(f"WORST {name}: {diff:.3g}")
+
+
+# Tiny random-init models, built once per session (each build trains a tokenizer and saves weights;
+# modules used to rebuild them one by one). Read-only for tests: a test that changes a model copies it.
+# Builders are imported inside the fixtures so a run that needs none does not load torch.
+TINY_SEAMLESS = "tiny-random-seamless-m4t-v2"
+
+
+@pytest.fixture(scope="session")
+def tiny_seamless_dir(tmp_path_factory) -> Path:
+    """A tiny SeamlessM4T v2 directory named as the demo names it (the name is the stored model name)."""
+    from _models import small_corpus
+    from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
+
+    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("tiny_seamless") / TINY_SEAMLESS,
+                                      corpus_texts=small_corpus(), vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory) -> Path:
+    from actstore.ingest.tiny_models import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    from _models import small_corpus
+    from actstore.ingest.tiny_models import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())

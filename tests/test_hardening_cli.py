@@ -15,21 +15,21 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from actstore.cli import main
 from actstore.disk import disk_error_message, require_writable
 from actstore.errors import ActstoreError, StoreError
 from actstore.ingest.requests import parse_langs, parse_layers
 from actstore.store import Store
 
+from _cli import cli
 from _store_data import put
 
 MINILM = "all-MiniLM-L6-v2"
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    """`actstore ARGS`, exit status unchecked, exceptions kept in the result (one_sentence_error checks)."""
+    return cli(*args, code=None, catch_exceptions=True)
 
 
 def one_sentence_error(result) -> str:
@@ -214,9 +214,7 @@ def test_analyze_bad_n_says_why(tmp_path, n, message):
 
 def test_analyze_n3_warns_that_scores_are_forced(tmp_path):
     store = _store(tmp_path)
-    result = CliRunner().invoke(main, ["analyze", "svcca", "--db", str(store.uri), "--model", "m",
-                                       "--kind", "cross-modal", "--n", "3", "--quiet"])
-    assert result.exit_code == 0, result.output
+    result = cli("analyze", "similarity", "--db", store.uri, "--model", "m", "--kind", "cross-modal", "--n", 3, "--quiet")
     assert "1 by construction" in result.output and "1.0 whatever the data" in result.output
     forced = Store.open(store.uri, create=False)
     frame = pl.from_arrow(forced.dataset("similarity").to_table())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from _models import tiny_bert_dir  # noqa: F401
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.pipeline import (PHASES, STUDY_LAYERS, IngestRequest, ingest, open_inputs, parse_layers,
