@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import warnings
 
 import click
 
@@ -129,6 +131,17 @@ def main(verbose: bool) -> None:
     """actstore: pooled activations of speech/text models in LanceDB, SQL, analyses and reports."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        _quiet_library_deprecations()
+
+
+def _quiet_library_deprecations() -> None:
+    """Libraries' deprecation notes are for their callers' developers, not a user's terminal: -v
+    shows them. lancedb's Rust logger reads LANCEDB_LOG when lancedb loads (the commands import it
+    after this runs; a value the user set wins); Python warnings are ignored unless actstore's own."""
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!actstore)")
 
 
 # ---------------------------------------------------------------------------------------- ingest

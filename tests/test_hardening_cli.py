@@ -10,6 +10,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,31 @@ def test_report_on_one_language_speech_text_store(tmp_path):
     page = out.read_text()
     assert "Empty by definition: cross-lingual similarity compares pairs of languages" in page
     assert "fig-cm-lines" in page  # cross-modal is there
+
+
+_DEPRECATIONS = """
+import sys, warnings
+import numpy as np
+from actstore.cli import main
+try:
+    main(sys.argv[2:] + ["measures"])  # any command; lancedb is not loaded yet, as in `actstore info`
+except SystemExit:
+    pass
+from actstore.store import Store
+store = Store.open(sys.argv[1], create=False)
+table = store._open_table(store.points("m")["table_name"][0])
+# a search that selects columns without `_distance`: lancedb's Rust logger prints a deprecation note
+table.search(np.ones(16, np.float32), vector_column_name="vector").select(["lang"]).limit(1).to_arrow()
+warnings.warn_explicit("old API", FutureWarning, "lib.py", 1, module="somelib")  # a library's warning
+"""
+
+
+def test_library_deprecation_notes_stay_off_stderr_unless_verbose(tmp_path):
+    """Lance's `_distance` note (lancedb's Rust logger) and library FutureWarnings: hidden, shown with -v."""
+    store = _store(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "LANCEDB_LOG"}
+    quiet, verbose = (subprocess.run([sys.executable, "-c", _DEPRECATIONS, store.uri, *flags], capture_output=True,
+                                     text=True, timeout=120, env=env, cwd=tmp_path) for flags in ([], ["-v"]))
+    assert quiet.returncode == 0 and verbose.returncode == 0, quiet.stderr + verbose.stderr
+    assert "_distance" in verbose.stderr and "old API" in verbose.stderr  # the case does produce both
+    assert "_distance" not in quiet.stderr and "old API" not in quiet.stderr, quiet.stderr
