@@ -500,8 +500,8 @@ class _Bar:
 @quiet_option
 @output_options
 @friendly_errors
-def analyze_similarity(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
-                  bootstrap, no_null, backend, device, quiet, fmt, output):
+def analyze_similarity(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording,
+                       seed, bootstrap, no_null, backend, device, quiet, fmt, output):
     """Similarity grids per depth with any --measure (SVCCA by default), saved to the `similarity` table.
 
     `analyze svcca` is the same command under its first name.

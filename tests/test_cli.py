@@ -412,3 +412,27 @@ def test_report_languages_come_from_the_catalogue_used_at_ingest(tmp_path):
     assert "computed missing cross-lingual svcca" in computed.output and "retrieval" in computed.output
     assert "tsne" not in computed.output and Store.open(db, create=False).table_version("tsne") == tsne_version
     assert {"similarity", "retrieval", "tsne"} <= set(Store.open(db, create=False).result_tables())
+
+
+def test_similarity_is_the_command_and_svcca_its_alias():
+    listing = run("analyze", "--help").output
+    assert "similarity" in listing and "Alias of `analyze similarity`" in listing
+    from actstore.cli import analyze
+
+    similarity, svcca = analyze.commands["similarity"], analyze.commands["svcca"]
+    assert svcca.callback is similarity.callback
+    assert [p.name for p in svcca.params] == [p.name for p in similarity.params]
+
+
+def test_db_help_names_the_environment_variable():
+    assert "$ACTSTORE_DB" in run("info", "--help").output
+
+
+def test_analyze_commands_declare_shared_options_alike():
+    """--model, --points, --langs, --seed, --quiet come from one declaration each."""
+    from actstore.cli import analyze
+
+    for name in ("model", "points", "langs", "seed", "quiet"):
+        opts = {c: next(p for p in cmd.params if p.name == name) for c, cmd in analyze.commands.items()}
+        described = {(o.help, o.default, o.required, o.type.name) for o in opts.values()}
+        assert len(described) == 1, (name, described)

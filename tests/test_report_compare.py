@@ -13,6 +13,7 @@ import json
 
 import polars as pl
 import pytest
+
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
 from actstore.analyses.grids import cross_modal_summary, load_grid
@@ -20,6 +21,7 @@ from actstore.ingest.tiny_salmonn import build_tiny_salmonn
 from actstore.ingest.tiny_sonar import build_tiny_sonar_speech, build_tiny_sonar_text
 
 from _chromium import CHROMIUM, chart_states, open_report
+from _cli import cli
 from _models import small_corpus
 
 LANGS = "eng,fra,deu"
