@@ -54,6 +54,7 @@ SLOW_MODULES = {
     "test_wheel.py": "wheel: builds and installs the wheel",
     "test_demo_report_browser.py": "demo + browser: the whole demo pipeline, then Chromium",
     "test_report_browser.py": "browser: renders reports in Chromium",
+    "test_report_compare.py": "demo + browser: three tiny models ingested and compared, then Chromium",
     "test_ray_ingest.py": "Ray: starts a local Ray cluster",
     "test_s3_store.py": "S3: a local S3 server (moto)",
     "test_store_concurrency.py": "concurrency: several writer processes",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from _cli import cli as run_cli
 from _cloud import MINILM, kill_group, ray_cluster, s3_env, s3_server, start_cli, wait_for  # noqa: F401
 from actstore.errors import ActstoreError
