@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import warnings
 
 import click
 
@@ -43,7 +45,7 @@ def db_option(func):
     )(func)
     return click.option(
         "--db", default=DEFAULT_DB, show_default=True, envvar="ACTSTORE_DB",
-        help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
+        help="Store location: a local directory or any Lance URI (s3://..., gs://...); default: $ACTSTORE_DB if set.",
     )(func)
 
 
@@ -129,6 +131,17 @@ def main(verbose: bool) -> None:
     """actstore: pooled activations of speech/text models in LanceDB, SQL, analyses and reports."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        _quiet_library_deprecations()
+
+
+def _quiet_library_deprecations() -> None:
+    """Libraries' deprecation notes are for their callers' developers, not a user's terminal: -v
+    shows them. lancedb's Rust logger reads LANCEDB_LOG when lancedb loads (the commands import it
+    after this runs; a value the user set wins); Python warnings are ignored unless actstore's own."""
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!actstore)")
 
 
 # ---------------------------------------------------------------------------------------- ingest
@@ -441,6 +454,28 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+# Options every `analyze` command shares, declared once (as `db_option` is for --db).
+model_option = click.option("--model", required=True, help="Stored model name (see `actstore info`).")
+points_option = click.option("--points", default=None,
+                             help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
+langs_option = click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+seed_option = click.option("--seed", type=int, default=0, show_default=True)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+backend_option = click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
+
+
+def kinds_option(help: str):
+    return click.option("--kinds", default=None, help=help)
+
+
+def n_option(help: str):
+    return click.option("--n", "n_rows", type=int, default=None, help=help)
+
+
+def device_option(help: str = "cpu, or a torch device (cuda, cuda:1) for --backend torch."):
+    return click.option("--device", default=None, help=help)
+
+
 class _Bar:
     """A tqdm progress bar whose total is learnt once the work is planned."""
 
@@ -466,37 +501,39 @@ class _Bar:
         self.close()
 
 
-@analyze.command("svcca")
+@analyze.command("similarity")
 @db_option
-@click.option("--model", required=True, help="Stored model name (see `actstore info`).")
+@model_option
 @click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual", "all"]), required=True,
               help="all: the study's whole grid (cross-modal and every cross-lingual kind) in one pass.")
-@click.option("--kinds", default=None, help=f"Cross-lingual kinds: {kinds_help()} (default: all the model has).")
-@click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@kinds_option(f"Cross-lingual kinds: {kinds_help()} (default: all the model has).")
+@points_option
+@langs_option
 @measure_option
 @click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
-@click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language/pair).")
+@n_option("Sentences per comparison (default: the smallest language/pair).")
 @click.option("--pairing", type=click.Choice(["pairwise", "global"]), default="pairwise", show_default=True,
               help="Cross-lingual ids: each pair's intersection, or ids shared by every language.")
 @click.option("--recording", type=click.Choice(["random", "mean"]), default="random", show_default=True,
               help="Several recordings per sentence: one at random (seeded) or their mean.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
-@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@backend_option
+@device_option()
+@quiet_option
 @output_options
 @friendly_errors
-def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
-                  bootstrap, no_null, backend, device, quiet, fmt, output):
-    """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
+def analyze_similarity(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording,
+                       seed, bootstrap, no_null, backend, device, quiet, fmt, output):
+    """Similarity grids per depth with any --measure (SVCCA by default), saved to the `similarity` table.
+
+    `analyze svcca` is the same command under its first name.
 
     \b
     Example:
-        actstore analyze svcca --model tiny-random-seamless-m4t-v2 --kind cross-modal
-        actstore analyze svcca --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
+        actstore analyze similarity --model tiny-random-seamless-m4t-v2 --kind cross-modal
+        actstore analyze similarity --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
     """
     from actstore.analyses.grids import GridOptions, forced_warning
     from actstore.analyses.tasks import run_similarity
@@ -514,6 +551,11 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     if warning:
         click.echo(warning, err=True)
     write_frame(result.summary, fmt, output)
+
+
+# the command's first name, kept so existing scripts run: the same options and function
+analyze.add_command(click.Command("svcca", params=analyze_similarity.params, callback=analyze_similarity.callback,
+                                  help=analyze_similarity.help, short_help="Alias of `analyze similarity`."))
 
 
 def _require_writable(store) -> None:
@@ -537,15 +579,15 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
 
 @analyze.command("retrieval")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--kinds", default=None, help=f"{kinds_help()} (default: all the model has).")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
-@click.option("--n", "n_rows", type=int, default=None, help="Sentences per pair (default: the smallest intersection).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
-@click.option("--quiet", is_flag=True)
+@model_option
+@kinds_option(f"{kinds_help()} (default: all the model has).")
+@points_option
+@langs_option
+@n_option("Sentences per pair (default: the smallest intersection).")
+@seed_option
+@backend_option
+@device_option()
+@quiet_option
 @output_options
 @friendly_errors
 def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
@@ -569,15 +611,15 @@ def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, 
 
 @analyze.command("tsne")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@model_option
+@points_option
+@langs_option
 @click.option("--per-language", type=int, default=100, show_default=True, help="Sentences per language and modality.")
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--max-iter", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="t-SNE runs on the CPU: cpu or leave out.")
-@click.option("--quiet", is_flag=True)
+@seed_option
+@device_option("t-SNE runs on the CPU: cpu or leave out.")
+@quiet_option
 @friendly_errors
 def analyze_tsne(db, storage_options, model, points, langs, per_language, perplexity, max_iter, seed, device, quiet):
     """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
@@ -601,13 +643,13 @@ def analyze_tsne(db, storage_options, model, points, langs, per_language, perple
 
 @analyze.command("neurons")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@model_option
+@points_option
+@langs_option
 @click.option("--k", type=int, default=20, show_default=True, help="Top dimensions kept per language/modality.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="The neuron analysis runs on the CPU: cpu or leave out.")
-@click.option("--quiet", is_flag=True)
+@seed_option
+@device_option("The neuron analysis runs on the CPU: cpu or leave out.")
+@quiet_option
 @friendly_errors
 def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
@@ -629,7 +671,8 @@ def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, 
 @main.command()
 @db_option
 @click.option("--model", required=True, help="Stored model name.")
-@click.option("--point", required=True, help="Point to search, e.g. text.L6.")
+@click.option("--point", required=True,
+              help="Point or depth to search, e.g. text.L6 or L6 (a depth: the sample's own point there).")
 @click.option("--sample-id", required=True, help="A stored sample id to use as the query.")
 @click.option("--k", type=int, default=10, show_default=True)
 @click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")

@@ -19,8 +19,8 @@ from actstore.reports.summaries import rounded
 
 #: The command that produces each analysis frame (shown when a section has nothing to draw).
 FILL_COMMANDS = {
-    "cross-modal": "actstore analyze svcca --model {model} --kind cross-modal",
-    "cross-lingual": "actstore analyze svcca --model {model} --kind cross-lingual",
+    "cross-modal": "actstore analyze similarity --model {model} --kind cross-modal --measure {measure}",
+    "cross-lingual": "actstore analyze similarity --model {model} --kind cross-lingual --measure {measure}",
     "retrieval": "actstore analyze retrieval --model {model}",
     "tsne": "actstore analyze tsne --model {model}",
     "neurons": "actstore analyze neurons --model {model}",
@@ -82,7 +82,7 @@ def paragraph(text: str, cls: str | None = None) -> str:
 
 def missing(ctx: Context, what: str, command: str) -> str:
     """The sentence a section shows instead of charts: what is missing and the command to run."""
-    cmd = FILL_COMMANDS[command].format(model=shlex.quote(ctx.model))
+    cmd = FILL_COMMANDS[command].format(model=shlex.quote(ctx.model), measure=shlex.quote(ctx.inputs.measure))
     return paragraph(f"No {html.escape(what)} for model {html.escape(ctx.model)}: run "
               f"<code>{html.escape(cmd)}</code>.", "missing")
 

@@ -1,21 +1,16 @@
 """Shared helpers for the adapter tests: tiny models, synthetic audio, items.
 
-Import the fixtures into a test module (`from _models import tiny_seamless_dir`); each test
-module then builds its tiny model once (module scope) in a temporary directory.
+The tiny-model fixtures (`tiny_seamless_dir`, `tiny_whisper_dir`, `tiny_bert_dir`) live in
+conftest.py, built once per session.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from actstore.ingest.items import Item
 from actstore.ingest.sources.flores import shipped_flores_dir
-from actstore.ingest.adapters.hf_text.tiny import build_tiny_bert
-from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
-from actstore.ingest.adapters.whisper.tiny import build_tiny_whisper
 
 FLORES = shipped_flores_dir() / "devtest"
 CORPUS_FILES = ["eng_Latn", "fra_Latn", "arb_Arab", "hin_Deva", "zho_Hans", "amh_Ethi"]
@@ -64,19 +59,3 @@ def assert_batch_equals_single(adapter, items: list[Item], points: list[str], at
                                        rtol=0, err_msg=f"{p} item {i}")
             assert batch[p].n_frames[i] == alone[p].n_frames[0]
     return batch
-
-
-@pytest.fixture(scope="module")
-def tiny_seamless_dir(tmp_path_factory) -> Path:
-    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("tiny_seamless"),
-                                      corpus_texts=small_corpus(), vocab_size=400)
-
-
-@pytest.fixture(scope="module")
-def tiny_whisper_dir(tmp_path_factory) -> Path:
-    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from _models import assert_batch_equals_single, flores_lines, text_items, tiny_bert_dir  # noqa: F401
+from _models import assert_batch_equals_single, flores_lines, text_items
 from actstore.errors import ActstoreError, UnknownModelError
 from actstore.ingest.adapters import adapter_for, adapter_named, load_adapter, registered_adapters
 from actstore.ingest.adapters.hf_text.adapter import HFTextAdapter

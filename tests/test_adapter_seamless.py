@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from _models import (assert_batch_equals_single, flores_lines, speech_items, text_items,
-                     tiny_seamless_dir)  # noqa: F401  (fixture)
+from _models import assert_batch_equals_single, flores_lines, speech_items, text_items
 from actstore.errors import ActstoreError, DataSourceError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.adapters.seamless_m4t_v2.adapter import SeamlessM4Tv2Adapter, adaptor_lengths

@@ -10,8 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-
+from _cli import cli
 from _models import assert_batch_equals_single, flores_lines, small_corpus, speech_items, text_items
 from actstore.errors import DataSourceError, UnsupportedLanguageError
 from actstore.ingest.adapters import load_adapter
@@ -220,28 +219,20 @@ def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypa
 
 # -- CLI --------------------------------------------------------------------------------------
 
-def _run(*args):
-    from actstore.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
-
-
 def test_cli_make_tiny_and_ingest_text_and_speech(tmp_path):
     from actstore.store import Store
 
     db = tmp_path / "store.lance"
-    _run("make-tiny-model", "--kind", "sonar-text", "--out", tmp_path / "sonar-text")
-    _run("ingest", "--db", db, "--model", tmp_path / "sonar-text", "--langs", "eng,fra", "--limit", 3,
+    cli("make-tiny-model", "--kind", "sonar-text", "--out", tmp_path / "sonar-text")
+    cli("ingest", "--db", db, "--model", tmp_path / "sonar-text", "--langs", "eng,fra", "--limit", 3,
          "--modalities", "text", "--quiet")
     store = Store.open(db, create=False)
     rows = store.read("sonar-text", points="text.pooled")
     assert rows.vectors.shape == (6, TINY_D) and np.isfinite(rows.vectors).all()
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed: no synthetic speech")
-    _run("make-tiny-model", "--kind", "sonar", "--out", tmp_path / "sonar")  # text + speech
-    out = _run("ingest", "--db", db, "--model", tmp_path / "sonar", "--langs", "eng,fra,deu",
+    cli("make-tiny-model", "--kind", "sonar", "--out", tmp_path / "sonar")  # text + speech
+    out = cli("ingest", "--db", db, "--model", tmp_path / "sonar", "--langs", "eng,fra,deu",
                "--limit", 1, "--layers", "1,4", "--points", "speech.pooled,text.pooled",
                "--cache-dir", tmp_path / "espeak")
     assert "deu/speech" in out.output  # no German speech checkpoint: reported and skipped

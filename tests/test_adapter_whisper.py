@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from _models import assert_batch_equals_single, speech_items, text_items, tiny_whisper_dir  # noqa: F401
+from _models import assert_batch_equals_single, speech_items, text_items
 from actstore.errors import ActstoreError, UnknownModelError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.adapters.whisper.adapter import whisper_frames

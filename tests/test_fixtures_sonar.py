@@ -9,7 +9,7 @@ path that loads real checkpoints.
 Tolerances (fixture README sections 3.6, 4.5, 7): model outputs computed from the stored token
 ids / fbank: 1e-5 absolute (observed here: <= 1e-6); the fbank port (kaldi-native-fbank vs
 fairseq2n): 5e-4 absolute; embeddings from our own fbank of the stored waveform: 5e-5.
-The worst difference per output is printed (run with -s) and kept in `WORST`.
+The worst difference per output is kept in `WORST`; pytest's terminal summary prints it (conftest.py).
 """
 
 from __future__ import annotations
@@ -255,9 +255,3 @@ def test_speech_pipeline_embedding_from_the_waveforms(speech_set):
             ref["pipeline_embedding"], FROM_WAV_TOL)
     np.testing.assert_array_equal(out["speech.final_norm"].n_frames,
                                   [c["encoder_frames_alone"] for c in inputs["clips"]])
-
-
-def test_zz_report_worst_differences():
-    """Print every output's worst difference (visible with -s; the report quotes them)."""
-    for name, diff in sorted(WORST.items()):
-        print(f"WORST {name}: {diff:.3g}")

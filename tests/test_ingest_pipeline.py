@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from _models import tiny_bert_dir  # noqa: F401
 from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from _models import speech_items, tiny_bert_dir, tiny_seamless_dir, tiny_whisper_dir  # noqa: F401
+from _models import speech_items
 from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest import adapters as adapter_registry

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from _cli import cli as run_cli
 from _cloud import MINILM, kill_group, ray_cluster, s3_env, s3_server, start_cli, wait_for  # noqa: F401
-from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest.engines.ray_engine import actor_plan
 from actstore.ingest.steps.inputs import check_request
@@ -24,9 +23,8 @@ COLS = ["point", "lang", "modality", "sample_id", "sentence_id", "split", "n_fra
 
 
 def cli(*args: str) -> str:
-    res = CliRunner().invoke(main, list(args))
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    return res.stdout
+    """stdout of `actstore ARGS` (exit 0 asserted by the shared runner)."""
+    return run_cli(*args).stdout
 
 
 def _rows(db: str, model: str = MINILM, points=None):
@@ -107,8 +105,8 @@ def test_kill_9_of_the_driver_leaves_whole_jobs_and_a_rerun_completes_them(ray_c
 
 
 def test_ray_errors_are_one_sentence(ray_cluster, tmp_path):
-    res = CliRunner().invoke(main, ["ingest", "--engine", "ray", "--db", str(tmp_path / "x.lance"), "--model",
-                                    MINILM, "--langs", "eng", "--limit", "2", "--device", "cuda", "--quiet"])
+    res = run_cli("ingest", "--engine", "ray", "--db", tmp_path / "x.lance", "--model", MINILM, "--langs", "eng",
+                  "--limit", "2", "--device", "cuda", "--quiet", code=None, catch_exceptions=True)
     assert res.exit_code != 0
     assert "no CUDA" in res.output or "has none" in res.output
 
@@ -145,10 +143,9 @@ def test_speech_read_on_actors_equals_local_and_a_bad_file_fails_with_the_same_s
         stores[engine] = str(tmp_path / f"{engine}.lance")
         cli("ingest", "--engine", engine, "--db", stores[engine], "--model", str(model), "--source", "manifest",
             "--data-dir", str(tmp_path / "good.csv"), "--batch-size", "2", "--quiet")
-        res = CliRunner().invoke(main, ["ingest", "--engine", engine, "--db", str(tmp_path / f"bad-{engine}.lance"),
-                                        "--model", str(model), "--source", "manifest", "--data-dir",
-                                        str(tmp_path / "bad.csv"), "--quiet"])
-        assert res.exit_code == 1, res.output
+        res = run_cli("ingest", "--engine", engine, "--db", tmp_path / f"bad-{engine}.lance", "--model", model,
+                      "--source", "manifest", "--data-dir", tmp_path / "bad.csv", "--quiet", code=1,
+                      catch_exceptions=True)
         errors[engine] = res.output.strip().splitlines()[-1]
     (ma, va), (mb, vb) = _rows(stores["local"], "tiny-whisper"), _rows(stores["ray"], "tiny-whisper")
     assert ma.height == 5 * Store.open(stores["ray"], create=False).points().height and ma.equals(mb)

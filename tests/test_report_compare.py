@@ -13,9 +13,7 @@ import json
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from actstore.cli import main
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
 from actstore.analyses.grids import load_grid
@@ -28,17 +26,11 @@ from actstore.ingest.adapters.salmonn.tiny import build_tiny_salmonn
 from actstore.ingest.adapters.sonar.tiny import build_tiny_sonar_speech, build_tiny_sonar_text
 
 from _chromium import CHROMIUM, chart_states, open_report
+from _cli import cli
 from _models import small_corpus
 
 LANGS = "eng,fra,deu"
 MINILM, SONAR, SALMONN = "all-MiniLM-L6-v2", "tiny-random-sonar", "tiny-random-salmonn"
-
-
-def cli(*args, ok: bool = True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +105,7 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
 def test_report_with_one_unknown_model_fails_cleanly(store_dir, tmp_path):
     _, db = store_dir
     result = cli("report", "--db", db, "--model", MINILM, "--model", "no-such-model",
-                 "--out", tmp_path / "x.html", ok=False)
+                 "--out", tmp_path / "x.html", code=None)
     assert result.exit_code != 0 and "no-such-model" in result.output
     assert not (tmp_path / "x.html").exists()
 

@@ -76,12 +76,12 @@ def test_missing_sections_name_the_command_that_fills_them():
     page = render_html(ReportInputs(provenance=fx.provenance()))
     model = fx.MODEL
     for what, command in (
-        ("cross-modal similarity results", "svcca"), ("cross-lingual similarity results", "svcca"),
+        ("cross-modal similarity results", "similarity"), ("cross-lingual similarity results", "similarity"),
         ("retrieval results", "retrieval"), ("t-SNE results", "tsne"), ("neuron rankings", "neurons"),
         ("neuron overlap results", "neurons"), ("concentration results", "neurons"),
     ):
         assert f"No {what} for model {model}: run <code>actstore analyze {command} --model {model}" in page
-    assert "--kind cross-modal</code>" in page and "--kind cross-lingual</code>" in page
+    assert "--kind cross-modal --measure svcca</code>" in page and "--kind cross-lingual --measure svcca</code>" in page
     assert 'class="chart"' not in page
 
 
