@@ -2,10 +2,9 @@
 function over 80 lines in actstore/, ingest/, analyses/ and reports/. `actstore/cli.py` may stay one
 file of thin commands (its module length is exempt, its functions are not).
 
-Read with `ast`, so a failure lists every offender with its line count. ALLOWED holds the offenders
-of the day this test was written, each with the reason and the branch fixing it: it lets the test pass
-today and still catch every new offender. Empty it as they are fixed; an entry that no longer
-offends fails the test, so the list cannot outlive its reason.
+Read with `ast`, so a failure lists every offender with its line count. ALLOWED may hold a named
+offender with its reason while it is being fixed; an entry that no longer offends fails the test,
+so the list cannot outlive its reason. It is empty: none is allowed.
 """
 
 from __future__ import annotations
@@ -20,16 +19,7 @@ MAX_FUNCTION_LINES = 80
 MODULE_EXEMPT = {"actstore/cli.py": "one file of thin click commands (issue 13, 'Must show')"}
 
 # offender ("path" for a module, "path::function" for a function) -> why it is allowed, who fixes it
-ALLOWED: dict[str, str] = {
-    "actstore/store/integrity.py": "store: the Store as composed objects (issue 13 §5)",
-    "ingest/adapters/qwen2_audio.py": "families: one package per model family (issue 13 §1)",
-    "ingest/engines/ray_engine.py": "pipeline: the ingest pipeline in pieces (issue 13 §3)",
-    "ingest/pipeline.py": "pipeline: the ingest pipeline in pieces (issue 13 §3)",
-    "ingest/pipeline.py::ingest": "pipeline: the ingest pipeline in pieces (issue 13 §3)",
-    "analyses/grids.py::similarity_grid": "facts: analyses (issue 13 §4)",
-    "analyses/similarity/batched_torch.py::svcca_grid_torch": "facts: analyses (issue 13 §4)",
-    "reports/sections.py": "facts: reports (issue 13 §4)",
-}
+ALLOWED: dict[str, str] = {}  # every offender of the day it was written is fixed (issue 13)
 
 
 def offenders() -> dict[str, int]:
