@@ -1,5 +1,7 @@
 # Set-up and main jobs. `make demo` and `make test` work on a fresh Debian machine with Python 3.10+:
 # they install system packages (espeak-ng, chromium) when missing, create .venv, install actstore.
+# The browser tests drive that system Chromium with Playwright (a dev extra); `playwright install`
+# (which downloads a browser of its own) is never needed.
 #
 # torch: TORCH_SPEC is installed into the venv only when the venv has no torch yet. Here
 # `torch==2.13.0` resolves to a local CPU build; elsewhere pass your own, e.g.

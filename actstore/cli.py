@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import warnings
 
 import click
 
 from actstore.errors import ActstoreError
+from actstore.kinds import kinds_help
 from actstore.output import FORMATS, write_frame
+from actstore.ingest.requests import ENGINES
 from actstore.ingest.tiny_builders import TINY_BUILDERS
-
-#: = actstore.store.DEFAULT_URI (a test checks); importing the store here would load lancedb
-DEFAULT_DB = "./actstore.lance"
+from actstore.store_uri import DEFAULT_URI as DEFAULT_DB  # the one definition (no lancedb import)
 
 TINY_KINDS = list(TINY_BUILDERS)
 
 
 def _storage_options(ctx, param, value) -> dict[str, str]:
-    from actstore.storage import parse_storage_options
+    from actstore.store_uri import parse_storage_options
 
     try:
         return parse_storage_options(value)
@@ -43,7 +45,7 @@ def db_option(func):
     )(func)
     return click.option(
         "--db", default=DEFAULT_DB, show_default=True, envvar="ACTSTORE_DB",
-        help="Store location: a local directory or any Lance URI (s3://..., gs://...).",
+        help="Store location: a local directory or any Lance URI (s3://..., gs://...); default: $ACTSTORE_DB if set.",
     )(func)
 
 
@@ -129,6 +131,17 @@ def main(verbose: bool) -> None:
     """actstore: pooled activations of speech/text models in LanceDB, SQL, analyses and reports."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        _quiet_library_deprecations()
+
+
+def _quiet_library_deprecations() -> None:
+    """Libraries' deprecation notes are for their callers' developers, not a user's terminal: -v
+    shows them. lancedb's Rust logger reads LANCEDB_LOG when lancedb loads (the commands import it
+    after this runs; a value the user set wins); Python warnings are ignored unless actstore's own."""
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!actstore)")
 
 
 # ---------------------------------------------------------------------------------------- ingest
@@ -151,10 +164,11 @@ def main(verbose: bool) -> None:
 @click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
-@click.option("--limit", type=int, default=None, help="At most this many sentence ids per language (first by id).")
-@click.option("--batch-size", type=int, default=16, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many sentence ids per language (first by id).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Most items per forward; --memory-budget may make batches smaller.")
-@click.option("--max-seconds", type=float, default=None,
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse speech items longer than this, before any model runs (default: the model's "
               "window, e.g. Whisper 30 s, else 60 s). Above a window the model truncates, with a warning.")
 @click.option("--memory-budget", default=None,
@@ -169,11 +183,11 @@ def main(verbose: bool) -> None:
 @click.option("--languages", "languages_csv", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Your own language CSV (same columns as the shipped catalogue) to add or override languages.")
 @click.option("--cache-dir", default=None, help="Cache for synthesised speech (default ~/.cache/actstore).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="local: encode in this process; ray: Ray Data model actors (pip install 'actstore[ray]').")
 @click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
               help="Ray cluster to join (default: RAY_ADDRESS, else start a local one).")
-@click.option("--ray-actors", type=int, default=None,
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
               help="Model actors for --engine ray (default: one per GPU with --device cuda, else 1).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
@@ -190,7 +204,7 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
         actstore ingest --engine ray --ray-address ray://head:10001 --device cuda \\
             --model facebook/seamless-m4t-v2-large --db s3://my-bucket/study
     """
-    from actstore.disk import disk_errors, require_writable
+    from actstore.disk_faults import disk_errors, require_writable
     from actstore.ingest.pipeline import IngestRequest, ingest as run_ingest
     from actstore.ingest.requests import parse_langs, parse_layers, parse_names, parse_options
 
@@ -236,32 +250,54 @@ def adapters(fmt, output):
 @click.argument("sql", required=False)
 @click.option("--named", default=None, help="Run a named query shipped in sql/ (see --list).")
 @click.option("--list", "list_named", is_flag=True, help="List the named queries.")
+@click.option("--schema", "schema_of", is_flag=False, flag_value="", default=None, metavar="[TABLE]",
+              help="Show the tables (rows, columns), or one TABLE's columns and types.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=1_000_000, show_default=True,
+              help="Stop a query whose result has more rows (0: no limit).")
+@click.option("--memory-limit", default="2GB", show_default=True, help="The engine's memory bound.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600, show_default=True,
+              help="Stop a query running longer, in seconds (0: no limit).")
 @output_options
 @friendly_errors
-def query(db, storage_options, sql, named, list_named, fmt, output):
+def query(db, storage_options, sql, named, list_named, schema_of, max_rows, memory_limit, timeout, fmt, output):
     """Run read-only SQL over the store.
 
     Tables: activations (every row of every model, with vector), runs, points, sentences, and
-    the analysis result tables. Only one SELECT over these tables with allowed functions runs:
-    writes, file readers such as read_csv, and unknown functions are refused.
+    the analysis result tables (see --schema). Only one SELECT over these tables with allowed
+    functions runs (and DESCRIBE, SHOW TABLES, EXPLAIN): writes, file readers such as read_csv,
+    and unknown functions are refused. With -o FILE in csv, json or parquet (taken from the
+    file's suffix when --format is not given) the result streams to the file batch by batch.
 
     \b
     Example:
         actstore query "SELECT lang, COUNT(*) FROM activations GROUP BY lang"
+        actstore query --schema activations
         actstore query --named coverage --format csv
+        actstore query "SELECT * FROM activations" --max-rows 0 -o all.parquet
     """
-    from actstore.query import named_queries, named_query, run_query
+    from actstore.query import Limits, named_queries, named_query, run_query, stream_query, table_schema
 
     if list_named:
         for name, text in named_queries().items():
             first = text.strip().splitlines()[0].lstrip("- ").strip()
             click.echo(f"{name}: {first}")
         return
+    store = _open(db, storage_options) if schema_of is not None else None
+    if store is not None:
+        write_frame(table_schema(store, schema_of or None), fmt, output)
+        return
     if (sql is None) == (named is None):
-        raise click.UsageError("Give either an SQL string or --named NAME (see --list).")
+        raise click.UsageError("Give either an SQL string, --named NAME (see --list) or --schema.")
     text = named_query(named) if named else sql
     store = _open(db, storage_options)
-    write_frame(run_query(store, text), fmt, output)
+    limits = Limits(max_rows=max_rows or None, memory=memory_limit, timeout_s=timeout or None)
+    suffix = output.rsplit(".", 1)[-1].lower() if output and "." in output else ""
+    if output and fmt == "table" and suffix in ("csv", "json", "parquet"):
+        fmt = suffix
+    if output and fmt != "table":
+        stream_query(store, text, output, fmt, limits)
+        return
+    write_frame(run_query(store, text, limits), fmt, output)
 
 
 # ---------------------------------------------------------------------------------------- info
@@ -310,8 +346,9 @@ def check(db, storage_options, repair):
         actstore check --db ./actstore.lance
         actstore check --db ./actstore.lance --repair
     """
-    from actstore.disk import require_writable
-    from actstore.store.integrity import check_store, open_for_check, repair_store
+    from actstore.disk_faults import require_writable
+    from actstore.store.checking import open_for_check
+    from actstore.store.integrity import check_store, repair_store
 
     store, first = open_for_check(db, storage_options or None)
     report = check_store(store, first=first)
@@ -438,6 +475,31 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+# Options every `analyze` command shares, declared once (as `db_option` is for --db).
+model_option = click.option("--model", required=True, help="Stored model name (see `actstore info`).")
+points_option = click.option("--points", default=None,
+                             help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
+langs_option = click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+seed_option = click.option("--seed", type=int, default=0, show_default=True)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bar.")
+backend_option = click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
+corpus_option = click.option("--corpus", default=None,
+                             help="The corpus whose sentence ids are aligned, e.g. flores200:devtest (default: the "
+                                  "model's largest; see SELECT DISTINCT corpus FROM activations).")
+
+
+def kinds_option(help: str):
+    return click.option("--kinds", default=None, help=help)
+
+
+def n_option(help: str):
+    return click.option("--n", "n_rows", type=int, default=None, help=help)
+
+
+def device_option(help: str = "cpu, or a torch device (cuda, cuda:1) for --backend torch."):
+    return click.option("--device", default=None, help=help)
+
+
 class _Bar:
     """A tqdm progress bar whose total is learnt once the work is planned."""
 
@@ -463,39 +525,40 @@ class _Bar:
         self.close()
 
 
-@analyze.command("svcca")
+@analyze.command("similarity")
 @db_option
-@click.option("--model", required=True, help="Stored model name (see `actstore info`).")
+@model_option
 @click.option("--kind", type=click.Choice(["cross-modal", "cross-lingual", "all"]), required=True,
               help="all: the study's whole grid (cross-modal and every cross-lingual kind) in one pass.")
-@click.option("--kinds", default=None, help="Cross-lingual kinds: speech-speech,text-text,speech-text (default: all the model has).")
-@click.option("--points", default=None, help="Depths or points, e.g. L1,L12,adaptor or speech.L4 (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@kinds_option(f"Cross-lingual kinds: {kinds_help()} (default: all the model has).")
+@points_option
+@langs_option
 @measure_option
 @click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
-@click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language/pair).")
+@n_option("Sentences per comparison (default: the smallest language/pair).")
 @click.option("--pairing", type=click.Choice(["pairwise", "global"]), default="pairwise", show_default=True,
               help="Cross-lingual ids: each pair's intersection, or ids shared by every language.")
 @click.option("--recording", type=click.Choice(["random", "mean"]), default="random", show_default=True,
               help="Several recordings per sentence: one at random (seeded) or their mean.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
-@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
-@click.option("--corpus", default=None, help="The corpus whose sentence ids are aligned, e.g. flores200:devtest "
-              "(default: the model's largest; `actstore query` shows them: SELECT DISTINCT corpus FROM activations).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@backend_option
+@device_option()
+@corpus_option
+@quiet_option
 @output_options
 @friendly_errors
-def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording, seed,
-                  bootstrap, no_null, backend, device, corpus, quiet, fmt, output):
-    """Similarity grids (SVCCA by default) per depth, saved to the `similarity` table.
+def analyze_similarity(db, storage_options, model, kind, kinds, points, langs, measure, keep, n_rows, pairing, recording,
+                       seed, bootstrap, no_null, backend, device, corpus, quiet, fmt, output):
+    """Similarity grids per depth with any --measure (SVCCA by default), saved to the `similarity` table.
+
+    `analyze svcca` is the same command under its first name.
 
     \b
     Example:
-        actstore analyze svcca --model tiny-random-seamless-m4t-v2 --kind cross-modal
-        actstore analyze svcca --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
+        actstore analyze similarity --model tiny-random-seamless-m4t-v2 --kind cross-modal
+        actstore analyze similarity --model all-MiniLM-L6-v2 --kind cross-lingual --points L1,L6 --measure cka
     """
     from actstore.analyses.grids import GridOptions, forced_warning
     from actstore.analyses.tasks import run_similarity
@@ -503,7 +566,7 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     store = _open(db, storage_options)
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
-                          bootstrap=bootstrap, recording=recording, mode=pairing, backend=backend,
+                          bootstrap=bootstrap, recording=recording, pairing=pairing, backend=backend,
                           device=device, corpus=corpus)
     with _Bar(f"{measure} {kind}", enabled=not quiet) as bar:
         result = run_similarity(store, model, kind, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
@@ -515,9 +578,14 @@ def analyze_svcca(db, storage_options, model, kind, kinds, points, langs, measur
     write_frame(result.summary, fmt, output)
 
 
+# the command's first name, kept so existing scripts run: the same options and function
+analyze.add_command(click.Command("svcca", params=analyze_similarity.params, callback=analyze_similarity.callback,
+                                  help=analyze_similarity.help, short_help="Alias of `analyze similarity`."))
+
+
 def _require_writable(store) -> None:
     """Analyses save result tables into the store: refuse a read-only store before computing."""
-    from actstore.disk import require_writable
+    from actstore.disk_faults import require_writable
 
     require_writable(store, "analyze saves its results there (nothing was computed)")
 
@@ -547,10 +615,10 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
 @click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
 @click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language).")
 @click.option("--knn-k", type=int, default=10, show_default=True, help="Neighbours for --measure knn.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Resamples for confidence intervals (0: none).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
-@click.option("--corpus", default=None, help="The corpus whose sentence ids are aligned (default: model A's largest).")
+@corpus_option
 @output_options
 @friendly_errors
 def analyze_cross_model(db, storage_options, model, model_b, modality_a, modality_b, points, points_b, langs,
@@ -581,18 +649,20 @@ def analyze_cross_model(db, storage_options, model, model_b, modality_a, modalit
 
 @analyze.command("retrieval")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--kinds", default=None, help="speech-text,speech-speech,text-text (default: all the model has).")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
-@click.option("--n", "n_rows", type=int, default=None, help="Sentences per pair (default: the smallest intersection).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
-@click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
-@click.option("--quiet", is_flag=True)
+@model_option
+@kinds_option(f"{kinds_help()} (default: all the model has).")
+@points_option
+@langs_option
+@n_option("Sentences per pair (default: the smallest intersection).")
+@seed_option
+@backend_option
+@device_option()
+@corpus_option
+@quiet_option
 @output_options
 @friendly_errors
-def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, seed, backend, device, quiet, fmt, output):
+def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, seed, backend, device, corpus, quiet,
+                      fmt, output):
     """Nearest-neighbour retrieval (P@1, recall@k, xsim error) per depth and language pair.
 
     \b
@@ -605,7 +675,7 @@ def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, 
     _require_writable(store)
     with _Bar("retrieval", enabled=not quiet) as bar:
         result = run_retrieval(store, model, kinds=_csv(kinds), depths=_csv(points), langs=_csv(langs),
-                               n=n_rows, seed=seed, backend=backend, device=device,
+                               n=n_rows, seed=seed, backend=backend, device=device, corpus=corpus,
                                progress=bar.update, on_total=bar.total)
     _report_saved(result)
     write_frame(result.summary, fmt, output)
@@ -613,17 +683,19 @@ def analyze_retrieval(db, storage_options, model, kinds, points, langs, n_rows, 
 
 @analyze.command("tsne")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@model_option
+@points_option
+@langs_option
 @click.option("--per-language", type=int, default=100, show_default=True, help="Sentences per language and modality.")
 @click.option("--perplexity", type=float, default=30.0, show_default=True)
 @click.option("--max-iter", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="t-SNE runs on the CPU: cpu or leave out.")
-@click.option("--quiet", is_flag=True)
+@seed_option
+@device_option("t-SNE runs on the CPU: cpu or leave out.")
+@corpus_option
+@quiet_option
 @friendly_errors
-def analyze_tsne(db, storage_options, model, points, langs, per_language, perplexity, max_iter, seed, device, quiet):
+def analyze_tsne(db, storage_options, model, points, langs, per_language, perplexity, max_iter, seed, device, corpus,
+                 quiet):
     """t-SNE maps per depth (speech and text together), saved to the `tsne` table.
 
     \b
@@ -637,7 +709,7 @@ def analyze_tsne(db, storage_options, model, points, langs, per_language, perple
     with _Bar("t-SNE", enabled=not quiet) as bar:
         result = run_tsne(store, model, depths=_csv(points), langs=_csv(langs), per_language=per_language,
                           perplexity=perplexity, max_iter=max_iter, seed=seed, progress=bar.update,
-                          device=device)
+                          device=device, corpus=corpus)
     _note_random_init(result.random_init, result.model)
     for row in result.summary.iter_rows(named=True):
         click.echo(f"{row['depth']}: {row['n']} points, KL {row['kl_divergence']:.3f}")
@@ -645,15 +717,16 @@ def analyze_tsne(db, storage_options, model, points, langs, per_language, perple
 
 @analyze.command("neurons")
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
-@click.option("--points", default=None, help="Depths or points (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all stored).")
+@model_option
+@points_option
+@langs_option
 @click.option("--k", type=int, default=20, show_default=True, help="Top dimensions kept per language/modality.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="The neuron analysis runs on the CPU: cpu or leave out.")
-@click.option("--quiet", is_flag=True)
+@seed_option
+@device_option("The neuron analysis runs on the CPU: cpu or leave out.")
+@corpus_option
+@quiet_option
 @friendly_errors
-def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, quiet):
+def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, corpus, quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
 
     \b
@@ -666,14 +739,15 @@ def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, 
     _require_writable(store)
     with _Bar("neurons", enabled=not quiet) as bar:
         result = run_neurons(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
-                             progress=bar.update, device=device)
+                             progress=bar.update, device=device, corpus=corpus)
     _report_saved(result, err=False)
 
 
 @main.command()
 @db_option
 @click.option("--model", required=True, help="Stored model name.")
-@click.option("--point", required=True, help="Point to search, e.g. text.L6.")
+@click.option("--point", required=True,
+              help="Point or depth to search, e.g. text.L6 or L6 (a depth: the sample's own point there).")
 @click.option("--sample-id", required=True, help="A stored sample id to use as the query.")
 @click.option("--k", type=int, default=10, show_default=True)
 @click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")
@@ -726,7 +800,7 @@ def report(db, storage_options, models, out, measure, no_compute):
         store.require_model(model)
     check_out_path(out)  # before minutes of computing
     if not no_compute:
-        from actstore.disk import require_writable
+        from actstore.disk_faults import require_writable
         from actstore.errors import StoreError
 
         try:

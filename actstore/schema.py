@@ -42,6 +42,22 @@ POINTS_TABLE = "points"
 RUNS_TABLE = "runs"
 SENTENCES_TABLE = "sentences"
 ACTIVATION_PREFIX = "act_"
+#: the tables every store keeps for itself: never a result table's name
+RESERVED_TABLES = (META_TABLE, POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE)
+
+# The result tables of the built-in analyses, defined once: the analyses write them, the reports
+# and the CLI read them by these names.
+SIMILARITY_TABLE = "similarity"
+RETRIEVAL_TABLE = "retrieval"
+TSNE_TABLE = "tsne"
+NEURONS_TOP_TABLE = "neurons_top"
+NEURONS_OVERLAP_TABLE = "neurons_overlap"
+CONCENTRATION_TABLE = "concentration"
+#: one row per retrieval query: which sentence it retrieved first, the true one's rank
+RETRIEVAL_ITEMS_TABLE = "retrieval_items"
+#: the tables a report draws (retrieval_items is read with SQL)
+RESULT_TABLES = (SIMILARITY_TABLE, RETRIEVAL_TABLE, TSNE_TABLE, NEURONS_TOP_TABLE,
+                 NEURONS_OVERLAP_TABLE, CONCENTRATION_TABLE)
 
 #: the key a re-ingest replaces on (never duplicates); the activation tables' primary key
 ACTIVATION_KEY = ("model", "point", "modality", "lang", "sample_id")

@@ -1,21 +1,21 @@
 """What `actstore query` lets through: one read-only query over the store's own tables.
 
-Polars SQL can read any file the process can read (`read_csv('/etc/passwd')`, `read_parquet`,
-`read_json`, `read_ipc`, ...), so looking at the first keyword is not enough. Every statement is
-parsed with a real SQL parser (sqlglot, PostgreSQL dialect: Polars SQL follows PostgreSQL's
-syntax, `::` casts, `~` regex, 1-based list indexing) and refused unless
+An SQL engine can read any file the process can read (`read_csv('/etc/passwd')`, `FROM
+'x.parquet'`, `glob`, ...), so looking at the first keyword is not enough. Every statement is
+parsed with a real SQL parser (sqlglot, DuckDB dialect: the engine is DuckDB) and refused unless
 
 - it is exactly one statement, a SELECT (with WITH, subqueries, UNION/INTERSECT/EXCEPT, VALUES);
-  `EXPLAIN <select>` and `SHOW TABLES` are the only other forms;
+  `EXPLAIN <select>`, `DESCRIBE <table or select>` and `SHOW TABLES` are the only other forms;
 - every table it names is a store table (or one of its own CTEs), unqualified, never a path,
   string or table function (UNNEST of a column and VALUES are allowed);
 - every function it calls is on `SAFE_FUNCTIONS` (aggregates, window, math, string, date,
   casting and list functions); anything else, above all a function reading files, is refused.
 
 Each refusal is one sentence naming the problem and the fix. The SQL that runs is the text the
-user wrote (sqlglot's re-rendering would change function spellings Polars needs), so parser
-differences are closed from the other side too: `check_plan` refuses any Polars plan that scans
-something other than the store's own lazy scans (e.g. a `Csv SCAN [/etc/passwd]`).
+user wrote (sqlglot's re-rendering could change its meaning), so parser differences are closed
+from the other side too: the engine runs with file access switched off and its configuration
+locked (`actstore.query_engine`), so even a statement the parser misread cannot open a file.
+`check_plan` is the same backstop for a Polars plan (the comparison engine in benchmarks/).
 """
 
 from __future__ import annotations
@@ -30,28 +30,52 @@ from sqlglot.errors import ParseError, TokenError
 
 from actstore.errors import QueryError
 
-DIALECT = "postgres"
+DIALECT = "duckdb"
 
-#: Functions a query may call (upper case). Names are those Polars SQL 2.1 implements (each one
-#: checked to run), plus syntax forms (CASE, CAST, EXTRACT) and the canonical sqlglot spellings
-#: some of them parse to (GROUP_CONCAT for STRING_AGG, STR_POSITION
-#: for STRPOS, ARRAY_SIZE for ARRAY_LENGTH, EXPLODE for UNNEST in a SELECT list).
+#: Functions a query may call (upper case): DuckDB's aggregate, window, math, string, date,
+#: casting and list functions, plus syntax forms (CASE, CAST, EXTRACT) and the canonical sqlglot
+#: spellings some of them parse to (GROUP_CONCAT for STRING_AGG, STR_POSITION for STRPOS,
+#: REGEXP_LIKE for `~`, EXPLODE for UNNEST in a SELECT list, ...). Nothing here reads a file,
+#: the environment or the engine's settings (no READ_*, GLOB, GETENV, CURRENT_SETTING, QUERY).
 SAFE_FUNCTIONS = frozenset("""
-    COUNT SUM AVG MIN MAX MEDIAN FIRST LAST STDDEV STDDEV_SAMP STDEV VARIANCE
-    VAR_SAMP VAR QUANTILE_CONT QUANTILE_DISC CORR COVAR COVAR_SAMP COVAR_POP
-    ARRAY_AGG STRING_AGG GROUP_CONCAT
-    ROW_NUMBER RANK DENSE_RANK FIRST_VALUE LAST_VALUE LAG LEAD
+    COUNT COUNT_STAR COUNT_IF COUNTIF SUM AVG MEAN MIN MAX MEDIAN MODE FIRST LAST ANY_VALUE
+    ARG_MIN ARG_MAX ARGMIN ARGMAX MIN_BY MAX_BY ARG_MAX_NULL ARG_MIN_NULL
+    STDDEV STDDEV_SAMP STDDEV_POP STDEV VARIANCE VAR_SAMP VAR_POP VAR
+    QUANTILE QUANTILE_CONT QUANTILE_DISC PERCENTILE_CONT PERCENTILE_DISC APPROX_QUANTILE
+    APPROX_COUNT_DISTINCT APPROX_DISTINCT CORR COVAR COVAR_SAMP COVAR_POP KURTOSIS SKEWNESS
+    ENTROPY PRODUCT FSUM FAVG SUMKAHAN BOOL_AND BOOL_OR LOGICAL_AND LOGICAL_OR EVERY HISTOGRAM
+    REGR_SLOPE REGR_INTERCEPT REGR_R2 REGR_COUNT REGR_AVGX REGR_AVGY
+    ARRAY_AGG LIST STRING_AGG GROUP_CONCAT LISTAGG
+    ROW_NUMBER RANK DENSE_RANK PERCENT_RANK CUME_DIST NTILE FIRST_VALUE LAST_VALUE NTH_VALUE LAG LEAD
     ABS CBRT CEIL CEILING DIV EXP FLOOR LN LOG LOG2 LOG10 LOG1P MOD PI POW POWER ROUND SIGN SQRT
-    DEGREES RADIANS SIN COS TAN COT ASIN ACOS ATAN ATAN2 SIND COSD TAND COTD ASIND ACOSD ATAND
-    ATAN2D GREATEST LEAST
-    COALESCE IFNULL NULLIF IF CASE EXISTS CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP
-    BIT_LENGTH CONCAT CONCAT_WS ENDS_WITH INITCAP LEFT LENGTH CHAR_LENGTH CHARACTER_LENGTH LOWER
-    LTRIM RTRIM TRIM NORMALIZE OCTET_LENGTH REGEXP_LIKE REPLACE REVERSE RIGHT SPLIT_PART
-    STARTS_WITH STRPOS STR_POSITION SUBSTR SUBSTRING UPPER STRING_TO_ARRAY
-    DATE DATE_PART EXTRACT STRFTIME STRPTIME TIMESTAMP
-    CAST TRY_CAST
-    ARRAY_CONTAINS ARRAY_GET ARRAY_LENGTH ARRAY_SIZE ARRAY_LOWER ARRAY_UPPER ARRAY_MEAN
-    ARRAY_SUM ARRAY_REVERSE ARRAY_TO_STRING ARRAY_UNIQUE UNNEST EXPLODE
+    DEGREES RADIANS SIN COS TAN COT ASIN ACOS ATAN ATAN2 GREATEST LEAST ISNAN ISINF ISFINITE
+    TRUNC EVEN GAMMA LGAMMA FACTORIAL GCD LCM XOR BIT_COUNT
+    COALESCE IFNULL NULLIF IF IFF CASE EXISTS CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP NOW
+    BIT_LENGTH CONCAT CONCAT_WS ENDS_WITH SUFFIX INITCAP LEFT LENGTH LEN STRLEN CHAR_LENGTH
+    CHARACTER_LENGTH LOWER LCASE UPPER UCASE LTRIM RTRIM TRIM LPAD RPAD PAD NORMALIZE OCTET_LENGTH
+    REGEXP_LIKE REGEXP_MATCHES REGEXP_FULL_MATCH REGEXP_REPLACE REGEXP_EXTRACT REGEXP_EXTRACT_ALL
+    REGEXP_SPLIT_TO_ARRAY REPLACE REVERSE RIGHT SPLIT_PART STARTS_WITH PREFIX STRPOS STR_POSITION
+    POSITION INSTR CONTAINS SUBSTR SUBSTRING REPEAT ASCII CHR UNICODE ORD FORMAT PRINTF MD5 HASH
+    LEVENSHTEIN EDITDIST3 DAMERAU_LEVENSHTEIN HAMMING JACCARD JARO_SIMILARITY JARO_WINKLER_SIMILARITY
+    STRING_TO_ARRAY STRING_SPLIT STR_SPLIT SPLIT TRANSLATE LIKE_ESCAPE ILIKE_ESCAPE
+    DATE DATE_PART DATEPART EXTRACT STRFTIME STRPTIME TIMESTAMP DATE_TRUNC DATETRUNC
+    TIMESTAMP_TRUNC DATE_DIFF DATEDIFF DATE_SUB DATESUB DATE_ADD DATEADD TIME_TO_UNIX EPOCH EPOCH_MS
+    MAKE_DATE MAKE_TIMESTAMP TO_TIMESTAMP AGE YEAR MONTH DAY HOUR MINUTE SECOND DAYOFWEEK
+    DAYOFYEAR WEEK QUARTER DAYNAME MONTHNAME LAST_DAY STR_TO_TIME TIME_STR_TO_TIME TS_OR_DS_TO_DATE
+    TIME_TO_STR STR_TO_DATE UNIX_TO_TIME TIMESTAMP_DIFF TIMESTAMP_ADD TIMESTAMP_SUB
+    CAST TRY_CAST TYPEOF
+    ARRAY ARRAY_CONTAINS ARRAY_HAS LIST_CONTAINS LIST_HAS ARRAY_GET ARRAY_EXTRACT LIST_EXTRACT
+    LIST_ELEMENT ARRAY_LENGTH ARRAY_SIZE ARRAY_LOWER ARRAY_UPPER ARRAY_MEAN ARRAY_SUM
+    ARRAY_REVERSE ARRAY_TO_STRING ARRAY_JOIN ARRAY_UNIQUE UNNEST EXPLODE FLATTEN
+    LIST_VALUE LIST_SORT ARRAY_SORT LIST_REVERSE_SORT LIST_DISTINCT ARRAY_DISTINCT LIST_UNIQUE
+    LIST_SLICE ARRAY_SLICE LIST_CONCAT ARRAY_CONCAT LIST_CAT LIST_POSITION ARRAY_POSITION
+    LIST_AGGREGATE LIST_AGGR ARRAY_AGGREGATE LIST_SUM LIST_AVG LIST_MIN LIST_MAX LIST_COUNT
+    LIST_TRANSFORM ARRAY_TRANSFORM TRANSFORM LIST_FILTER ARRAY_FILTER FILTER LIST_REDUCE REDUCE
+    LIST_DOT_PRODUCT LIST_INNER_PRODUCT LIST_COSINE_SIMILARITY LIST_DISTANCE ARRAY_DOT_PRODUCT
+    ARRAY_INNER_PRODUCT ARRAY_COSINE_SIMILARITY ARRAY_DISTANCE ARRAY_TO_STRING LIST_HAS_ANY
+    LIST_HAS_ALL ARRAY_HAS_ANY ARRAY_HAS_ALL ARRAY_OVERLAPS ARRAY_CONTAINS_ALL ARRAY_INTERSECT
+    LIST_INTERSECT ARRAY_SUM ARRAY_LENGTH ARRAY_FIRST ARRAY_LAST
+    STRUCT_EXTRACT STRUCT_PACK STRUCT ROW BRACKET
 """.split())
 
 #: Polars table functions that read files: refused with a message that says so.
@@ -59,6 +83,7 @@ FILE_FUNCTIONS = frozenset({"READ_CSV", "READ_PARQUET", "READ_JSON", "READ_NDJSO
                             "READ_DELTA", "READ_EXCEL", "READ_DATABASE", "SCAN_CSV", "SCAN_PARQUET"})
 
 _SHOW_TABLES = re.compile(r"^\s*show\s+tables\s*;?\s*$", re.I)
+_KEYWORD_LITERALS = (exp.Null, exp.Boolean)
 _EXPLAIN = re.compile(r"^\s*explain\b", re.I)
 _ALLOWED_SCANS = {"PYTHON"}  # pl.scan_pyarrow_dataset over the store's Lance datasets
 
@@ -143,6 +168,11 @@ def _check_function(node: exp.Func, in_from: bool = False) -> None:
                          "query allows; use aggregate, math, string, date, cast or list functions.")
 
 
+def is_show_tables(sql: str) -> bool:
+    """`SHOW TABLES`: answered with the store's table names, not by the engine (which has more)."""
+    return bool(_SHOW_TABLES.match(sql))
+
+
 def check_query(sql: str, tables: Iterable[str]) -> str:
     """Return the statement to run (the user's text, one statement) or raise QueryError.
 
@@ -164,7 +194,9 @@ def check_query(sql: str, tables: Iterable[str]) -> str:
         if len(inner_trees) != 1 or not isinstance(inner_trees[0], exp.Query):
             _refuse_statement(tree)
         tree = inner_trees[0]
-    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+    if isinstance(tree, exp.Describe):
+        tree = _describe_target(tree, tables)
+    if not isinstance(tree, (exp.Query, exp.Values)) or isinstance(tree, exp.Subquery):
         _refuse_statement(tree)
     for node in tree.walk():
         if isinstance(node, (exp.Into, exp.DML, exp.DDL, exp.Command)) and node is not tree:
@@ -175,6 +207,36 @@ def check_query(sql: str, tables: Iterable[str]) -> str:
             _check_function(node)
     _check_tables(tree, tables)
     return body
+
+
+def _describe_target(tree: exp.Describe, tables: set[str]) -> exp.Expression:
+    """DESCRIBE of a store table or of a SELECT is a read: return what to check as a query."""
+    target = tree.this
+    if isinstance(target, exp.Table) and isinstance(target.this, exp.Identifier):
+        return exp.select("*").from_(target.copy())
+    if isinstance(target, exp.Query):
+        return target
+    raise QueryError("DESCRIBE takes a store table or a SELECT, for example DESCRIBE activations; tables "
+                     f"are: {', '.join(sorted(tables))}.")
+
+
+def keyword_columns(sql: str) -> list[str]:
+    """Select-list items that are a bare keyword literal (NULL, TRUE, FALSE) without an alias.
+
+    `SELECT null FROM similarity` is legal SQL for an all-null column, but almost always meant a
+    column called "null"; the caller warns so the answer is not silently something else.
+    """
+    try:
+        trees = [t for t in _parse(sql) if t is not None]
+    except QueryError:
+        return []
+    found = []
+    for tree in trees:
+        while isinstance(tree, (exp.Union, exp.Intersect, exp.Except)):
+            tree = tree.left  # the first branch names a set operation's columns
+        if isinstance(tree, exp.Select):
+            found += [e.sql(dialect=DIALECT) for e in tree.expressions if isinstance(e, _KEYWORD_LITERALS)]
+    return found
 
 
 def check_plan(plan: str) -> None:

@@ -33,10 +33,12 @@ def model_summary(store: Store) -> pl.DataFrame:
     shape = pts.group_by("model", "modality").agg(
         pl.len().alias("points"),
         pl.col("width").unique().sort().cast(pl.String).str.join("/").alias("width"),
-        pl.col("random_init").any().alias("random_init"),
         pl.col("point").sort_by(pl.col("layer").fill_null(10_000)).first().alias("first_point"),
         pl.col("point").sort_by(pl.col("layer").fill_null(-1)).last().alias("last_point"),
     )
+    # the runs table is the source of random_init (actstore/store/runs.py), not the points' copy
+    random = {m: store.is_random_init(m) for m in pts["model"].unique().to_list()}
+    shape = shape.with_columns(pl.col("model").replace_strict(random, return_dtype=pl.Boolean).alias("random_init"))
     return (shape.join(counts, on=["model", "modality"], how="left")
             .sort("model", "modality")
             .select("model", "random_init", "modality", "points", "first_point", "last_point",

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL, SYMMETRIC_KINDS
 from actstore.store import Store
 from actstore.store.integrity import require_unique_keys
 
@@ -33,19 +34,13 @@ log = logging.getLogger("actstore.analyses")
 Recording = Literal["random", "mean"]
 SetKey = tuple[str, str]  # (lang, modality)
 
-#: the three cross-lingual kinds and the modalities of their two sides
-CROSS_LINGUAL_KINDS = {
-    "speech-speech": ("speech", "speech"),
-    "text-text": ("text", "text"),
-    "speech-text": ("speech", "text"),
-}
 
 
 def depth_of(point: str) -> str:
     return point.split(".", 1)[1] if "." in point else point
 
 
-def stored_languages(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
+def language_levels(store: Store, model: str, langs: Sequence[str] | None) -> dict[str, str | None]:
     """lang -> resource level for the languages stored for `model` (validating requested ones)."""
     have = (store.scan_activations(model, with_vectors=False)
             .select("lang", "resource_level").unique().collect())
@@ -277,11 +272,11 @@ def cross_modal_pairs(selection: Selection, langs: Sequence[str], n: int | None 
     if n is not None and any(c.size < n for c in shared.values()):
         short = {k: int(v.size) for k, v in shared.items() if v.size < n}
         raise AnalysisInputError(f"--n {n} exceeds the shared ids of {short}; use a smaller --n.")
-    return [PairSpec("cross-modal", (lang, "speech"), (lang, "text"), ids[:size]) for lang, ids in shared.items()]
+    return [PairSpec(CROSS_MODAL, (lang, "speech"), (lang, "text"), ids[:size]) for lang, ids in shared.items()]
 
 
 def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *, n: int | None = None,
-                        mode: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
+                        pairing: Literal["pairwise", "global"] = "pairwise") -> list[PairSpec]:
     """Language x language pairs of one kind on the ids both sides have.
 
     speech-speech and text-text are symmetric: only the lower triangle (lang_a > lang_b) is
@@ -303,7 +298,7 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
     if dropped:
         log.warning("%s: %s left out (no %s stored)", kind, ", ".join(dropped),
                     " or ".join(sorted({ma, mb})))
-    if kind == "speech-text":
+    if kind not in SYMMETRIC_KINDS:  # speech-text: the full matrix
         pairs = [(a, b) for a in side_a for b in side_b]
     else:
         both = [lang for lang in side_a if lang in side_b]
@@ -314,16 +309,16 @@ def cross_lingual_pairs(selection: Selection, langs: Sequence[str], kind: str, *
         pairs = [(a, b) for i, a in enumerate(both) for b in both[:i]]
     if not pairs:
         raise AnalysisInputError(f"No language pair has data for {kind}; ingest both modalities first.")
-    if mode == "global":
+    if pairing == "global":
         common = None
         for lang, m in [(a, ma) for a in side_a] + [(b, mb) for b in side_b]:
             ids = selection.ids(lang, m)
             common = ids if common is None else np.intersect1d(common, ids)
         inter = {p: common for p in pairs}
-    elif mode == "pairwise":
+    elif pairing == "pairwise":
         inter = {(a, b): np.intersect1d(selection.ids(a, ma), selection.ids(b, mb)) for a, b in pairs}
     else:
-        raise AnalysisInputError(f"mode must be 'pairwise' or 'global', not {mode!r}.")
+        raise AnalysisInputError(f"pairing must be 'pairwise' or 'global', not {pairing!r}.")
     smallest = min(v.size for v in inter.values())
     size = smallest if n is None else n
     if n is not None and n > smallest:

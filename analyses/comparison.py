@@ -3,9 +3,9 @@
 The study compares SeamlessM4T v2, SONAR and SALMONN by a few numbers per model: the final-layer
 cross-modal score overall and per resource level, the final-layer cross-lingual speech-speech and
 text-text means, and the cross-modal curve over depth. Those are derived here from each model's
-stored grid (the rows `actstore.analyses.report_data.report_frames` shows), with the same
-summaries the single-model report uses (`cross_modal_summary`, `cross_lingual_summary`), so a
-comparison never disagrees with a model's own report.
+stored grid (the rows `actstore.analyses.report_data.report_frames` shows), with the means the
+single-model report draws (`actstore.grid_means`, one definition for both; tests/test_grid_means.py
+checks that they agree), so a comparison never disagrees with a model's own report.
 
 "Final" is the sentence embedding (`pooled`) where a model has one -- the study's final SONAR
 number -- else the deepest numbered layer that has the scores in question (SALMONN's L32, not the
@@ -19,12 +19,14 @@ from typing import Sequence
 
 import polars as pl
 
+from actstore.grid_means import cross_lingual_summary, cross_modal_summary
+from actstore.kinds import CROSS_MODAL, SYMMETRIC_KINDS
 from actstore.store import Store
-from actstore.analyses.aligned import CROSS_LINGUAL_KINDS, model_depths
-from actstore.analyses.grids import cross_lingual_summary, cross_modal_summary, load_grid
+from actstore.analyses.aligned import model_depths
+from actstore.analyses.grids import load_grid
 
-#: the cross-lingual kinds the study sets side by side
-FINAL_CROSS_LINGUAL_KINDS = ("speech-speech", "text-text")
+#: the cross-lingual kinds the study sets side by side: the same-modality ones
+FINAL_CROSS_LINGUAL_KINDS = SYMMETRIC_KINDS
 #: the point that is a model's final output where it exists (SONAR's sentence embedding)
 FINAL_POINT = "pooled"
 
@@ -58,7 +60,7 @@ def model_overview(store: Store, model: str, grid: pl.DataFrame | None) -> dict:
              .collect().item())
     final_cm = final_xl = None
     if grid is not None and grid.height:
-        cm = grid.filter(pl.col("kind") == "cross-modal")
+        cm = grid.filter(pl.col("kind") == CROSS_MODAL)
         if cm.height:
             final_cm = str(_final(cm, layers)["depth"][0])
         xl = grid.filter(pl.col("kind").is_in(list(FINAL_CROSS_LINGUAL_KINDS)))
@@ -94,7 +96,7 @@ def comparison_frames(store: Store, models: Sequence[str], *, measure: str = "sv
         if grid is None or grid.height == 0:
             continue
         layers = _layers(store, model)
-        if grid.filter(pl.col("kind") == "cross-modal").height:
+        if grid.filter(pl.col("kind") == CROSS_MODAL).height:
             summary = cross_modal_summary(grid)
             cm_final.append(_final(summary, layers).select(
                 "model", "group", "depth", "score", "baseline", "null", "languages"))
@@ -125,5 +127,3 @@ def comparison_frames(store: Store, models: Sequence[str], *, measure: str = "sv
                                                "rel_depth": pl.Float64, **num, "languages": pl.UInt32}),
     }
 
-
-__all__ = ["CROSS_LINGUAL_KINDS", "FINAL_CROSS_LINGUAL_KINDS", "comparison_frames", "model_overview"]

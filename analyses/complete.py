@@ -13,7 +13,8 @@ from typing import Sequence
 import polars as pl
 
 from actstore.store import Store
-from actstore.analyses.aligned import CROSS_LINGUAL_KINDS, model_depths, stored_modalities
+from actstore.analyses.aligned import model_depths, stored_modalities
+from actstore.kinds import CROSS_LINGUAL_KINDS
 from actstore.analyses.grids import GridOptions, load_grid
 from actstore.analyses.neuron_maps import load_neurons
 from actstore.analyses.results import missing_languages

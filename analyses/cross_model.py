@@ -34,12 +34,12 @@ from actstore.analyses.aligned import (
 from actstore.analyses.grids import KEY, GridOptions, _score_depth, check_grid_n
 from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, random_baseline
-from actstore.analyses.similarity.forced import forced_correlations
 from actstore.errors import AnalysisInputError
+from actstore.schema import SIMILARITY_TABLE
 from actstore.store import Store
 
 KIND = "cross-model"
-RESULT_TABLE = "similarity"
+RESULT_TABLE = SIMILARITY_TABLE
 #: a cross-model row is identified by the within-model key plus the second model and its depth
 CROSS_MODEL_KEY = (*KEY, "model_b", "depth_b")
 #: one chart cell: a (model pair, depth pair, language) shows its latest computation
@@ -138,7 +138,7 @@ def _rows(model_a, model_b, depth_a, depth_b, modality_a, modality_b, langs, lev
         "lang_a": langs, "lang_b": langs, "modality_a": modality_a, "modality_b": modality_b,
         "resource_level_a": [levels[lang] for lang in langs], "resource_level_b": [levels[lang] for lang in langs],
         "n": scored["n"].astype(np.int32), "kx": scored["kx"].astype(np.int32), "ky": scored["ky"].astype(np.int32),
-        "forced": forced_correlations(scored["kx"], scored["ky"], scored["n"]).astype(np.int32),
+        "forced": scored["forced"].astype(np.int32),
         "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
         "score": scored["score"].astype(np.float64),
         "baseline": [baselines[s] for s in shapes],

@@ -3,13 +3,13 @@
 The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
 
 - cross-modal: SVCCA(speech, text) per depth and language on the first N shared ids; means over
-  languages and per resource level come from `cross_modal_summary`.
+  languages and per resource level come from `actstore.grid_means.cross_modal_summary`.
 - cross-lingual: speech-speech and text-text (lower triangle) and speech-text (full matrix) per
   depth on each pair's shared ids; means excluding same-language pairs and deltas between depths
-  come from `cross_lingual_summary` and `depth_delta`.
+  come from `actstore.grid_means.cross_lingual_summary` (the report draws deltas between depths).
 Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
-construction, max(0, kx + ky - (n - 1)); see `similarity.forced`), `degenerate` (PWCCA only: the
-score is undefined, stored as null, because two or more correlations are 1), a random baseline of
+construction, max(0, kx + ky - span), span = n - 1 unless rows repeat; see `similarity.forced`),
+`degenerate` (PWCCA only: the score is undefined, stored as null, because two or more correlations are 1), a random baseline of
 the same shapes, the shuffled-row null, and (optionally) a bootstrap confidence interval.
 `forced_warning` turns a grid with forced correlations into one sentence for the user.
 
@@ -31,10 +31,11 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from actstore.errors import AnalysisInputError
+from actstore.schema import SIMILARITY_TABLE
 from actstore.store import Store
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL
 from actstore.analyses.aligned import (
-    CROSS_LINGUAL_KINDS,
-    stored_languages,
+    language_levels,
     stored_modalities,
     PairSpec,
     choose_depths,
@@ -46,9 +47,9 @@ from actstore.analyses.aligned import (
 from actstore.analyses.results import current_rows, load_results, save_results
 from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
 from actstore.analyses.similarity.registry import get_measure
-from actstore.analyses.similarity.forced import all_forced, forced_correlations
+from actstore.analyses.similarity.forced import all_forced
 
-RESULT_TABLE = "similarity"
+RESULT_TABLE = SIMILARITY_TABLE
 #: what identifies a similarity row: the cell plus every option that changes its number
 #: (`n_limit` is the requested n, 0 for "all shared ids"; `n` is the count actually used)
 KEY = ("model", "measure", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "modality_a",
@@ -69,7 +70,7 @@ class GridOptions:
     null: bool = True
     bootstrap: int = 0
     recording: Literal["random", "mean"] = "random"
-    mode: Literal["pairwise", "global"] = "pairwise"
+    pairing: Literal["pairwise", "global"] = "pairwise"  # cross-lingual ids; the stored `pairing`
     knn_k: int = 10
     backend: str = "numpy"
     device: str | None = None
@@ -88,34 +89,10 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
     and their Gram matrices formed once for the cross-modal and every cross-lingual kind.
     """
     check_grid_n(options)
-    modalities_stored = stored_modalities(store, model)
-    if kind not in ("cross-modal", "cross-lingual", "all"):
-        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
-    both = modalities_stored == {"speech", "text"}
-    if kind == "cross-modal" and not both:
-        raise AnalysisInputError(
-            f"Cross-modal similarity needs speech and text; model {model!r} has only "
-            f"{', '.join(sorted(modalities_stored))}: ingest the other modality or use --kind cross-lingual."
-        )
-    kinds_used: list[str] = ["cross-modal"] if kind == "cross-modal" or (kind == "all" and both) else []
-    if kind in ("cross-lingual", "all"):
-        if kinds:
-            unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
-            if unknown:
-                raise AnalysisInputError(f"Unknown kind {unknown[0]!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
-            for k in kinds:
-                lacking = set(CROSS_LINGUAL_KINDS[k]) - modalities_stored
-                if lacking:
-                    raise AnalysisInputError(
-                        f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
-                    )
-            kinds_used += list(kinds)
-        else:
-            kinds_used += [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= modalities_stored]
+    kinds_used = _kinds_to_compute(kind, kinds, stored_modalities(store, model), model)
     need = tuple(sorted({m for k in kinds_used
-                         for m in (("speech", "text") if k == "cross-modal" else CROSS_LINGUAL_KINDS[k])}))
-
-    levels = stored_languages(store, model, langs)
+                         for m in (("speech", "text") if k == CROSS_MODAL else CROSS_LINGUAL_KINDS[k])}))
+    levels = language_levels(store, model, langs)
     lang_list = list(levels)
     chosen_depths = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen_depths[0].points[m] for m in need},
@@ -123,81 +100,111 @@ def similarity_grid(store: Store, model: str, kind: Kind, *, kinds: Sequence[str
                                   corpus=options.corpus)
     specs: list[PairSpec] = []
     for k in kinds_used:
-        if k == "cross-modal":
+        if k == CROSS_MODAL:
             specs += cross_modal_pairs(selection, lang_list, options.n)
         elif kind == "all" and len(lang_list) < 2:
             continue  # one language: nothing cross-lingual to compare
         else:
-            specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, mode=options.mode)
+            specs += cross_lingual_pairs(selection, lang_list, k, n=options.n, pairing=options.pairing)
     if on_total is not None:
         on_total(len(specs) * len(chosen_depths))
-
-    version = store.activation_version(model)
-    random_init = store.is_random_init(model)
-    now = datetime.now(timezone.utc)
-    frames = []
-    for depth, sets, requests, (scored, ci_low, ci_high) in _scored_depths(
-            store, model, chosen_depths, selection, need, specs, options, progress):
-        baselines = {}
-        for s in specs:
-            shape = (s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])
-            if shape not in baselines:
-                baselines[shape] = random_baseline(*shape, measure=options.measure, keep=options.keep,
-                                                   seed=options.seed)
-        frames.append(pl.DataFrame({
-            "model": model,
-            "random_init": random_init,
-            "measure": options.measure,
-            "kind": [s.kind for s in specs],
-            "depth": depth.name,
-            "layer": pl.Series([depth.layer] * len(specs), dtype=pl.Int32),
-            "point_order": depth.order,
-            "point": [depth.points[s.x[1]] for s in specs],
-            "point_b": [depth.points[s.y[1]] for s in specs],
-            "lang_a": [s.x[0] for s in specs],
-            "lang_b": [s.y[0] for s in specs],
-            "modality_a": [s.x[1] for s in specs],
-            "modality_b": [s.y[1] for s in specs],
-            "resource_level_a": [levels[s.x[0]] for s in specs],
-            "resource_level_b": [levels[s.y[0]] for s in specs],
-            "n": scored["n"].astype(np.int32),
-            "kx": scored["kx"].astype(np.int32),
-            "ky": scored["ky"].astype(np.int32),
-            "forced": forced_correlations(scored["kx"], scored["ky"], scored["n"]).astype(np.int32),
-            "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
-            "score": scored["score"].astype(np.float64),
-            "baseline": [baselines[(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1])] for s in specs],
-            "null": scored["null"].astype(np.float64) if options.null else np.full(len(specs), np.nan),
-            "ci_low": ci_low,
-            "ci_high": ci_high,
-            "n_limit": pl.Series([options.n or 0] * len(specs), dtype=pl.Int32),
-            "keep": options.keep,
-            "seed": options.seed,
-            "knn_k": pl.Series([options.knn_k] * len(specs), dtype=pl.Int32),
-            "recording": options.recording,
-            "corpus": selection.corpus,
-            "pairing": [("cross-modal" if sp.kind == "cross-modal" else options.mode) for sp in specs],
-            "store_version": version,
-            "computed_at": now,
-        }))
+    stamp = {"model": model, "random_init": store.is_random_init(model), "corpus": selection.corpus,
+             "store_version": store.activation_version(model), "computed_at": datetime.now(timezone.utc)}
+    frames = [_depth_rows(depth, sets, specs, scored, options, levels, stamp)
+              for depth, sets, _, scored in _scored_depths(store, model, chosen_depths, selection, need,
+                                                           specs, options, progress)]
     out = pl.concat(frames)
     return out.with_columns(pl.col("score").fill_nan(None), pl.col("baseline").fill_nan(None),
                             pl.col("null").fill_nan(None), pl.col("ci_low").fill_nan(None),
                             pl.col("ci_high").fill_nan(None))
 
 
+def _kinds_to_compute(kind: str, kinds: Sequence[str] | None, stored: set[str], model: str) -> list[str]:
+    """The kinds a grid request computes, refusing unknown kinds and kinds the model lacks."""
+    if kind not in (CROSS_MODAL, "cross-lingual", "all"):
+        raise AnalysisInputError(f"Unknown grid kind {kind!r}; use cross-modal, cross-lingual or all.")
+    both = stored == {"speech", "text"}
+    if kind == CROSS_MODAL and not both:
+        raise AnalysisInputError(
+            f"Cross-modal similarity needs speech and text; model {model!r} has only "
+            f"{', '.join(sorted(stored))}: ingest the other modality or use --kind cross-lingual."
+        )
+    kinds_used: list[str] = [CROSS_MODAL] if kind == CROSS_MODAL or (kind == "all" and both) else []
+    if kind == CROSS_MODAL:
+        return kinds_used
+    if not kinds:
+        return kinds_used + [k for k, mods in CROSS_LINGUAL_KINDS.items() if set(mods) <= stored]
+    unknown = [k for k in kinds if k not in CROSS_LINGUAL_KINDS]
+    if unknown:
+        raise AnalysisInputError(f"Unknown kind {unknown[0]!r}; use {', '.join(CROSS_LINGUAL_KINDS)}.")
+    for k in kinds:
+        lacking = set(CROSS_LINGUAL_KINDS[k]) - stored
+        if lacking:
+            raise AnalysisInputError(
+                f"{k} needs {' and '.join(sorted(lacking))} activations, which model {model!r} does not have."
+            )
+    return kinds_used + list(kinds)
+
+
+def _depth_rows(depth, sets, specs: list[PairSpec], scored, options: GridOptions,
+                levels: dict[str, str | None], stamp: dict) -> pl.DataFrame:
+    """The result rows of one depth: every pair's score and what it was computed with."""
+    scored, ci_low, ci_high = scored
+    shapes = [(s.ids.size, sets.vectors[s.x].shape[1], sets.vectors[s.y].shape[1]) for s in specs]
+    baselines = {shape: random_baseline(*shape, measure=options.measure, keep=options.keep, seed=options.seed)
+                 for shape in dict.fromkeys(shapes)}
+    count = len(specs)
+    return pl.DataFrame({
+        "model": stamp["model"],
+        "random_init": stamp["random_init"],
+        "measure": options.measure,
+        "kind": [s.kind for s in specs],
+        "depth": depth.name,
+        "layer": pl.Series([depth.layer] * count, dtype=pl.Int32),
+        "point_order": depth.order,
+        "point": [depth.points[s.x[1]] for s in specs],
+        "point_b": [depth.points[s.y[1]] for s in specs],
+        "lang_a": [s.x[0] for s in specs],
+        "lang_b": [s.y[0] for s in specs],
+        "modality_a": [s.x[1] for s in specs],
+        "modality_b": [s.y[1] for s in specs],
+        "resource_level_a": [levels[s.x[0]] for s in specs],
+        "resource_level_b": [levels[s.y[0]] for s in specs],
+        "n": scored["n"].astype(np.int32),
+        "kx": scored["kx"].astype(np.int32),
+        "ky": scored["ky"].astype(np.int32),
+        "forced": scored["forced"].astype(np.int32),
+        "degenerate": (options.measure == "pwcca") & np.isnan(scored["score"]),
+        "score": scored["score"].astype(np.float64),
+        "baseline": [baselines[shape] for shape in shapes],
+        "null": scored["null"].astype(np.float64) if options.null else np.full(count, np.nan),
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "n_limit": pl.Series([options.n or 0] * count, dtype=pl.Int32),
+        "keep": options.keep,
+        "seed": options.seed,
+        "knn_k": pl.Series([options.knn_k] * count, dtype=pl.Int32),
+        "recording": options.recording,
+        "corpus": stamp["corpus"],
+        "pairing": [(CROSS_MODAL if sp.kind == CROSS_MODAL else options.pairing) for sp in specs],
+        "store_version": stamp["store_version"],
+        "computed_at": stamp["computed_at"],
+    })
+
+
 def forced_warning(frame: pl.DataFrame) -> str | None:
     """One sentence when some scores rest on forced correlations (None when none do).
 
-    Forced correlations are 1 whatever the data (kx + ky > n - 1), so they inflate SVCCA and make
-    PWCCA undefined; when every correlation is forced the score is 1.0 for any input.
+    Forced correlations are 1 whatever the data (kx + ky > the span of the centred rows, n - 1
+    unless rows repeat), so they inflate SVCCA and make PWCCA undefined; when every correlation
+    is forced the score is 1.0 for any input. Reads the stored `forced` column.
     """
     if "forced" not in frame.columns or frame.height == 0:
         return None
     hit = frame.filter(pl.col("forced") > 0)
     if hit.height == 0:
         return None
-    every = int(np.sum(all_forced(hit["kx"].to_numpy(), hit["ky"].to_numpy(), hit["n"].to_numpy())))
+    every = int(np.sum(all_forced(hit["forced"].to_numpy(), hit["kx"].to_numpy(), hit["ky"].to_numpy())))
     measure = frame["measure"][0]
     share = hit["forced"].to_numpy() / np.minimum(hit["kx"].to_numpy(), hit["ky"].to_numpy())
     worst = hit.row(int(np.argmax(share)), named=True)
@@ -206,7 +213,8 @@ def forced_warning(frame: pl.DataFrame) -> str | None:
     undefined = int(frame["degenerate"].sum()) if "degenerate" in frame.columns else 0
     extra = f", and {undefined} PWCCA scores are undefined (stored as null)" if undefined else ""
     return (f"warning: {hit.height} of {frame.height} {measure} scores include canonical correlations "
-            f"that are 1 by construction (kx + ky > n - 1; {what}){extra}: compare more sentences "
+            f"that are 1 by construction (kx + ky > the centred rows' span, n - 1 unless rows repeat; "
+            f"{what}){extra}: compare more sentences "
             "(--n), keep less variance (--keep), and read scores beside the 'forced' column.")
 
 
@@ -309,44 +317,3 @@ def load_grid(store: Store, model: str, *, measure: str | None = None,
     if frame is not None and measure is not None:
         frame = frame.filter(pl.col("measure") == measure)
     return current_rows(frame, CELL) if current else frame
-
-
-def _forced_agg(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The most forced correlations of any score in a group (results saved before it: none)."""
-    return [pl.col("forced").max()] if "forced" in frame.columns else []
-
-
-def cross_modal_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth: mean score, baseline and null over all languages and per resource level, and the
-    largest number of correlations forced to 1 by construction (`forced`) among them."""
-    xm = frame.filter(pl.col("kind") == "cross-modal")
-    aggs = [pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-            pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.len().alias("languages"), *_forced_agg(xm)]
-    keys = ["model", "measure", "depth", "point_order"]
-    overall = xm.group_by(keys).agg(aggs).with_columns(pl.lit("all").alias("group"))
-    per_level = (xm.filter(pl.col("resource_level_a").is_not_null())
-                 .group_by(keys + ["resource_level_a"]).agg(aggs)
-                 .rename({"resource_level_a": "group"}))
-    return pl.concat([overall, per_level.select(overall.columns)]).sort("point_order", "group")
-
-
-def cross_lingual_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per kind and depth: mean over language pairs, leaving out same-language pairs."""
-    xl = frame.filter((pl.col("kind") != "cross-modal") & (pl.col("lang_a") != pl.col("lang_b")))
-    return (xl.group_by("model", "measure", "kind", "depth", "point_order")
-            .agg(pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-                 pl.len().alias("pairs"), *_forced_agg(xl))
-            .sort("kind", "point_order"))
-
-
-def depth_delta(frame: pl.DataFrame, depth_from: str, depth_to: str) -> pl.DataFrame:
-    """score(depth_to) - score(depth_from) per kind and language pair."""
-    keys = ["model", "measure", "kind", "lang_a", "lang_b"]
-    a = frame.filter(pl.col("depth") == depth_from).select(keys + [pl.col("score").alias("score_from")])
-    b = frame.filter(pl.col("depth") == depth_to).select(keys + [pl.col("score").alias("score_to")])
-    if a.height == 0 or b.height == 0:
-        missing = depth_from if a.height == 0 else depth_to
-        raise AnalysisInputError(f"No similarity results at depth {missing!r}; compute that depth first.")
-    return (a.join(b, on=keys).with_columns((pl.col("score_to") - pl.col("score_from")).alias("delta"))
-            .with_columns(pl.lit(depth_from).alias("depth_from"), pl.lit(depth_to).alias("depth_to")))
-

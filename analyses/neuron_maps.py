@@ -15,13 +15,14 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.schema import CONCENTRATION_TABLE, NEURONS_OVERLAP_TABLE, NEURONS_TOP_TABLE
 from actstore.store import Store
-from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
 
-TOP_TABLE, OVERLAP_TABLE, CONCENTRATION_TABLE = "neurons_top", "neurons_overlap", "concentration"
+TOP_TABLE, OVERLAP_TABLE = NEURONS_TOP_TABLE, NEURONS_OVERLAP_TABLE
 #: Rankings and overlaps compare a language with the others of the run: one unit per language set
 #: (`langs`), replaced as a whole. Concentration is per (language, modality): replaced per row.
 KEYS = {
@@ -43,7 +44,7 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     """
     resolve_device(device, what="the neuron analysis", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
-    lang_list = list(stored_languages(store, model, langs))
+    lang_list = list(language_levels(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
     tops, overlaps, conc = [], [], []

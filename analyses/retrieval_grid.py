@@ -16,18 +16,20 @@ import numpy as np
 import polars as pl
 
 from actstore.errors import AnalysisInputError
+from actstore.schema import RETRIEVAL_ITEMS_TABLE, RETRIEVAL_TABLE
 from actstore.store import Store
-from actstore.analyses.aligned import stored_languages, stored_modalities, CROSS_LINGUAL_KINDS, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
+from actstore.kinds import CROSS_LINGUAL_KINDS
+from actstore.analyses.aligned import language_levels, stored_modalities, choose_depths, cross_lingual_pairs, load_depth_sets, select_recordings
 from actstore.analyses.results import current_rows, load_results, save_results, stamp
 from actstore.analyses.retrieval import retrieval_scores
 
-RESULT_TABLE = "retrieval"
+RESULT_TABLE = RETRIEVAL_TABLE
 #: what identifies a retrieval row (`n_limit`: the requested n, 0 for all shared ids)
 KEY = ("model", "kind", "depth", "point", "point_b", "lang_a", "lang_b", "direction", "n_limit",
        "seed", "margin_k", "corpus")
 #: one chart cell: a report shows its latest computation
 CELL = ("model", "kind", "depth", "lang_a", "lang_b", "direction")
-ITEMS_TABLE = "retrieval_items"
+ITEMS_TABLE = RETRIEVAL_ITEMS_TABLE
 #: one query of one retrieval run: which sentence it retrieved first and the true one's rank
 ITEMS_KEY = ("model", "kind", "depth", "lang_a", "lang_b", "direction", "query_id", "n_limit", "seed",
              "margin_k", "corpus")
@@ -56,7 +58,7 @@ def retrieval_grid_with_items(store: Store, model: str, *, kinds: Sequence[str] 
         if not set(CROSS_LINGUAL_KINDS[k]) <= have:
             raise AnalysisInputError(f"{k} retrieval needs both sides stored; model {model!r} has {', '.join(sorted(have))}.")
     need = tuple(sorted({m for k in kinds for m in CROSS_LINGUAL_KINDS[k]}))
-    levels = stored_languages(store, model, langs)
+    levels = language_levels(store, model, langs)
     lang_list = list(levels)
     chosen = choose_depths(store, model, depths, need=need)
     selection = select_recordings(store, model, {m: chosen[0].points[m] for m in need}, lang_list, seed=seed,
@@ -131,11 +133,3 @@ def load_retrieval(store: Store, model: str, *, current: bool = True) -> pl.Data
     """Stored retrieval rows of `model`; `current` keeps each cell's latest row."""
     frame = load_results(store, RESULT_TABLE, model)
     return current_rows(frame, CELL) if current else frame
-
-
-def per_language_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per depth and language: speech->text and text->speech P@1 of the language with itself."""
-    same = frame.filter((pl.col("kind") == "speech-text") & (pl.col("lang_a") == pl.col("lang_b")))
-    return (same.pivot(on="direction", index=["depth", "point_order", "lang_a"], values="p_at_1")
-            .rename({"lang_a": "lang", "a->b": "speech_to_text_p1", "b->a": "text_to_speech_p1"})
-            .sort("point_order", "lang"))

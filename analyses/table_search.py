@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from actstore.analyses.aligned import depth_of
 from actstore.errors import AnalysisInputError
 from actstore.schema import sql_quote
 from actstore.store import Store
@@ -23,6 +24,8 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
                      include_self: bool = False) -> pl.DataFrame:
     """The k rows of `point` closest (cosine) to a stored sample or a given vector.
 
+    `point` is a point name (`text.L6`) or a depth (`L6`), as `analyze --points` accepts: a depth
+    held by several modalities means the query sample's own point there (see `resolve_point`).
     Returns lang, modality, sentence_id, sample_id, distance (1 - cosine) and cosine, nearest
     first. `where` is an extra SQL filter on metadata columns (e.g. "lang = 'fra'").
     """
@@ -32,6 +35,7 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
         raise AnalysisInputError(f"k={k} must be at least 1.")
     pts = store.require_model(model)
     require_unique_keys(store, model)  # a key stored twice would list its hit twice
+    point = resolve_point(store, model, pts, point, sample_id)
     row = pts.filter(pl.col("point") == point)
     if row.height == 0:
         raise AnalysisInputError(f"Point {point!r} is not stored for model {model!r}; stored: "
@@ -58,8 +62,30 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
     try:
         hits = (table.search(vector, vector_column_name="vector").distance_type("cosine")
                 .where(" AND ".join(clauses), prefilter=True)
-                .select(["lang", "modality", "sentence_id", "sample_id"]).limit(k).to_arrow())
+                .select(["lang", "modality", "sentence_id", "sample_id", "_distance"]).limit(k).to_arrow())
     except (ValueError, RuntimeError) as exc:
         raise AnalysisInputError(f"The search failed ({str(exc).splitlines()[0]}); check the --where filter.") from None
     frame = pl.from_arrow(hits).rename({"_distance": "distance"})
     return frame.with_columns((1.0 - pl.col("distance")).alias("cosine")).sort("distance")
+
+
+def resolve_point(store: Store, model: str, pts: pl.DataFrame, point: str, sample_id: str | None) -> str:
+    """The stored point meant by `point`: itself when stored, else the one point at that depth.
+
+    A depth stored for several modalities (`L4`: speech.L4 and text.L4) resolves to the point that
+    holds the query sample, so `--point L4` searches where the sample lives; with a query vector
+    instead of a sample the user must name the point. An unknown name is returned unchanged (the
+    caller's "not stored" message lists the stored points).
+    """
+    names = pts["point"].to_list()
+    at_depth = [p for p in names if depth_of(p) == point]
+    if point in names or not at_depth:
+        return point
+    if len(at_depth) > 1 and sample_id is not None:
+        found = store.read(model, points=at_depth, where=f"sample_id = {sql_quote(sample_id)}",
+                           columns=["point"], vectors=False)
+        at_depth = sorted(set(found.meta["point"].to_list())) or at_depth[:1]  # not stored: say so next
+    if len(at_depth) > 1:
+        raise AnalysisInputError(f"Depth {point!r} of {model!r} holds several points ({', '.join(at_depth)}); "
+                                 f"name one, e.g. --point {at_depth[0]}.")
+    return at_depth[0]

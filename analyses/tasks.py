@@ -14,14 +14,8 @@ from typing import Callable
 import polars as pl
 
 from actstore.store import Store
-from actstore.analyses.grids import (
-    RESULT_TABLE as SIMILARITY_TABLE,
-    Kind,
-    cross_lingual_summary,
-    cross_modal_summary,
-    save_grid,
-    similarity_grid,
-)
+from actstore.grid_means import cross_lingual_summary, cross_modal_summary
+from actstore.analyses.grids import RESULT_TABLE as SIMILARITY_TABLE, Kind, save_grid, similarity_grid
 from actstore.analyses.neuron_maps import neuron_tables, save_neurons
 from actstore.analyses.retrieval_grid import (ITEMS_TABLE, RESULT_TABLE as RETRIEVAL_TABLE,
                                               retrieval_grid_with_items, save_retrieval)

@@ -13,14 +13,15 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.schema import TSNE_TABLE
 from actstore.store import Store
-from actstore.analyses.aligned import first_points, stored_languages, stored_modalities, choose_depths, load_depth_sets, select_recordings
+from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.results import lang_set, load_results, save_results, stamp, widest_units
 from actstore.analyses.tsne import pad_widths, tsne_embed
 from actstore.store.corpora import corpus_texts
 
-RESULT_TABLE = "tsne"
+RESULT_TABLE = TSNE_TABLE
 #: a map is one embedding of one language set (`langs`): it is replaced as a whole (UNIT)
 KEY = ("model", "depth", "langs", "corpus", "modality", "lang", "sentence_id")
 UNIT = ("model", "depth", "langs", "corpus")
@@ -38,12 +39,12 @@ def tsne_maps(store: Store, model: str, *, depths: Sequence[str] | None = None,
     """
     resolve_device(device, what="t-SNE", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
-    lang_list = list(stored_languages(store, model, langs))
+    lang_list = list(language_levels(store, model, langs))
     chosen = choose_depths(store, model, depths, need=())
     if not depths:  # by default the depths holding every modality; named depths are all kept
         chosen = [d for d in chosen if set(d.points) == set(modalities)] or chosen
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
-    text_of = corpus_texts(store, selection.corpus, lang_list)
+    text_of = corpus_texts(store.sentences(lang_list), selection.corpus)
     frames = []
     for depth in chosen:
         mods = [m for m in modalities if m in depth.points]

@@ -83,7 +83,7 @@ def main() -> None:
     from actstore.ingest.adapters import load_adapter
     from actstore.ingest.items import Item
     from actstore.ingest.memory import BatchCost, format_bytes
-    from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
+    from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
 
     work = Path(tempfile.mkdtemp(prefix="actstore-mem-bench-"))
     corpus = ["Hello world.", "A short sentence for the tokenizer.", "Bonjour le monde."] * 5

@@ -33,7 +33,7 @@ from actstore.ingest.adapters import load_adapter
 from actstore.ingest.pipeline import batches, job_rows
 from actstore.ingest.pooling import masked_mean
 from actstore.ingest.sources import open_source
-from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
+from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
 
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +29,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from _machine import add_run_options, machine, write_summary
 from actstore.store import Store
-from actstore.synthetic import activation_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _machine import add_run_options, machine, write_summary  # noqa: E402
+from _store_data import activation_rows  # noqa: E402  (tests/: synthetic rows, real store)
 
 
 def best_of(fn, repeats: int) -> tuple[float, float]:

@@ -118,9 +118,9 @@ def build(out: Path, shapes: dict, seed: int = 0) -> dict:
                               WhisperFeatureExtractor)
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    from actstore.ingest.adapters._beats import Beats, BeatsConfig
-    from actstore.ingest.tiny_models import _flores_texts
-    from actstore.ingest.tiny_salmonn import _write_tokenizer, beats_cfg, decode_config, train_llama_spm
+    from actstore.ingest.adapters.salmonn.beats import Beats, BeatsConfig
+    from actstore.ingest.adapters.common.tiny import flores_texts as _flores_texts
+    from actstore.ingest.adapters.salmonn.tiny import _write_tokenizer, beats_cfg, decode_config, train_llama_spm
 
     out.mkdir(parents=True, exist_ok=True)
     written = {}

@@ -6,7 +6,7 @@ handlers, no `finally`, no flush: what a power loss or the OOM killer does) the 
 
     plan       model loaded, before the store is read or written
     run        the `runs` row (status running) is committed
-    filter     before a job's stored keys are read        (per job)
+    filter     before a job's pending items are taken up   (per job; its keys were read before run)
     encode     before a job's forward passes               (per job)
     write      before a job's first commit                 (per job)
     texts      the job's sentence texts are committed, its activations not yet   (per job)
@@ -81,3 +81,18 @@ def fault_hook(environ: Mapping[str, str] | None = None) -> Callable[[str, objec
                 die(phase, k)
 
     return hook
+
+
+def with_fault(on_phase: Callable[[str, object], object] | None) -> Callable[[str, object], object] | None:
+    """The caller's `on_phase` hook, preceded by the ACTSTORE_FAULT one when that variable is set."""
+    fault = fault_hook()
+    if fault is None:
+        return on_phase
+    if on_phase is None:
+        return fault
+
+    def both(name: str, job: object) -> None:
+        fault(name, job)
+        on_phase(name, job)
+
+    return both

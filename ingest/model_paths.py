@@ -10,22 +10,35 @@ Accepted, in this order:
 4. a name that an adapter family knows how to find (`Adapter.locate`, e.g. a fairseq2 asset
    card name in fairseq2's asset cache).
 
-Anything else is an `UnknownModelError` that says how to get the model onto the machine.
+Anything else is an `UnknownModelError` that says how to get the model onto the machine, and
+offers the closest known names ("did you mean": the study's hub ids, hub ids in the local cache,
+names the caller knows such as registered adapters or fairseq2 cards). An argument that is
+written as a path (`./x`, `/x`, `~/x`, a checkpoint suffix) is reported as a missing path, never
+as a hub id to download.
 Offline is forced, not assumed: only `local_files_only=True` look-ups are made here, and the
 adapters load from the resolved directory with `local_files_only=True` too.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from actstore.errors import UnknownModelError
 
 MINILM_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
+#: hub ids of the study's models, offered when a mistyped name is close to one
+STUDY_HUB_IDS = ("facebook/seamless-m4t-v2-large", "openai/whisper-large-v2", "openai/whisper-large-v3",
+                 "Qwen/Qwen2-Audio-7B", "Qwen/Qwen2-Audio-7B-Instruct",
+                 "tsinghua-ee/SALMONN", MINILM_HUB_ID)
+#: what a Hugging Face repo id looks like: `name` or `owner/name` (letters, digits, - _ .)
+_HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".yaml", ".json")
 
 
 @dataclass
@@ -104,13 +117,49 @@ def _minilm_package() -> tuple[Path, str] | None:
     return path, getattr(pkg, "__version__", "?")
 
 
+def looks_like_path(model: str) -> bool:
+    """True when `model` is written as a file system path, not a hub id or a family's name."""
+    return (model.startswith((".", "/", "~", "\\")) or "\\" in model or model.count("/") > 1
+            or model.lower().endswith(_CHECKPOINT_SUFFIXES) or not _HUB_ID.match(model))
+
+
+def _cached_hub_ids(cache_dir: str | Path | None) -> list[str]:
+    """Repo ids of the models in the local HF cache (`models--owner--name` folders)."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    if not root.is_dir():
+        return []
+    return [d.name[len("models--"):].replace("--", "/") for d in root.iterdir()
+            if d.is_dir() and d.name.startswith("models--")]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A sentence offering the closest candidates (case-insensitive), or an empty string."""
+    pool = {c.lower(): c for c in candidates if c}
+    close = difflib.get_close_matches(name.lower(), list(pool), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(pool[c]) for c in close) + "?"
+
+
+def _missing_path(model: str, local: Path) -> UnknownModelError:
+    """The error for a path that does not exist, with its parent's closest entries."""
+    parent = local.parent if local.parent.is_dir() else None
+    hint = did_you_mean(local.name, (p.name for p in parent.iterdir())) if parent else ""
+    where = f"{local.resolve()}" if parent else f"{local} (its folder {local.parent} does not exist either)"
+    return UnknownModelError(f"No model file or directory at {where}.{hint} Check the path, or pass "
+                             "a hub id (e.g. facebook/seamless-m4t-v2-large).")
+
+
 def resolve_model(model: str, *, cache_dir: str | Path | None = None,
-                  locators=()) -> ModelSource:
+                  locators=(), known: Iterable[str] = ()) -> ModelSource:
     """Resolve `model` (path, MiniLM alias, cached hub id, or a family's own name) to a source.
 
     `cache_dir` overrides the HF hub cache directory (default: `$HF_HUB_CACHE`/`$HF_HOME/hub`).
     `locators` are callables `(model, cache_dir) -> ModelSource | None` tried last (adapter
-    classes' `locate`, e.g. fairseq2's asset cache for SONAR).
+    classes' `locate`, e.g. fairseq2's asset cache for SONAR). `known`: further names to offer
+    when `model` is not found (registered adapters, a family's own model names).
     """
     if not isinstance(model, str) or not model.strip():
         raise UnknownModelError("The model argument is empty; pass a hub id (e.g. "
@@ -145,8 +194,12 @@ def resolve_model(model: str, *, cache_dir: str | Path | None = None,
         found = locate(model, cache_dir)
         if found is not None:
             return found
+    if looks_like_path(model):
+        raise _missing_path(model, local)
+    hint = did_you_mean(model, [*STUDY_HUB_IDS, *MINILM_ALIASES, *_cached_hub_ids(cache_dir), *known])
     raise UnknownModelError(
         f"Model {model} is neither a local path nor in the Hugging Face cache "
-        f"(HF_HOME={_hf_home()}) nor a name an adapter family can find; download it with "
-        f"`huggingface-cli download {model}` on a machine with access, or pass a directory or file."
+        f"(HF_HOME={_hf_home()}) nor a name an adapter family can find.{hint} If it is a hub id, "
+        f"download it with `huggingface-cli download {model}` on a machine with access; or pass "
+        "a directory or file."
     )

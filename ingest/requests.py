@@ -2,7 +2,9 @@
 
 Kept apart from the pipeline so that every argument is checked before a store is touched or a
 model is loaded: `--layers=-1`, `--layers 3-x`, `--layers 6-1` and `--langs ""` are refused here
-with the reason and the fix, never with a traceback or a silent "all".
+with the reason and the fix, never with a traceback or a silent "all". It also names the engines
+(`ENGINES`) that `--engine` offers and `steps.inputs.check_request` accepts: this module imports
+nothing heavy, so the CLI reads them without loading the pipeline.
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ from typing import Literal
 
 from actstore.errors import ActstoreError
 
-#: the study's layers of SeamlessM4T v2's 24-layer encoders
+#: the study's layers of SeamlessM4T v2's 24-layer encoders. A fact of that model family, not of
+#: argument parsing: adapters declare their own (`Adapter.study_layers`) and `--layers study`
+#: falls back to this for those that declare none (`steps.planning.study_layers`, its one reader).
+#: It moves to the SeamlessM4T v2 adapter family with issue 13 section 1 (SONAR's two adapters
+#: repeat the same tuple).
 STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+
+#: ingest engines (`--engine`): who runs the model (`actstore.ingest.engines`; planning and
+#: writing are shared)
+ENGINES = ("local", "ray")
 
 _LAYERS_HELP = "use e.g. --layers 1,2,4-8 or --layers study"
 
@@ -31,8 +41,8 @@ def _layer(text: str, spec: str) -> int:
 def parse_layers(spec: str | None) -> list[int] | Literal["study"] | None:
     """'1,2,4-8' -> [1, 2, 4, 5, 6, 7, 8]; 'study' -> "study"; None -> None (all).
 
-    "study" is resolved by the pipeline against the adapter's own `study_layers` (SALMONN's 32
-    layers differ from SeamlessM4T's and SONAR's 24), falling back to STUDY_LAYERS.
+    "study" is resolved when the points are chosen (`steps.planning.study_layers`), from the
+    adapter's own `study_layers` (SALMONN's 32 layers differ from SeamlessM4T's and SONAR's 24).
 
     Refused: negative layers, non-integers, descending ranges ('6-1'), an empty list ('' or ',').
     Duplicates are dropped, keeping first-seen order.

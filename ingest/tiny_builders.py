@@ -15,14 +15,14 @@ from pathlib import Path
 
 #: kind -> "module:function"; the function takes (out_dir, *, seed) and returns the written path
 TINY_BUILDERS: dict[str, str] = {
-    "seamless-m4t-v2": "actstore.ingest.tiny_models:build_tiny_seamless_m4t_v2",
-    "whisper": "actstore.ingest.tiny_models:build_tiny_whisper",
-    "bert": "actstore.ingest.tiny_models:build_tiny_bert",
-    "qwen2-audio": "actstore.ingest.tiny_qwen2_audio:build_tiny_qwen2_audio",
-    "salmonn": "actstore.ingest.tiny_salmonn:build_tiny_salmonn",
-    "sonar": "actstore.ingest.tiny_sonar:build_tiny_sonar",
-    "sonar-text": "actstore.ingest.tiny_sonar:build_tiny_sonar_text",
-    "sonar-speech": "actstore.ingest.tiny_sonar:build_tiny_sonar_speech",
+    "seamless-m4t-v2": "actstore.ingest.adapters.seamless_m4t_v2.tiny:build_tiny_seamless_m4t_v2",
+    "whisper": "actstore.ingest.adapters.whisper.tiny:build_tiny_whisper",
+    "bert": "actstore.ingest.adapters.hf_text.tiny:build_tiny_bert",
+    "qwen2-audio": "actstore.ingest.adapters.qwen2_audio.tiny:build_tiny_qwen2_audio",
+    "salmonn": "actstore.ingest.adapters.salmonn.tiny:build_tiny_salmonn",
+    "sonar": "actstore.ingest.adapters.sonar.tiny:build_tiny_sonar",
+    "sonar-text": "actstore.ingest.adapters.sonar.tiny:build_tiny_sonar_text",
+    "sonar-speech": "actstore.ingest.adapters.sonar.tiny:build_tiny_sonar_speech",
 }
 
 

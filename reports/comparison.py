@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from actstore.kinds import SYMMETRIC_KINDS
 from actstore.reports import comparison_charts as ccharts
 from actstore.reports.assets import RESOURCE_ORDER
 from actstore.reports.inputs import ReportError, ReportInputs, validated
@@ -156,7 +157,8 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
     section.parts.append("<h3>Final-layer cross-modal similarity per resource level</h3>")
     if cm.height == 0:
         section.parts.append(_p("No model has cross-modal results (speech and text of the same "
-                                "sentences); run <code>actstore analyze svcca --kind cross-modal</code>.", "missing"))
+                                "sentences); run <code>actstore analyze similarity --kind cross-modal "
+                                f"--measure {html.escape(measure)}</code>.", "missing"))
     else:
         datasets["cmp_cm_final"] = rounded(cm)
         section.parts.append(Figure(
@@ -177,10 +179,11 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
     section.parts.append("<h3>Final-layer cross-lingual similarity: speech-speech vs text-text</h3>")
     if xl.height == 0:
         section.parts.append(_p("No model has cross-lingual results (two or more languages); run "
-                                "<code>actstore analyze svcca --kind cross-lingual</code>.", "missing"))
+                                "<code>actstore analyze similarity --kind cross-lingual "
+                                f"--measure {html.escape(measure)}</code>.", "missing"))
     else:
         datasets["cmp_xl_final"] = rounded(xl)
-        kinds = [k for k in ("speech-speech", "text-text") if k in set(xl["kind"])]
+        kinds = [k for k in SYMMETRIC_KINDS if k in set(xl["kind"])]
         section.parts.append(Figure(
             "fig-cmp-xl-final", "Language pairs at each model's final depth",
             f"Mean {measure} over language pairs (same-language pairs excluded) at each kind's final "

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import polars as pl
 
+from actstore import schema
 from actstore.schema import sql_quote
 from actstore.store import Store
 from actstore.reports.inputs import ReportInputs
 from actstore.reports.render import check_out_path, render_report
 
-#: the result tables the analyses write (names are part of the SQL surface: `actstore query`)
-RESULT_TABLES = {
-    "similarity": "similarity", "retrieval": "retrieval", "tsne": "tsne",
-    "neurons_top": "neurons_top", "neurons_overlap": "neurons_overlap", "concentration": "concentration",
-}
+#: report frame -> the result table it is read from (names are defined once, in actstore.schema)
+RESULT_TABLES = {name: name for name in schema.RESULT_TABLES}
 
 
 def _stored_names(runs: pl.DataFrame) -> dict[str, str]:
@@ -46,7 +44,7 @@ def _stored_names(runs: pl.DataFrame) -> dict[str, str]:
     return names
 
 
-def stored_languages(store: Store, model: str) -> pl.DataFrame:
+def languages_table(store: Store, model: str) -> pl.DataFrame:
     """Per language: name, resource level, script, family as ingested, and items per modality."""
     scan = store.scan_activations(model, with_vectors=False)
     meta = (scan.group_by("lang")
@@ -69,14 +67,14 @@ def stored_languages(store: Store, model: str) -> pl.DataFrame:
             .sort("lang"))
 
 
-def provenance(store: Store, model: str) -> dict:
+def report_provenance(store: Store, model: str) -> dict:
     """Model, store version, runs and per-language counts for the report's first section."""
     runs = store.runs(model).select("run_id", "model", "source", "started_at", "ended_at", "status",
                                     "n_rows", "points", "dtype", "device", "package_version")
     return {
         "model": model, "random_init": store.is_random_init(model), "store_uri": store.uri,
         "store_version": store.activation_version(model), "schema_version": store.schema_version,
-        "runs": runs, "languages": stored_languages(store, model),
+        "runs": runs, "languages": languages_table(store, model),
     }
 
 
@@ -98,7 +96,7 @@ def report_inputs(store: Store, model: str, *, measure: str = "svcca",
         frames = {field: _stored(store, table, model) for field, table in RESULT_TABLES.items()}
         if frames["similarity"] is not None:  # the measure chosen for the report
             frames["similarity"] = frames["similarity"].filter(pl.col("measure") == measure)
-    return ReportInputs(provenance=provenance(store, model), measure=measure, **frames)
+    return ReportInputs(provenance=report_provenance(store, model), measure=measure, **frames)
 
 
 def build_report(store: Store, model: str, out: str | Path, *, measure: str = "svcca",

@@ -134,5 +134,8 @@ def validated(inputs: ReportInputs) -> ReportInputs:
         if frame is None:
             continue
         frame = _check_frame(field.name, frame).filter(pl.col("model") == model)
+        if field.name == "similarity" and "forced" not in frame.columns:
+            # saved before the analyses counted forced correlations: unknown, not zero
+            frame = frame.with_columns(pl.lit(None, pl.Int32).alias("forced"))
         changes[field.name] = frame if frame.height else None
     return replace(inputs, **changes)

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 
 from actstore.catalogue import RESOURCE_LEVELS
-
-CROSS_LINGUAL_KINDS = ("speech-speech", "text-text", "speech-text")
+from actstore.grid_means import cross_lingual_summary, cross_modal_summary
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL, SYMMETRIC_KINDS
 RETRIEVAL_METRICS = {
     "p_at_1": "P@1",
     "recall_at_5": "recall@5",
@@ -60,55 +60,41 @@ def rounded(frame: pl.DataFrame, digits: int = 4) -> pl.DataFrame:
     return frame.with_columns(pl.col(pl.Float32, pl.Float64).round(digits))
 
 
-def cross_modal_summary(similarity: pl.DataFrame) -> pl.DataFrame:
-    """Per measure and depth: mean cross-modal score over languages, overall and per resource level.
+def cross_modal_series(similarity: pl.DataFrame) -> pl.DataFrame:
+    """The cross-modal line chart's data: `actstore.grid_means.cross_modal_summary` in long format.
 
-    Long format, one row per (measure, depth, group, series): `series` is "score" for every group
-    ("all", "high", "medium", "low") and "random baseline" / "shuffled null" (the means of
-    `baseline` and `null`) for "all" only. `ci_low`/`ci_high` are the means of the per-language
-    bootstrap bounds (null when not bootstrapped); `n_langs` counts the languages averaged.
+    One row per (measure, depth, group, series): `series` is "score" for every group ("all",
+    "high", "medium", "low") and "random baseline" / "shuffled null" (the means of `baseline` and
+    `null`) for "all" only. `ci_low`/`ci_high` are the means of the per-language bootstrap bounds
+    (null when not bootstrapped); `n_langs` counts the languages averaged. The means themselves
+    are the core summary's, the same numbers `actstore analyze` prints and the comparison uses.
     """
-    rows = similarity.filter(pl.col("kind") == "cross-modal")
-    if rows.height == 0:
+    wide = cross_modal_summary(similarity)
+    if wide.height == 0:
         return pl.DataFrame()
-    keys = ["measure", "depth", "point_order"]
-    by_level = rows.group_by([*keys, "resource_level_a"]).agg(
-        pl.col("score").mean(), pl.col("ci_low").mean(), pl.col("ci_high").mean(),
-        pl.col("lang_a").n_unique().alias("n_langs"),
-    ).rename({"resource_level_a": "group"}).filter(pl.col("group").is_in(list(RESOURCE_LEVELS)))
-    overall = rows.group_by(keys).agg(
-        pl.col("score").mean(), pl.col("baseline").mean(), pl.col("null").mean(),
-        pl.col("ci_low").mean(), pl.col("ci_high").mean(), pl.col("lang_a").n_unique().alias("n_langs"),
-    ).with_columns(pl.lit("all").alias("group"))
+    keys = ["measure", "depth", "point_order", "group"]
+    no_ci = [pl.lit(None, pl.Float64).alias("ci_low"), pl.lit(None, pl.Float64).alias("ci_high")]
+    overall = wide.filter(pl.col("group") == "all")
     long = [
-        overall.select(*keys, "group", pl.lit("score").alias("series"), pl.col("score").alias("value"),
-                       "ci_low", "ci_high", "n_langs"),
-        overall.select(*keys, "group", pl.lit("random baseline").alias("series"),
-                       pl.col("baseline").alias("value"), pl.lit(None, pl.Float64).alias("ci_low"),
-                       pl.lit(None, pl.Float64).alias("ci_high"), "n_langs"),
-        overall.select(*keys, "group", pl.lit("shuffled null").alias("series"),
-                       pl.col("null").alias("value"), pl.lit(None, pl.Float64).alias("ci_low"),
-                       pl.lit(None, pl.Float64).alias("ci_high"), "n_langs"),
-        by_level.select(*keys, "group", pl.lit("score").alias("series"), pl.col("score").alias("value"),
-                        "ci_low", "ci_high", "n_langs"),
+        wide.select(*keys, pl.lit("score").alias("series"), pl.col("score").alias("value"),
+                    "ci_low", "ci_high", pl.col("languages").alias("n_langs")),
+        overall.select(*keys, pl.lit("random baseline").alias("series"), pl.col("baseline").alias("value"),
+                       *no_ci, pl.col("languages").alias("n_langs")),
+        overall.select(*keys, pl.lit("shuffled null").alias("series"), pl.col("null").alias("value"),
+                       *no_ci, pl.col("languages").alias("n_langs")),
     ]
     cast = [f.with_columns(pl.col("value", "ci_low", "ci_high").cast(pl.Float64),
                            pl.col("n_langs").cast(pl.Int64)) for f in long]
     return pl.concat(cast).drop_nulls("value").sort("measure", "point_order", "group", "series")
 
 
-#: correlations forced to 1 by construction, from kx, ky, n (0 for measures without directions)
-_FORCED = (pl.when(pl.col("kx") >= 0).then((pl.col("kx") + pl.col("ky") - (pl.col("n") - 1)).clip(lower_bound=0))
-           .otherwise(0).cast(pl.Int32).alias("forced"))
-
-
 def cross_modal_rows(similarity: pl.DataFrame, measure: str) -> pl.DataFrame:
     """Per-language cross-modal rows of one measure, with only the columns the heatmap shows
     (the bootstrap interval only when it was computed)."""
-    rows = similarity.filter((pl.col("kind") == "cross-modal") & (pl.col("measure") == measure))
+    rows = similarity.filter((pl.col("kind") == CROSS_MODAL) & (pl.col("measure") == measure))
     ci = ["ci_low", "ci_high"] if rows["ci_low"].null_count() < rows.height else []
     return rows.select("depth", "point_order", pl.col("lang_a").alias("lang"), "resource_level_a",
-                       "score", *ci, "baseline", "null", "n", "kx", "ky", _FORCED)
+                       "score", *ci, "baseline", "null", "n", "kx", "ky", "forced")
 
 
 def cross_lingual_rows(similarity: pl.DataFrame, measure: str,
@@ -121,12 +107,12 @@ def cross_lingual_rows(similarity: pl.DataFrame, measure: str,
     """
     rows = similarity.filter(
         pl.col("kind").is_in(list(CROSS_LINGUAL_KINDS)) & (pl.col("measure") == measure)
-    ).select("kind", "depth", "point_order", "lang_a", "lang_b", "score", "null", "n", "kx", "ky", _FORCED)
+    ).select("kind", "depth", "point_order", "lang_a", "lang_b", "score", "null", "n", "kx", "ky", "forced")
     if langs is None:
         return rows
     rank = {lang: i for i, lang in enumerate(langs)}
     position = lambda c: pl.col(c).replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
-    swap = (pl.col("kind") != "speech-text") & (position("lang_a") < position("lang_b"))
+    swap = pl.col("kind").is_in(list(SYMMETRIC_KINDS)) & (position("lang_a") < position("lang_b"))
     return rows.with_columns(
         pl.when(swap).then(pl.col("lang_b")).otherwise(pl.col("lang_a")).alias("lang_a"),
         pl.when(swap).then(pl.col("lang_a")).otherwise(pl.col("lang_b")).alias("lang_b"),
@@ -141,17 +127,10 @@ def chart_columns(frame: pl.DataFrame, drop: tuple[str, ...] = ("point_order",))
 
 
 def cross_lingual_means(rows: pl.DataFrame) -> pl.DataFrame:
-    """Mean score per (kind, depth) over language pairs with lang_a != lang_b (the study's average).
-
-    Same-language pairs are excluded: for speech-speech and text-text they compare a set with
-    itself (score 1), and for speech-text they are the cross-modal numbers shown in section 2.
-    """
-    return (
-        rows.filter(pl.col("lang_a") != pl.col("lang_b"))
-        .group_by("kind", "depth", "point_order")
-        .agg(pl.col("score").mean(), pl.col("null").mean(), pl.len().alias("n_pairs"))
-        .sort("kind", "point_order")
-    )
+    """Mean score and null per (kind, depth) over language pairs with lang_a != lang_b (the study's
+    average): `actstore.grid_means.cross_lingual_summary`, with the columns the chart reads."""
+    return cross_lingual_summary(rows).select("kind", "depth", "point_order", "score", "null",
+                                              pl.col("pairs").alias("n_pairs"))
 
 
 def limit_depths(frame: pl.DataFrame, max_rows: int) -> tuple[pl.DataFrame, list[str]]:

@@ -49,8 +49,8 @@ step "5/7 what is stored"
 "$A" query --db "$DB" "SELECT model, modality, COUNT(DISTINCT lang) AS langs, COUNT(DISTINCT point) AS points, COUNT(*) AS rows FROM activations GROUP BY model, modality ORDER BY model, modality"
 
 step "6/7 analyses: SVCCA grids, retrieval, t-SNE, neurons"
-"$A" analyze svcca --db "$DB" --model "$SEAMLESS" --kind all --quiet
-"$A" analyze svcca --db "$DB" --model "$MINILM" --kind cross-lingual --quiet
+"$A" analyze similarity --db "$DB" --model "$SEAMLESS" --kind all --quiet
+"$A" analyze similarity --db "$DB" --model "$MINILM" --kind cross-lingual --quiet
 for M in "$SEAMLESS" "$MINILM"; do
   "$A" analyze retrieval --db "$DB" --model "$M" --quiet --format csv -o "$OUT/retrieval-$M.csv"
   "$A" analyze neurons --db "$DB" --model "$M" --quiet

@@ -1,20 +1,16 @@
 """Shared helpers for the adapter tests: tiny models, synthetic audio, items.
 
-Import the fixtures into a test module (`from _models import tiny_seamless_dir`); each test
-module then builds its tiny model once (module scope) in a temporary directory.
+The tiny-model fixtures (`tiny_seamless_dir`, `tiny_whisper_dir`, `tiny_bert_dir`) live in
+conftest.py, built once per session.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from actstore.ingest.items import Item
 from actstore.ingest.sources.flores import shipped_flores_dir
-from actstore.ingest.tiny_models import (build_tiny_bert, build_tiny_seamless_m4t_v2, build_tiny_whisper,
-                                chirp)
 
 FLORES = shipped_flores_dir() / "devtest"
 CORPUS_FILES = ["eng_Latn", "fra_Latn", "arb_Arab", "hin_Deva", "zho_Hans", "amh_Ethi"]
@@ -29,6 +25,16 @@ def flores_lines(flores_code: str, n: int) -> list[str]:
 def small_corpus() -> list[str]:
     """60 sentences in six scripts: enough to train a test tokenizer in well under a second."""
     return [s for code in CORPUS_FILES for s in flores_lines(code, 10)]
+
+
+def chirp(n_samples: int, *, f0: float = 200.0, f1: float = 2000.0, seed: int = 0,
+          noise: float = 0.01) -> np.ndarray:
+    """A deterministic linear chirp plus a little seeded noise: float32 mono at 16 kHz."""
+    t = np.arange(n_samples, dtype=np.float64) / 16_000
+    dur = max(n_samples / 16_000, 1e-9)
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * dur))
+    rng = np.random.default_rng(seed)
+    return (0.5 * np.sin(phase) + noise * rng.standard_normal(n_samples)).astype(np.float32)
 
 
 def speech_items(lengths: list[int], lang: str = "eng") -> list[Item]:
@@ -53,19 +59,3 @@ def assert_batch_equals_single(adapter, items: list[Item], points: list[str], at
                                        rtol=0, err_msg=f"{p} item {i}")
             assert batch[p].n_frames[i] == alone[p].n_frames[0]
     return batch
-
-
-@pytest.fixture(scope="module")
-def tiny_seamless_dir(tmp_path_factory) -> Path:
-    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("tiny_seamless"),
-                                      corpus_texts=small_corpus(), vocab_size=400)
-
-
-@pytest.fixture(scope="module")
-def tiny_whisper_dir(tmp_path_factory) -> Path:
-    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())

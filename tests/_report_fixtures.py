@@ -69,7 +69,7 @@ def similarity(measures: tuple[str, ...] = ("svcca", "cka"), with_ci: bool = Tru
                 rows.append(dict(
                     model=MODEL, measure=measure, kind="cross-modal", point=depth, layer=None if d == 0 else d,
                     depth=depth, point_order=d, lang_a=lang, lang_b=lang, modality_a="speech",
-                    modality_b="text", resource_level_a=LEVELS[i], n=251, kx=40 + d, ky=38 + d,
+                    modality_b="text", resource_level_a=LEVELS[i], n=251, kx=40 + d, ky=38 + d, forced=0,
                     score=score, baseline=0.3, null=0.2 + 0.01 * d,
                     ci_low=score - 0.02 if with_ci else None, ci_high=score + 0.02 if with_ci else None))
                 for kind in KIND_OFFSET:
@@ -80,10 +80,10 @@ def similarity(measures: tuple[str, ...] = ("svcca", "cka"), with_ci: bool = Tru
                         rows.append(dict(
                             model=MODEL, measure=measure, kind=kind, point=depth, layer=None if d == 0 else d,
                             depth=depth, point_order=d, lang_a=lang, lang_b=other, modality_a=ma,
-                            modality_b=mb, resource_level_a=LEVELS[i], n=194, kx=30, ky=31,
+                            modality_b=mb, resource_level_a=LEVELS[i], n=194, kx=30, ky=31, forced=0,
                             score=cross_lingual_score(kind, i, j, d) - 0.1 * m_index, baseline=0.25,
                             null=0.15, ci_low=None, ci_high=None))
-    return pl.DataFrame(rows, schema_overrides={"layer": pl.Int64, "ci_low": pl.Float64, "ci_high": pl.Float64})
+    return pl.DataFrame(rows, schema_overrides={"layer": pl.Int64, "forced": pl.Int32, "ci_low": pl.Float64, "ci_high": pl.Float64})
 
 
 def retrieval() -> pl.DataFrame:

@@ -2,6 +2,8 @@
 never writes outside temporary directories, and a CPU quirk cannot take it down."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +44,70 @@ def _bf16_guard(request):
         works, why = _bf16_probe()
         if not works:
             pytest.skip(f"torch bf16 matmuls do not run here ({why}); set ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16")
+
+
+#: Heavy modules, marked `slow` here in one place: `pytest -m "not slow"` is the quick inner loop,
+#: the default run (and `make test`) still runs them. Tests marked `s3` or `ray` are slow too.
+SLOW_MODULES = {
+    "test_faults.py": "faults: kills and restarts ingest processes",
+    "test_plugin_conformance.py": "plug-in install: builds and installs a package into a fresh environment",
+    "test_wheel.py": "wheel: builds and installs the wheel",
+    "test_demo_report_browser.py": "demo + browser: the whole demo pipeline, then Chromium",
+    "test_report_browser.py": "browser: renders reports in Chromium",
+    "test_report_compare.py": "demo + browser: three tiny models ingested and compared, then Chromium",
+    "test_ray_ingest.py": "Ray: starts a local Ray cluster",
+    "test_s3_store.py": "S3: a local S3 server (moto)",
+    "test_store_concurrency.py": "concurrency: several writer processes",
+    "test_memory_budget.py": "memory: measures peak memory of ingest subprocesses",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).name in SLOW_MODULES or item.get_closest_marker("s3") or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Reference-fixture tests keep each output's worst difference in a module-level `WORST` dict
+    (name -> max abs difference); print them after the run, where the README's numbers come from."""
+    here = Path(__file__).resolve().parent
+    for module in list(sys.modules.values()):
+        worst = getattr(module, "WORST", None)
+        path = getattr(module, "__file__", None)
+        if not worst or not isinstance(worst, dict) or path is None or Path(path).resolve().parent != here:
+            continue
+        terminalreporter.section(f"worst differences: {Path(path).name}")
+        for name, diff in sorted(worst.items()):
+            terminalreporter.write_line(f"WORST {name}: {diff:.3g}")
+
+
+# Tiny random-init models, built once per session (each build trains a tokenizer and saves weights;
+# modules used to rebuild them one by one). Read-only for tests: a test that changes a model copies it.
+# Builders are imported inside the fixtures so a run that needs none does not load torch.
+TINY_SEAMLESS = "tiny-random-seamless-m4t-v2"
+
+
+@pytest.fixture(scope="session")
+def tiny_seamless_dir(tmp_path_factory) -> Path:
+    """A tiny SeamlessM4T v2 directory named as the demo names it (the name is the stored model name)."""
+    from _models import small_corpus
+    from actstore.ingest.adapters.seamless_m4t_v2.tiny import build_tiny_seamless_m4t_v2
+
+    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("tiny_seamless") / TINY_SEAMLESS,
+                                      corpus_texts=small_corpus(), vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory) -> Path:
+    from actstore.ingest.adapters.whisper.tiny import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    from _models import small_corpus
+    from actstore.ingest.adapters.hf_text.tiny import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())

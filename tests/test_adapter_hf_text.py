@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from _models import assert_batch_equals_single, flores_lines, text_items, tiny_bert_dir  # noqa: F401
+from _models import assert_batch_equals_single, flores_lines, text_items
 from actstore.errors import ActstoreError, UnknownModelError
 from actstore.ingest.adapters import adapter_for, adapter_named, load_adapter, registered_adapters
-from actstore.ingest.adapters.hf_text import HFTextAdapter
+from actstore.ingest.adapters.hf_text.adapter import HFTextAdapter
 from actstore.ingest.model_paths import resolve_model
-from actstore.ingest.tiny_models import BERT_LAYERS, TINY_HIDDEN
+from actstore.ingest.adapters.common.tiny import TINY_HIDDEN
+from actstore.ingest.adapters.hf_text.tiny import BERT_LAYERS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -112,8 +113,8 @@ def test_registry_order_and_recognition(tmp_path):
 
     adapters = registered_adapters()
     assert list(adapters)[-1] == "hf-text" and {"seamless-m4t-v2", "whisper"} <= set(adapters)
-    assert adapter_for(_config_dir(tmp_path, SeamlessM4Tv2Config())).name == "seamless-m4t-v2"
-    assert adapter_for(_config_dir(tmp_path, WhisperConfig())).name == "whisper"
+    assert adapter_for(_config_dir(tmp_path, SeamlessM4Tv2Config())).family == "seamless-m4t-v2"
+    assert adapter_for(_config_dir(tmp_path, WhisperConfig())).family == "whisper"
     assert adapter_for(_config_dir(tmp_path, BertConfig())) is HFTextAdapter
     with pytest.raises(UnknownModelError, match="model_type 'wav2vec2'.*--adapter"):
         adapter_for(_config_dir(tmp_path, Wav2Vec2Config()))

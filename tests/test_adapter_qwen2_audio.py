@@ -11,9 +11,10 @@ from _models import assert_batch_equals_single, flores_lines, small_corpus, spee
 from actstore.cli import main
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.qwen2_audio import MIN_SAMPLES, audio_token_count
+from actstore.ingest.adapters.qwen2_audio.adapter import MIN_SAMPLES
+from actstore.ingest.adapters.qwen2_audio.prompts import audio_token_count
 from actstore.ingest.items import Item
-from actstore.ingest.tiny_qwen2_audio import (LLM_LAYERS, LLM_WIDTH, TOWER_LAYERS, TOWER_WIDTH,
+from actstore.ingest.adapters.qwen2_audio.tiny import (LLM_LAYERS, LLM_WIDTH, TOWER_LAYERS, TOWER_WIDTH,
                                               build_tiny_qwen2_audio)
 
 WINDOW = 200  # mel frames of the tiny tower (2 s)
@@ -50,7 +51,7 @@ def all_points(adapter):
 
 
 def test_recognised_points_widths_and_provenance(paired):
-    assert type(paired).name == "qwen2-audio" and paired.paired is True
+    assert type(paired).family == "qwen2-audio" and paired.paired is True
     speech = (["speech.embed"] + [f"speech.L{i}" for i in range(1, TOWER_LAYERS + 1)]
               + ["speech.projector"] + [f"speech.llm.L{j}" for j in range(1, LLM_LAYERS + 1)])
     text = ["text.llm.embed"] + [f"text.llm.L{j}" for j in range(1, LLM_LAYERS + 1)]
@@ -217,7 +218,7 @@ def test_bad_input_is_refused(paired, separate, tiny_dir):
     assert out["speech.L1"].n_frames[0] == WINDOW // 2
     with pytest.raises(ActstoreError, match="Unknown Qwen2-Audio mode"):
         load_adapter(str(tiny_dir), options={"mode": "both"})
-    with pytest.raises(ActstoreError, match=r"Unknown Qwen2-Audio option\(s\) \['moed'\]"):
+    with pytest.raises(ActstoreError, match=r"Unknown qwen2-audio option\(s\) \['moed'\]; use mode, template, text_pool"):
         load_adapter(str(tiny_dir), options={"moed": "separate"})
     with pytest.raises(ActstoreError, match="Unknown text_pool"):
         load_adapter(str(tiny_dir), options={"text_pool": "words"})
@@ -243,7 +244,7 @@ def test_cli_builds_a_loadable_tiny_model(tmp_path):
                                 catch_exceptions=False)
     assert result.exit_code == 0 and result.output.strip() == str(out)
     a = load_adapter(str(out), options={"mode": "separate"})
-    assert type(a).name == "qwen2-audio" and a.info.random_init
+    assert type(a).family == "qwen2-audio" and a.info.random_init
     # the default tokenizer (all shipped FLORES text) turns any script into real tokens
     (item,) = text_items([("amh", flores_lines("amh_Ethi", 1)[0])])
     assert a.encode([item], ["text.llm.L1"])["text.llm.L1"].n_frames[0] > 10

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from _models import speech_items
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters import adapter_for, load_adapter
-from actstore.ingest.adapters.salmonn import SALMONN_STUDY_LAYERS, SalmonnAdapter
+from actstore.ingest.adapters.salmonn.adapter import SALMONN_STUDY_LAYERS, SalmonnAdapter
 from actstore.ingest.items import Item
 from actstore.ingest.model_paths import resolve_model
-from actstore.ingest import tiny_salmonn
+from actstore.ingest.adapters.salmonn import tiny as tiny_salmonn
 
 TEXTS = ["Hello world.", "Сегодня хорошая погода, 5 €.", "漢字とかな。"]
 LENGTHS = [8000, 40000, 23456]  # 0.5 s (padded to 1 s by SALMONN), 2.5 s, 1.47 s
@@ -164,7 +164,7 @@ def test_bad_input_and_options(tiny_dir, adapter):
         adapter.encode_pairs(speech[:1], empty, ["text.L1"])
     with pytest.raises(ActstoreError, match="Unknown text point"):
         adapter.encode_pairs(speech[:1], text[:1], ["text.L99"])
-    with pytest.raises(ActstoreError, match="Unknown SALMONN option"):
+    with pytest.raises(ActstoreError, match="Unknown salmonn option"):
         load_adapter(str(tiny_dir), options={"pooling": "max"})
     with pytest.raises(ActstoreError, match="text_pooling"):
         load_adapter(str(tiny_dir), options={"text_pooling": "cls"})

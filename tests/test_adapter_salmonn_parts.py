@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters._beats import (beats_tokens, bucket_distances, kaldi_fbank, load_checkpoint,
-                                             read_beats_checkpoint, relative_position_buckets)
-from actstore.ingest.adapters._salmonn_checkpoint import llm_key, qformer_key, read_salmonn_checkpoint
-from actstore.ingest.adapters._salmonn_qformer import num_windows, unfold_windows
-from actstore.ingest.adapters.whisper import whisper_frames
-from actstore.ingest.tiny_models import chirp
-from actstore.ingest.tiny_salmonn import beats_cfg, beats_state_dict
+from actstore.ingest.adapters.common.kaldi_fbank import torch_kaldi_fbank as kaldi_fbank
+from actstore.ingest.adapters.salmonn.beats import (beats_tokens, bucket_distances, load_checkpoint,
+                                                    read_beats_checkpoint, relative_position_buckets)
+from actstore.ingest.adapters.salmonn.checkpoint import llm_key, qformer_key, read_salmonn_checkpoint
+from actstore.ingest.adapters.salmonn.qformer import num_windows, unfold_windows
+from actstore.ingest.adapters.whisper.adapter import whisper_frames
+from actstore.ingest.adapters.salmonn.tiny import beats_cfg, beats_state_dict
+
+from _models import chirp
 
 
 @pytest.mark.parametrize("rel,bucket", [(0, 0), (-5, 5), (5, 165), (-79, 79), (-80, 80), (80, 240),

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from _models import (assert_batch_equals_single, flores_lines, speech_items, text_items,
-                     tiny_seamless_dir)  # noqa: F401  (fixture)
+from _models import assert_batch_equals_single, flores_lines, speech_items, text_items
 from actstore.errors import ActstoreError, DataSourceError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.seamless_m4t_v2 import SeamlessM4Tv2Adapter, adaptor_lengths
+from actstore.ingest.adapters.seamless_m4t_v2.adapter import SeamlessM4Tv2Adapter, adaptor_lengths
 from actstore.ingest.items import Item
-from actstore.ingest.tiny_models import SEAMLESS_SPEECH_LAYERS, SEAMLESS_TEXT_LAYERS, TINY_HIDDEN
+from actstore.ingest.adapters.common.tiny import TINY_HIDDEN
+from actstore.ingest.adapters.seamless_m4t_v2.tiny import SEAMLESS_SPEECH_LAYERS, SEAMLESS_TEXT_LAYERS
 
 LENGTHS = [4000, 16000, 23456, 9001]  # 0.25 s .. 1.5 s, odd and even frame counts
 
@@ -90,7 +90,7 @@ def test_speech_points_match_transformers_on_a_single_item(adapter, full_model):
 
 def test_adaptor_padding_is_zeroed(adapter, monkeypatch):
     """Without the pre-hook the padded batch differs: the test above would catch a regression."""
-    import actstore.ingest.adapters.seamless_m4t_v2 as mod
+    import actstore.ingest.adapters.seamless_m4t_v2.adapter as mod
 
     monkeypatch.setattr(mod, "_zero_past", lambda lengths: (lambda module, args: None))
     items = speech_items([8000, 23456])

@@ -10,18 +10,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-
+from _cli import cli
 from _models import assert_batch_equals_single, flores_lines, small_corpus, speech_items, text_items
 from actstore.errors import DataSourceError, UnsupportedLanguageError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters._fairseq2_assets import SONAR_URL, asset_dir
-from actstore.ingest.adapters._sonar_fbank import fbank_frames, kaldi_fbank
+from actstore.ingest.adapters.common.fairseq2_assets import SONAR_URL, asset_dir
+from actstore.ingest.adapters.sonar.fbank import kaldi_fbank
 from actstore.ingest.adapters.registry import adapter_for
-from actstore.ingest.adapters.sonar_speech import SonarSpeechAdapter
-from actstore.ingest.adapters.sonar_text import MAX_SEQ_LEN, SonarTextAdapter
+from actstore.ingest.adapters.sonar.speech import SonarSpeechAdapter
+from actstore.ingest.adapters.sonar.text import MAX_SEQ_LEN, SonarTextAdapter
 from actstore.ingest.model_paths import ModelSource
-from actstore.ingest.tiny_sonar import (NON_ENGLISH_POOLER_LAYERS, POOLER_LAYERS, SPEECH_LAYERS,
+from actstore.ingest.adapters.sonar.tiny import (NON_ENGLISH_POOLER_LAYERS, POOLER_LAYERS, SPEECH_LAYERS,
                                         TEXT_LAYERS, TINY_D, build_tiny_sonar_speech,
                                         build_tiny_sonar_text)
 
@@ -132,7 +131,8 @@ def test_speech_points_languages_and_pooler_depths(speech):
 def test_speech_batch_equals_single_items_at_every_point(speech):
     items = speech_items(LENGTHS)
     batch = assert_batch_equals_single(speech, items, speech.points("speech"))
-    frames = np.array([fbank_frames(n) // 2 for n in LENGTHS])  # (1 + (n - 400) // 160) // 2
+    # Kaldi frames of 25 ms at a 10 ms hop (snip_edges), then pairs stacked (odd one dropped)
+    frames = np.array([(1 + (n - 400) // 160) // 2 for n in LENGTHS])
     np.testing.assert_array_equal(batch["speech.L1"].n_frames, frames)
     np.testing.assert_array_equal(batch["speech.final_norm"].n_frames, frames)
     np.testing.assert_array_equal(batch["speech.pooled"].n_frames, np.ones(len(items)))
@@ -180,7 +180,7 @@ def test_recognition_by_layout(text_dir, speech_dir, tmp_path):
 
 
 def test_one_directory_with_both_encoders_is_one_sonar_model(text_dir, speech_dir, tmp_path):
-    from actstore.ingest.adapters.sonar import SonarAdapter
+    from actstore.ingest.adapters.sonar.adapter import SonarAdapter
 
     for f in list(text_dir.iterdir()) + list(speech_dir.iterdir()):
         shutil.copy(f, tmp_path / f.name)
@@ -209,7 +209,7 @@ def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypa
     monkeypatch.setenv("FAIRSEQ2_CACHE_DIR", str(cache))
     monkeypatch.setenv("FAIRSEQ2_USER_ASSET_DIR", str(tmp_path / "no_cards"))
     text = load_adapter("text_sonar_basic_encoder")
-    assert text.info.extra["checkpoint"].startswith(str(cache)) and text.name == "text_sonar_basic_encoder"
+    assert text.info.extra["checkpoint"].startswith(str(cache)) and text.model_name == "text_sonar_basic_encoder"
     speech = load_adapter("sonar_speech_encoder_fra")
     assert speech.languages == ["fra"] and len(speech._model.pooler.layers) == NON_ENGLISH_POOLER_LAYERS
     assert SonarSpeechAdapter.locate("sonar_speech_encoder_deu", None) is None
@@ -219,28 +219,20 @@ def test_locate_in_fairseq2_asset_cache(text_dir, speech_dir, tmp_path, monkeypa
 
 # -- CLI --------------------------------------------------------------------------------------
 
-def _run(*args):
-    from actstore.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
-
-
 def test_cli_make_tiny_and_ingest_text_and_speech(tmp_path):
     from actstore.store import Store
 
     db = tmp_path / "store.lance"
-    _run("make-tiny-model", "--kind", "sonar-text", "--out", tmp_path / "sonar-text")
-    _run("ingest", "--db", db, "--model", tmp_path / "sonar-text", "--langs", "eng,fra", "--limit", 3,
+    cli("make-tiny-model", "--kind", "sonar-text", "--out", tmp_path / "sonar-text")
+    cli("ingest", "--db", db, "--model", tmp_path / "sonar-text", "--langs", "eng,fra", "--limit", 3,
          "--modalities", "text", "--quiet")
     store = Store.open(db, create=False)
     rows = store.read("sonar-text", points="text.pooled")
     assert rows.vectors.shape == (6, TINY_D) and np.isfinite(rows.vectors).all()
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed: no synthetic speech")
-    _run("make-tiny-model", "--kind", "sonar", "--out", tmp_path / "sonar")  # text + speech
-    out = _run("ingest", "--db", db, "--model", tmp_path / "sonar", "--langs", "eng,fra,deu",
+    cli("make-tiny-model", "--kind", "sonar", "--out", tmp_path / "sonar")  # text + speech
+    out = cli("ingest", "--db", db, "--model", tmp_path / "sonar", "--langs", "eng,fra,deu",
                "--limit", 1, "--layers", "1,4", "--points", "speech.pooled,text.pooled",
                "--cache-dir", tmp_path / "espeak")
     assert "deu/speech" in out.output  # no German speech checkpoint: reported and skipped

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from _models import assert_batch_equals_single, speech_items, text_items, tiny_whisper_dir  # noqa: F401
+from _models import assert_batch_equals_single, speech_items, text_items
 from actstore.errors import ActstoreError, UnknownModelError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.whisper import whisper_frames
-from actstore.ingest.tiny_models import TINY_HIDDEN, WHISPER_LAYERS, WHISPER_MAX_SOURCE_POSITIONS
+from actstore.ingest.adapters.whisper.adapter import whisper_frames
+from actstore.ingest.adapters.common.tiny import TINY_HIDDEN
+from actstore.ingest.adapters.whisper.tiny import WHISPER_LAYERS, WHISPER_MAX_SOURCE_POSITIONS
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from actstore.errors import AnalysisInputError
 from actstore.query import run_query
 from actstore.store import Store
 from actstore.analyses.neuron_maps import load_neurons, neuron_tables, save_neurons
-from actstore.analyses.retrieval_grid import load_retrieval, per_language_table, retrieval_grid, save_retrieval
+from actstore.analyses.retrieval_grid import load_retrieval, retrieval_grid, save_retrieval
+from actstore.reports.summaries import retrieval_rows, retrieval_table
 from actstore.analyses.tsne_maps import load_tsne, save_tsne, tsne_maps
 
 from _store_data import put
@@ -44,8 +45,9 @@ def test_retrieval_grid_finds_aligned_sentences(store):
     save_retrieval(store, frame)
     save_retrieval(store, frame)
     assert load_retrieval(store, "m").height == frame.height
-    table = per_language_table(frame)
-    assert table.columns == ["depth", "point_order", "lang", "speech_to_text_p1", "text_to_speech_p1"]
+    deepest, table = retrieval_table(retrieval_rows(frame))  # the report's per-language table
+    assert table["lang"].to_list() == ["deu", "eng", "fra"]
+    assert table["speech→text P@1 same lang"].to_list() == [1.0, 1.0, 1.0]
     assert run_query(store, "SELECT COUNT(*) AS n FROM retrieval")["n"][0] == frame.height
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,12 +25,46 @@ json.dump({"script": "bench_stub.py", "workload": "tiny", "result": "1.0 s"}, op
 '''
 
 
+# One child process imports every benchmark (as `python bench_x.py --help` would: top-level imports
+# and argument parsing run, the benchmark does not) and reports each one's exit code and help text.
+_HELP_ALL = """
+import contextlib, io, json, runpy, sys, traceback
+out = {}
+for path in sys.argv[1:]:
+    buf = io.StringIO()
+    sys.argv = [path, "--help"]
+    code, error = None, ""
+    try:
+        with contextlib.redirect_stdout(buf):
+            runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        code = e.code or 0
+    except BaseException:
+        code, error = 1, traceback.format_exc()
+    out[path] = {"code": code, "help": buf.getvalue(), "error": error}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def helps(tmp_path_factory) -> dict:
+    """`--help` of every benchmark, run in one fresh interpreter outside the checkout."""
+    scripts = [str(p) for p in sorted(BENCH.glob("bench_*.py"))]
+    done = subprocess.run([sys.executable, "-c", _HELP_ALL, *scripts], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path_factory.mktemp("bench-help"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {Path(k).name: v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
-def test_every_benchmark_has_a_quick_mode_and_a_table_row(script):
-    """run_all passes --quick and --summary to every bench_*.py: each must accept both."""
-    text = (BENCH / script).read_text()
-    assert '"--quick"' in text, f"{script} needs a --quick mode for `make bench`"
-    assert "add_run_options(" in text and "write_summary(" in text, f"{script} must write its README row"
+def test_every_benchmark_imports_and_has_a_quick_mode_and_a_table_row(script, helps):
+    """run_all passes --quick and --summary to every bench_*.py: each must import (a removed module
+    fails here, not in `make bench`) and accept both."""
+    got = helps[script]
+    assert got["code"] == 0 and not got["error"], f"{script} --help failed:\n{got['error']}"
+    assert "--quick" in got["help"], f"{script} needs a --quick mode for `make bench`"
+    assert "--summary" in got["help"], f"{script} must write its README row (_machine.add_run_options)"
+    assert "write_summary(" in (BENCH / script).read_text(), f"{script} must write its README row"
 
 
 def test_run_all_collects_rows_and_reports_failures(tmp_path):

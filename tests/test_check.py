@@ -24,31 +24,32 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
-
-from actstore.cli import main
 from actstore.schema import ACTIVATION_KEY, RUNS_SCHEMA, SCHEMA_VERSION
 from actstore.store import Store
 from actstore.store.integrity import check_store, count_duplicates
 
+from _cli import cli
 from test_store_migrate import _old_store
 
 MODEL = "all-MiniLM-L6-v2"
 TESTS = Path(__file__).parent
 
 
-def cli(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
-
-
 def problems(db) -> list[str]:
     """The problem lines `check` prints (exit code 1 when there are any)."""
-    result = CliRunner().invoke(main, ["check", "--db", str(db)], catch_exceptions=False)
+    result = cli("check", "--db", db, code=None)
     lines = [ln for ln in result.stdout.splitlines() if ln and not ln.startswith(str(db))]
     assert result.exit_code == (1 if lines else 0), result.output
     return lines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_retention():
+    """These tests check the cleanup of old versions itself: no retention window for live readers
+    (tests/test_store_retention.py checks the window)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTSTORE_KEEP_VERSIONS", "0")
+        yield
 
 
 @pytest.fixture(scope="module")

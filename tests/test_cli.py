@@ -8,29 +8,23 @@ import numpy as np
 import polars as pl
 import pytest
 import soundfile as sf
-from click.testing import CliRunner
 
-from actstore.cli import main
 from actstore.schema import META_TABLE
 from actstore.store import Store
-from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
 
-from _models import small_corpus
+from _cli import cli
 
 SEAMLESS = "tiny-random-seamless-m4t-v2"
 
 
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run = cli
 
 
 @pytest.fixture(scope="module")
-def tiny_seamless(tmp_path_factory):
-    return build_tiny_seamless_m4t_v2(tmp_path_factory.mktemp("m") / SEAMLESS,
-                                      corpus_texts=small_corpus(), vocab_size=400)
+def tiny_seamless(tiny_seamless_dir):
+    """The session's tiny SeamlessM4T v2 (conftest.py), stored as SEAMLESS."""
+    assert tiny_seamless_dir.name == SEAMLESS
+    return tiny_seamless_dir
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +88,7 @@ def test_minilm_layer6_matches_sentence_transformers(demo_db):
 
 def test_interrupted_ingest_resumes_without_partial_jobs(tmp_path, tiny_seamless, espeak_cache, monkeypatch):
     db = tmp_path / "store.lance"
-    from actstore.ingest.adapters import _hf
+    from actstore.ingest.adapters.common import hf as _hf
 
     real_encode = _hf.HFAdapter.encode
     calls = {"n": 0}
@@ -108,7 +102,7 @@ def test_interrupted_ingest_resumes_without_partial_jobs(tmp_path, tiny_seamless
     monkeypatch.setattr(_hf.HFAdapter, "encode", flaky)
     args = ["ingest", "--db", db, "--model", tiny_seamless, "--modalities", "text",
             "--langs", "eng,fra,deu", "--limit", 4, "--batch-size", 2, "--quiet"]
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = run(*args, code=None)
     assert result.exit_code != 0
     store = Store.open(db, create=False)
     n_points = store.points(SEAMLESS).filter(pl.col("modality") == "text").height
@@ -138,9 +132,9 @@ def test_query_and_named_queries(demo_db):
 def test_query_refuses_writes_and_keeps_store(demo_db):
     before = Store.open(demo_db, create=False).count_rows()
     for sql in ("DROP TABLE activations", "DELETE FROM activations", "UPDATE runs SET status='x'"):
-        result = run("query", "--db", demo_db, sql, ok=False)
+        result = run("query", "--db", demo_db, sql, code=None)
         assert result.exit_code != 0 and "read-only" in result.output
-    bad = run("query", "--db", demo_db, "SELECT FROM (", ok=False)
+    bad = run("query", "--db", demo_db, "SELECT FROM (", code=None)
     assert bad.exit_code != 0 and "does not parse" in bad.output
     assert Store.open(demo_db, create=False).count_rows() == before
 
@@ -150,14 +144,14 @@ def test_info_labels_random_init(demo_db):
     assert "all-MiniLM-L6-v2" in out and "RANDOM-INIT" in out
 
 
-def test_analyze_svcca_end_to_end(demo_db):
-    out = run("analyze", "svcca", "--db", demo_db, "--model", SEAMLESS, "--kind", "cross-modal",
+def test_analyze_similarity_end_to_end(demo_db):
+    out = run("analyze", "similarity", "--db", demo_db, "--model", SEAMLESS, "--kind", "cross-modal",
               "--quiet", "--format", "csv").output
     assert "RANDOM-INIT" in out
     csv_lines = [line for line in out.splitlines() if line.startswith("svcca,")]
     assert csv_lines, out
     run("analyze", "svcca", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--kind", "cross-lingual",
-        "--points", "L1,L6", "--measure", "cka", "--quiet")
+        "--points", "L1,L6", "--measure", "cka", "--quiet")  # the command's first name still works
     got = run("query", "--db", demo_db, "SELECT kind, COUNT(*) AS n FROM similarity WHERE measure = 'cka' GROUP BY kind",
               "--format", "json").output
     assert json.loads(got) == [{"kind": "text-text", "n": 2 * 3}]
@@ -168,13 +162,13 @@ def test_analyze_svcca_end_to_end(demo_db):
     (["--model", "no/such-model"], "neither a local path nor in the Hugging Face cache"),
     (["--source", "fleurs", "--data-dir", "/nonexistent/fleurs"], "/nonexistent/fleurs"),
     (["--layers", "99"], "Layer 99 does not exist"),
-    (["--limit", "0"], "--limit must be at least 1"),
+    (["--limit", "0"], "'--limit': 0 is not in the range x>=1"),  # click.IntRange
 ])
 def test_ingest_bad_input(tmp_path, args, message):
     db = tmp_path / "store.lance"
     options = {"--model": "all-MiniLM-L6-v2", "--langs": "eng", "--modalities": "text", "--limit": "2"}
     options.update(zip(args[::2], args[1::2]))
-    result = run("ingest", "--db", db, "--quiet", *[x for kv in options.items() for x in kv], ok=False)
+    result = run("ingest", "--db", db, "--quiet", *[x for kv in options.items() for x in kv], code=None)
     assert result.exit_code != 0
     assert message in result.output, result.output
     assert "Traceback" not in result.output
@@ -185,7 +179,7 @@ def test_manifest_bad_rows_change_nothing(tmp_path, demo_db):
     manifest.write_text("sentence_id,lang,modality,text,audio\n1,eng,text,,\n")
     before = Store.open(demo_db, create=False).count_rows()
     result = run("ingest", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--source", "manifest",
-                 "--data-dir", manifest, "--quiet", ok=False)
+                 "--data-dir", manifest, "--quiet", code=None)
     assert result.exit_code != 0 and "empty" in result.output.lower()
     assert Store.open(demo_db, create=False).count_rows() == before
 
@@ -199,7 +193,7 @@ def test_corrupt_audio_in_manifest_is_named(tmp_path, tiny_seamless):
     manifest.write_text("sentence_id,lang,modality,text,audio\n1,eng,speech,,good.wav\n2,eng,speech,,bad.wav\n")
     db = tmp_path / "store.lance"
     result = run("ingest", "--db", db, "--model", tiny_seamless, "--source", "manifest",
-                 "--data-dir", manifest, "--quiet", ok=False)
+                 "--data-dir", manifest, "--quiet", code=None)
     assert result.exit_code != 0 and "bad.wav" in result.output
     store = Store.open(db, create=False)
     assert store.count_rows() == 0  # the job is atomic: the good item is not half-written
@@ -211,14 +205,14 @@ def test_schema_version_mismatch_via_cli(tmp_path, demo_db):
     copy = tmp_path / "copy.lance"
     shutil.copytree(demo_db, copy)
     Store.open(copy)._open_table(META_TABLE).update(where="key = 'schema_version'", values={"value": "0"})
-    result = run("info", "--db", copy, ok=False)
+    result = run("info", "--db", copy, code=None)
     assert result.exit_code != 0 and "schema version 0" in result.output
 
 
 def test_report_unwritable_and_unknown_model(tmp_path, demo_db):
-    result = run("report", "--db", demo_db, "--model", "nope", "--out", tmp_path / "r.html", ok=False)
+    result = run("report", "--db", demo_db, "--model", "nope", "--out", tmp_path / "r.html", code=None)
     assert result.exit_code != 0 and "Nothing is stored for model 'nope'" in result.output
-    result = run("report", "--db", demo_db, "--model", SEAMLESS, "--out", "/nonexistent/dir/r.html", ok=False)
+    result = run("report", "--db", demo_db, "--model", SEAMLESS, "--out", "/nonexistent/dir/r.html", code=None)
     assert result.exit_code != 0 and "does not exist" in result.output
     assert not (tmp_path / "r.html").exists()
 
@@ -230,14 +224,14 @@ def test_report_unwritable_and_unknown_model(tmp_path, demo_db):
     (["--kind", "cross-lingual", "--langs", "eng"], "at least 2 languages"),
 ])
 def test_analyze_bad_input(demo_db, args, message):
-    result = run("analyze", "svcca", "--db", demo_db, "--model", SEAMLESS, "--quiet", *args, ok=False)
+    result = run("analyze", "svcca", "--db", demo_db, "--model", SEAMLESS, "--quiet", *args, code=None)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output
 
 
 def test_analyze_text_only_model_refuses_cross_modal(demo_db):
     result = run("analyze", "svcca", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--kind", "cross-modal",
-                 "--quiet", ok=False)
+                 "--quiet", code=None)
     assert result.exit_code != 0 and "needs speech and text" in result.output
 
 
@@ -282,7 +276,7 @@ def test_delete_asks_then_removes_one_model(tmp_path, demo_db):
     before = Store.open(db, create=False)
     n_minilm = before.count_rows("all-MiniLM-L6-v2")
     n_seamless = before.count_rows(SEAMLESS)
-    declined = CliRunner().invoke(main, ["delete", "--db", str(db), "--model", "all-MiniLM-L6-v2"], input="n\n")
+    declined = run("delete", "--db", db, "--model", "all-MiniLM-L6-v2", input="n\n", code=None)
     assert declined.exit_code != 0 and "Aborted" in declined.output
     assert Store.open(db, create=False).count_rows("all-MiniLM-L6-v2") == n_minilm
     out = run("delete", "--db", db, "--model", "all-MiniLM-L6-v2", "--yes").output
@@ -291,7 +285,7 @@ def test_delete_asks_then_removes_one_model(tmp_path, demo_db):
     assert after.count_rows("all-MiniLM-L6-v2") == 0
     assert after.count_rows(SEAMLESS) == n_seamless  # the other model is untouched
     assert after.runs().height == before.runs().height  # runs stay (provenance)
-    missing = run("delete", "--db", db, "--model", "no-such-model", "--yes", ok=False)
+    missing = run("delete", "--db", db, "--model", "no-such-model", "--yes", code=None)
     assert missing.exit_code != 0 and "no-such-model" in missing.output and "Traceback" not in missing.output
 
 
@@ -309,8 +303,25 @@ def test_neighbours_match_brute_force_cosine(demo_db):
     assert [r["sample_id"] for r in got] == [s.meta["sample_id"][int(j)] for j in others]
     np.testing.assert_allclose([r["cosine"] for r in got], cos[others], atol=1e-5)
     bad = run("neighbours", "--db", demo_db, "--model", "all-MiniLM-L6-v2", "--point", "text.L6",
-              "--sample-id", "no-such-sample", ok=False)
+              "--sample-id", "no-such-sample", code=None)
     assert bad.exit_code != 0 and "no-such-sample" in bad.output and "Traceback" not in bad.output
+
+
+def test_neighbours_take_a_depth_as_analyze_does_and_keep_stderr_clean(demo_db, capfd):
+    """`--point L4` means the query sample's own point at that depth (speech.L4 for a speech sample);
+    Lance's `_distance` deprecation warning (printed by its Rust logger) does not reach stderr."""
+    store = Store.open(demo_db, create=False)
+    pts = store.points(SEAMLESS)
+    depth, point = next((p.split(".", 1)[1], p) for p in pts["point"].to_list()
+                        if p.startswith("speech.") and "text." + p.split(".", 1)[1] in pts["point"].to_list())
+    sample = store.read(SEAMLESS, points=point, vectors=False).meta["sample_id"][0]
+    capfd.readouterr()
+    by_point, by_depth = (run("neighbours", "--db", demo_db, "--model", SEAMLESS, "--point", p, "--sample-id", sample,
+                              "--k", 4, "--format", "csv").output for p in (point, depth))
+    assert by_depth == by_point and "speech" in by_depth
+    assert "_distance" not in capfd.readouterr().err
+    unknown = run("neighbours", "--db", demo_db, "--model", SEAMLESS, "--point", depth, "--sample-id", "none", code=None)
+    assert unknown.exit_code != 0 and "'none' is not stored" in unknown.output
 
 
 def test_languages_lists_the_catalogue_and_user_rows(tmp_path):
@@ -326,7 +337,7 @@ def test_languages_lists_the_catalogue_and_user_rows(tmp_path):
     assert by_code["eng"]["name"] == "English (mine)" and by_code["eng"]["resource_level"] == "medium"
     bad = tmp_path / "bad.csv"
     bad.write_text("code,resource_level\nxyz,enormous\n")
-    result = run("languages", "--languages", bad, ok=False)
+    result = run("languages", "--languages", bad, code=None)
     assert result.exit_code != 0 and "enormous" in result.output
 
 
@@ -369,11 +380,13 @@ def test_report_no_compute_writes_nothing_and_names_commands(tmp_path, demo_db):
         store._db.drop_table(name)
     before = sorted(Store.open(db, create=False).table_names())
     out = tmp_path / "r.html"
-    result = run("report", "--db", db, "--model", SEAMLESS, "--out", out, "--no-compute")
+    result = run("report", "--db", db, "--model", SEAMLESS, "--out", out, "--no-compute", "--measure", "cka")
     assert result.output.strip().endswith(str(out))
     assert sorted(Store.open(db, create=False).table_names()) == before  # nothing computed or written
     page = out.read_text()
-    assert "actstore analyze svcca" in page and "actstore analyze retrieval" in page
+    assert "actstore analyze retrieval" in page
+    for kind in ("cross-modal", "cross-lingual"):  # the hint repeats the measure the user asked for
+        assert f"actstore analyze similarity --model {SEAMLESS} --kind {kind} --measure cka</code>" in page
     assert "RANDOM-INIT" in page
 
 
@@ -399,3 +412,27 @@ def test_report_languages_come_from_the_catalogue_used_at_ingest(tmp_path):
     assert "computed missing cross-lingual svcca" in computed.output and "retrieval" in computed.output
     assert "tsne" not in computed.output and Store.open(db, create=False).table_version("tsne") == tsne_version
     assert {"similarity", "retrieval", "tsne"} <= set(Store.open(db, create=False).result_tables())
+
+
+def test_similarity_is_the_command_and_svcca_its_alias():
+    listing = run("analyze", "--help").output
+    assert "similarity" in listing and "Alias of `analyze similarity`" in listing
+    from actstore.cli import analyze
+
+    similarity, svcca = analyze.commands["similarity"], analyze.commands["svcca"]
+    assert svcca.callback is similarity.callback
+    assert [p.name for p in svcca.params] == [p.name for p in similarity.params]
+
+
+def test_db_help_names_the_environment_variable():
+    assert "$ACTSTORE_DB" in run("info", "--help").output
+
+
+def test_analyze_commands_declare_shared_options_alike():
+    """--model, --points, --langs, --seed, --quiet come from one declaration each."""
+    from actstore.cli import analyze
+
+    for name in ("model", "points", "langs", "seed", "quiet"):
+        opts = {c: next(p for p in cmd.params if p.name == name) for c, cmd in analyze.commands.items()}
+        described = {(o.help, o.default, o.required, o.type.name) for o in opts.values()}
+        assert len(described) == 1, (name, described)

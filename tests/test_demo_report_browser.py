@@ -12,13 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from actstore.cli import main
-from actstore.ingest.tiny_models import build_tiny_seamless_m4t_v2
-
 from _chromium import CHROMIUM, chart_states, open_report, screenshots
-from _models import small_corpus
+from _cli import cli
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
@@ -26,17 +21,11 @@ LANGS = "eng,fra,deu,hin"
 SEAMLESS = "tiny-random-seamless-m4t-v2"
 
 
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
+def reports(tmp_path_factory, tiny_seamless_dir):
     tmp = tmp_path_factory.mktemp("demo")
     db = tmp / "store.lance"
-    tiny = build_tiny_seamless_m4t_v2(tmp / SEAMLESS, corpus_texts=small_corpus(), vocab_size=400)
+    tiny = tiny_seamless_dir  # named SEAMLESS (conftest.py)
     cli("ingest", "--db", db, "--model", "all-MiniLM-L6-v2", "--modalities", "text", "--langs", LANGS,
         "--limit", 12, "--quiet")
     cli("ingest", "--db", db, "--model", tiny, "--langs", LANGS, "--limit", 12, "--quiet",

@@ -40,6 +40,16 @@ CASES = ["plan", "run", "filter", "encode", "write:2", "texts:2", "rows", "job",
          "indexed", "compacted", "finalized"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_retention():
+    """The cases check that a killed finalize is redone, cleanup included: no retention window for
+    live readers here (it keeps the versions a kill after compaction leaves, on purpose;
+    tests/test_store_retention.py checks the window)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTSTORE_KEEP_VERSIONS", "0")
+        yield
+
+
 def ingest_args(db) -> list[str]:
     return ["ingest", "--db", str(db), "--model", "all-MiniLM-L6-v2", "--langs", "eng,fra",
             "--modalities", "text", "--limit", str(LIMIT), "--batch-size", "3", "--quiet"]

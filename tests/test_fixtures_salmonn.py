@@ -104,8 +104,8 @@ def test_prompt_token_ids(adapter):
 
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda c: f"clip{c['index']}")
 def test_front_ends(adapter, ref, clip):
-    from actstore.ingest.adapters._beats import beats_fbank
-    from actstore.ingest.adapters._salmonn_model import salmonn_audio
+    from actstore.ingest.adapters.salmonn.beats import beats_fbank
+    from actstore.ingest.adapters.salmonn.model import salmonn_audio
 
     k = clip["index"]
     wav = salmonn_audio(clip_audio(clip))
@@ -118,7 +118,7 @@ def test_front_ends(adapter, ref, clip):
 
 def _run_stored(adapter, ref, clip):
     """Speech branch + LLM of one clip from the reference's stored spectrogram and fbank."""
-    from actstore.ingest.adapters._salmonn_model import salmonn_audio
+    from actstore.ingest.adapters.salmonn.model import salmonn_audio
 
     k, m = clip["index"], adapter.model
     wav = salmonn_audio(clip_audio(clip))

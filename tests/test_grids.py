@@ -7,8 +7,8 @@ import pytest
 from actstore.errors import AnalysisInputError
 from actstore.query import run_query
 from actstore.store import Store
-from actstore.analyses.grids import (GridOptions, cross_lingual_summary, cross_modal_summary, depth_delta,
-                            load_grid, save_grid, similarity_grid)
+from actstore.analyses.grids import GridOptions, load_grid, save_grid, similarity_grid
+from actstore.grid_means import cross_lingual_summary, cross_modal_summary
 
 from _store_data import put
 
@@ -67,7 +67,7 @@ def test_cross_lingual_shapes_and_intersections(tmp_path):
 def test_global_pairing_uses_ids_shared_by_all(tmp_path):
     store = _make_store(tmp_path)
     frame = similarity_grid(store, "m", "cross-lingual", kinds=["text-text"], depths=["L1"],
-                            options=GridOptions(mode="global"))
+                            options=GridOptions(pairing="global"))
     assert set(frame["n"].to_list()) == {50}
 
 
@@ -99,9 +99,6 @@ def test_summaries_save_and_query(tmp_path):
     assert set(summary["group"].to_list()) == {"all", "high"}
     got = run_query(store, "SELECT depth, AVG(score) AS s FROM similarity GROUP BY depth ORDER BY depth")
     assert got.height == 2
-    xl = similarity_grid(store, "m", "cross-lingual", kinds=["text-text"])
-    delta = depth_delta(xl, "L1", "L2")
-    assert delta.height == 3 and delta["delta"].abs().max() < 0.2
 
 
 def test_bootstrap_interval_brackets_score(tmp_path):
@@ -157,5 +154,8 @@ def test_worker_processes_give_identical_results(tmp_path):
     store = _make_store(tmp_path)
     inline = similarity_grid(store, "m", "all", options=GridOptions(workers=1))
     spawned = similarity_grid(store, "m", "all", options=GridOptions(workers=2))
-    for column in ("score", "null", "kx", "ky", "baseline"):
+    # same maths, other threads and processes: BLAS may round differently, so floats to 1e-12
+    for column in ("score", "null", "baseline"):
+        np.testing.assert_allclose(inline[column].to_numpy(), spawned[column].to_numpy(), rtol=0, atol=1e-12)
+    for column in ("n", "kx", "ky", "forced"):
         np.testing.assert_array_equal(inline[column].to_numpy(), spawned[column].to_numpy())

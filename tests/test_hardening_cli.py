@@ -10,26 +10,27 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from actstore.cli import main
-from actstore.disk import disk_error_message, require_writable
-from actstore.errors import ActstoreError, StoreError
+from actstore.disk_faults import disk_error_message, require_writable
+from actstore.errors import ActstoreError
 from actstore.ingest.requests import parse_langs, parse_layers
 from actstore.store import Store
 
+from _cli import cli
 from _store_data import put
 
 MINILM = "all-MiniLM-L6-v2"
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+    """`actstore ARGS`, exit status unchecked, exceptions kept in the result (one_sentence_error checks)."""
+    return cli(*args, code=None, catch_exceptions=True)
 
 
 def one_sentence_error(result) -> str:
@@ -181,7 +182,7 @@ def test_read_only_store_refused_before_computing(read_only_copy, monkeypatch):
     out = read_only_copy.parent / "r.html"
     result = run("report", "--db", read_only_copy, "--model", "m", "--out", out)
     assert result.exit_code == 0 and "Drawing only the stored results" in result.output, result.output
-    assert "actstore analyze svcca --model m --kind cross-modal" in out.read_text()
+    assert "actstore analyze similarity --model m --kind cross-modal --measure svcca" in out.read_text()
     # reading still works
     assert run("query", "--db", read_only_copy, "SELECT COUNT(*) AS n FROM activations").exit_code == 0
 
@@ -217,9 +218,7 @@ def test_analyze_bad_n_says_why(tmp_path, n, message):
 
 def test_analyze_n3_warns_that_scores_are_forced(tmp_path):
     store = _store(tmp_path)
-    result = CliRunner().invoke(main, ["analyze", "svcca", "--db", str(store.uri), "--model", "m",
-                                       "--kind", "cross-modal", "--n", "3", "--quiet"])
-    assert result.exit_code == 0, result.output
+    result = cli("analyze", "similarity", "--db", store.uri, "--model", "m", "--kind", "cross-modal", "--n", 3, "--quiet")
     assert "1 by construction" in result.output and "1.0 whatever the data" in result.output
     forced = Store.open(store.uri, create=False)
     frame = pl.from_arrow(forced.dataset("similarity").to_table())
@@ -238,3 +237,31 @@ def test_report_on_one_language_speech_text_store(tmp_path):
     page = out.read_text()
     assert "Empty by definition: cross-lingual similarity compares pairs of languages" in page
     assert "fig-cm-lines" in page  # cross-modal is there
+
+
+_DEPRECATIONS = """
+import sys, warnings
+import numpy as np
+from actstore.cli import main
+try:
+    main(sys.argv[2:] + ["measures"])  # any command; lancedb is not loaded yet, as in `actstore info`
+except SystemExit:
+    pass
+from actstore.store import Store
+store = Store.open(sys.argv[1], create=False)
+table = store._open_table(store.points("m")["table_name"][0])
+# a search that selects columns without `_distance`: lancedb's Rust logger prints a deprecation note
+table.search(np.ones(16, np.float32), vector_column_name="vector").select(["lang"]).limit(1).to_arrow()
+warnings.warn_explicit("old API", FutureWarning, "lib.py", 1, module="somelib")  # a library's warning
+"""
+
+
+def test_library_deprecation_notes_stay_off_stderr_unless_verbose(tmp_path):
+    """Lance's `_distance` note (lancedb's Rust logger) and library FutureWarnings: hidden, shown with -v."""
+    store = _store(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "LANCEDB_LOG"}
+    quiet, verbose = (subprocess.run([sys.executable, "-c", _DEPRECATIONS, store.uri, *flags], capture_output=True,
+                                     text=True, timeout=120, env=env, cwd=tmp_path) for flags in ([], ["-v"]))
+    assert quiet.returncode == 0 and verbose.returncode == 0, quiet.stderr + verbose.stderr
+    assert "_distance" in verbose.stderr and "old API" in verbose.stderr  # the case does produce both
+    assert "_distance" not in quiet.stderr and "old API" not in quiet.stderr, quiet.stderr

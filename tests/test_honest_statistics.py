@@ -12,7 +12,7 @@ import pytest
 from actstore.analyses.grids import GridOptions, forced_warning, similarity_grid
 from actstore.analyses.similarity import knn_alignment, pwcca, svcca
 from actstore.analyses.similarity.batched import PairRequest, score_pairs
-from actstore.analyses.similarity.forced import all_forced, forced_correlations
+from actstore.analyses.similarity.forced import all_forced, centred_span, forced_correlations, row_classes
 from actstore.analyses.similarity.knn import knn_from_grams, neighbour_weights
 from actstore.analyses.similarity.pwcca import is_degenerate, pwcca_from_bases
 from actstore.errors import AnalysisInputError
@@ -29,20 +29,77 @@ def test_forced_formula_counts_unit_correlations(n, dx, dy):
     for _ in range(3):
         res = svcca(rng.standard_normal((n, dx)), rng.standard_normal((n, dy)), keep=0.9)
         unit = int(np.count_nonzero(res.correlations > 1 - 1e-8))
-        assert unit == forced_correlations(res.kx, res.ky, n) == res.forced
+        assert unit == forced_correlations(res.kx, res.ky, n - 1) == res.forced
 
 
 def test_forced_vectorised_and_zero_for_measures_without_directions():
-    got = forced_correlations(np.array([5, 2, -1]), np.array([6, 2, -1]), np.array([8, 3, 10]))
+    got = forced_correlations(np.array([5, 2, -1]), np.array([6, 2, -1]), np.array([7, 2, 9]))
     assert got.tolist() == [4, 2, 0]
-    assert all_forced(2, 2, 3) and not all_forced(5, 6, 8)
+    assert all_forced(2, 2, 2) and not all_forced(4, 5, 6) and not all_forced(0, 5, 6)
 
 
 def test_n3_scores_one_for_any_data():
     """With n = 3 every correlation is forced: SVCCA is 1.0 for unrelated noise."""
     rng = np.random.default_rng(0)
     res = svcca(rng.standard_normal((3, 50)), rng.standard_normal((3, 50)))
-    assert res.score == pytest.approx(1.0) and all_forced(res.kx, res.ky, 3)
+    assert res.score == pytest.approx(1.0) and all_forced(res.forced, res.kx, res.ky)
+
+
+def _unit_count_outside(x: np.ndarray, y: np.ndarray, kx: int, ky: int) -> int:
+    """Canonical correlations equal to 1, counted independently of actstore: principal angles
+    (scipy's subspace_angles) of the top-kx/ky left singular vectors of the centred sets."""
+    from scipy.linalg import subspace_angles
+
+    ux = np.linalg.svd(x - x.mean(0), full_matrices=False)[0][:, :kx]
+    uy = np.linalg.svd(y - y.mean(0), full_matrices=False)[0][:, :ky]
+    return int(np.count_nonzero(subspace_angles(ux, uy) < 1e-6))
+
+
+@pytest.mark.parametrize("d, expect", [(128, 15), (192, 33)])
+def test_repeated_rows_force_correlations_by_their_rank(d, expect):
+    """300 rows holding 100 distinct ones span 99 centred dimensions, not 299: the count follows
+    the rank (the old n - 1 formula said 0), as an outside count of unit correlations confirms."""
+    rng = np.random.default_rng(0)
+    x, y = np.tile(rng.standard_normal((100, d)), (3, 1)), np.tile(rng.standard_normal((100, d)), (3, 1))
+    res = svcca(x, y)
+    assert res.kx + res.ky - 299 <= 0  # what n - 1 would have said: nothing forced
+    assert res.forced == res.kx + res.ky - 99 == expect
+    assert _unit_count_outside(x, y, res.kx, res.ky) == expect
+    rows = np.arange(300)
+    out = score_pairs({"x": x, "y": y}, [PairRequest("x", rows, "y", rows)], null=False)
+    assert out["forced"].tolist() == [expect] and out["score"][0] == pytest.approx(res.score, abs=1e-9)
+    # repeated row indices (a bootstrap draw) count as repeated rows too
+    base_x, base_y = x[:100], y[:100]
+    drawn = score_pairs({"x": base_x, "y": base_y}, [PairRequest("x", rows % 100, "y", rows % 100)], null=False)
+    assert drawn["forced"].tolist() == [expect]
+
+
+def test_centred_span_is_the_rank_of_the_centred_row_pattern():
+    """span = rank of the centred class indicators [1_x | 1_y] (checked with matrix_rank), and
+    n - 1 when either side has no repeated row."""
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        n = int(rng.integers(3, 30))
+        lx, ly = rng.integers(0, int(rng.integers(1, n + 1)), n), rng.integers(0, int(rng.integers(1, n + 1)), n)
+        indicators = np.c_[(lx[:, None] == np.unique(lx)), (ly[:, None] == np.unique(ly))]
+        centred = indicators - indicators.mean(0)
+        assert centred_span(lx, ly) == np.linalg.matrix_rank(centred)
+    assert centred_span(np.arange(6), np.zeros(6, dtype=int)) == 5
+    labels = row_classes(np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]]))
+    assert labels[0] == labels[2] != labels[1]
+
+
+def test_forced_warning_counts_repeated_rows(tmp_path):
+    """A grid on sentences whose vectors repeat stores the rank-based count and warns about it."""
+    store = Store.open(tmp_path / "db")
+    rng = np.random.default_rng(0)
+    for modality in ("speech", "text"):
+        base = rng.standard_normal((40, 64)).astype(np.float32)
+        put(store, "m", f"{modality}.L1", modality, "eng", range(1, 121), np.tile(base, (3, 1)))
+    frame = similarity_grid(store, "m", "cross-modal", options=GridOptions(null=False))
+    row = frame.row(0, named=True)
+    assert row["n"] == 120 and row["forced"] == row["kx"] + row["ky"] - 39 > 0
+    assert "are 1 by construction" in forced_warning(frame)
 
 
 def _two_depth_store(tmp_path, n_ids=8, width=16):
@@ -61,7 +118,8 @@ def test_grid_stores_forced_and_warns_at_n3(tmp_path):
     assert {"kx", "ky", "forced", "degenerate"} <= set(frame.columns)
     expect = np.maximum(0, frame["kx"].to_numpy() + frame["ky"].to_numpy() - (frame["n"].to_numpy() - 1))
     assert frame["forced"].to_list() == expect.tolist()
-    assert (frame["score"] == 1.0).all()  # the failure: SVCCA = baseline = null = 1.0 ...
+    # the failure: SVCCA = baseline = null = 1.0 (to rounding: forced ones are 1 - O(1e-16)) ...
+    np.testing.assert_allclose(frame["score"].to_numpy(), 1.0, rtol=0, atol=1e-12)
     message = forced_warning(frame)  # ... is no longer silent
     assert message is not None and "1.0 whatever the data" in message and message.count(". ") == 0
     big = similarity_grid(store, "m", "cross-modal", options=GridOptions(keep=0.5))
@@ -120,21 +178,30 @@ def test_pwcca_is_undefined_when_correlations_are_forced():
     with pytest.warns(RuntimeWarning, match="PWCCA is undefined"):
         res = pwcca(x, y)
     assert res.forced >= 2 and res.degenerate and np.isnan(res.score)
-    # the ambiguity, shown: rotate the singular vectors inside the block of unit correlations
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    ux, sx, _ = np.linalg.svd(xc, full_matrices=False)
-    uy, sy, _ = np.linalg.svd(yc, full_matrices=False)
-    ux, sx, uy, sy = ux[:, : res.kx], sx[: res.kx], uy[:, : res.ky], sy[: res.ky]
-    a, rho, bt = np.linalg.svd(ux.T @ uy, full_matrices=False)
-    vecs, s = (a, sx) if res.kx <= res.ky else (bt.T, sy)  # the side with fewer directions
-    block = int(np.count_nonzero(rho > 1 - 1e-8))
-    q = np.linalg.qr(rng.standard_normal((block, block)))[0]
-    vecs2 = vecs.copy()
-    vecs2[:, :block] = vecs[:, :block] @ q  # still a valid SVD of U_x^T U_y (rho = 1 on the block)
-    scores = [float((w / w.sum()) @ rho) for w in (np.abs(vecs).T @ s, np.abs(vecs2).T @ s)]
-    assert abs(scores[0] - scores[1]) > 1e-3
-    assert np.isnan(pwcca_from_bases(ux, sx, uy, sy)[0])
     assert not is_degenerate(np.ones(4))  # all ones: any basis gives 1, still defined
+
+
+def test_pwcca_weights_depend_on_the_basis_of_the_unit_block():
+    """Why the score is undefined, by construction: with canonical correlations (1, 1, 0.5), the
+    identity and a 45-degree turn inside the unit block are both valid singular vectors of
+    U_x^T U_y, and PWCCA's weights |a|^T s give 7/9 and (5 sqrt 2 + 2)/(5 sqrt 2 + 4), 0.04 apart."""
+    e = np.eye(4)
+    ux = e[:, :3]
+    uy = np.c_[e[:, 0], e[:, 1], 0.5 * e[:, 2] + np.sqrt(0.75) * e[:, 3]]
+    s = np.array([4.0, 1.0, 4.0])
+    rho = np.linalg.svd(ux.T @ uy, compute_uv=False)
+    np.testing.assert_allclose(rho, [1.0, 1.0, 0.5], atol=1e-12)
+    turn = np.eye(3)
+    turn[:2, :2] = np.array([[1.0, -1.0], [1.0, 1.0]]) / np.sqrt(2)
+    for a in (np.eye(3), turn):  # both are valid: a^T (U_x^T U_y) b = diag(rho) with b = (U_x^T U_y)^T a / rho
+        b = (ux.T @ uy).T @ a / rho
+        np.testing.assert_allclose(a.T @ (ux.T @ uy) @ b, np.diag(rho), atol=1e-12)
+        np.testing.assert_allclose(b.T @ b, np.eye(3), atol=1e-12)
+    scores = [float((w / w.sum()) @ rho) for w in (np.abs(a).T @ s for a in (np.eye(3), turn))]
+    assert scores[0] == pytest.approx(7 / 9, abs=1e-12)
+    assert scores[1] == pytest.approx((5 * np.sqrt(2) + 2) / (5 * np.sqrt(2) + 4), abs=1e-12)
+    assert abs(scores[0] - scores[1]) > 0.04
+    assert np.isnan(pwcca_from_bases(ux, s, uy, s)[0])  # so actstore refuses to pick one
 
 
 def test_batched_pwcca_is_nan_and_grid_flags_it(tmp_path):

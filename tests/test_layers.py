@@ -4,10 +4,15 @@ The repository keeps `ingest/`, `analyses/`, `reports/`, `sql/` beside `actstore
 as `actstore.ingest`, ... through setuptools' package-dir mapping, which import-linter's graph
 builder cannot follow. So the test lays the sources out as the installed package (a copy of the
 .py files in a temporary directory) and runs `lint-imports` on that, with the repository's config.
+
+Import cycles are refused twice over: the `acyclic_siblings` contract (no cycle between the
+modules or subpackages of any package) and `module_cycles` (grimp, the graph import-linter
+builds), which also sees a cycle through a package's own `__init__`, which siblings do not.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +44,37 @@ def lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+#: Every import cycle as [importer, imported, ..., importer], found with grimp (function-level
+#: imports count: they hide a cycle from Python, not from a reader; `if TYPE_CHECKING:` imports
+#: do not: they only name types for annotations and never run).
+_CYCLES = """
+import json, grimp
+graph = grimp.build_graph("actstore", cache_dir=None, exclude_type_checking_imports=True)
+found = []
+for importer in sorted(graph.modules):
+    for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+        back = graph.find_shortest_chain(importer=imported, imported=importer)
+        if back:
+            found.append([importer, *back])
+print(json.dumps(found))
+"""
+
+#: Packages whose internal cycles are tolerated: none (actstore.store's went with issue 13, section 5).
+KNOWN_CYCLE_PACKAGES: tuple[str, ...] = ()
+
+
+def module_cycles(root: Path) -> list[list[str]]:
+    """Every module-level import cycle in the package laid out at `root`."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", _CYCLES], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def _known(cycle: list[str]) -> bool:
+    return any(all(m == pkg or m.startswith(pkg + ".") for m in cycle) for pkg in KNOWN_CYCLE_PACKAGES)
+
+
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory):
     return installed_layout(tmp_path_factory.mktemp("layout"))
@@ -47,7 +83,7 @@ def layout(tmp_path_factory):
 def test_layer_contracts_hold(layout):
     result = lint_imports(layout, REPO / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 4 kept, 0 broken" in result.stdout, result.stdout
+    assert "Contracts: 5 kept, 0 broken" in result.stdout, result.stdout
 
 
 def test_contracts_catch_a_report_that_computes(layout, tmp_path):
@@ -59,3 +95,26 @@ def test_contracts_catch_a_report_that_computes(layout, tmp_path):
     assert result.returncode != 0
     assert "actstore.reports.sneaky -> actstore.analyses.grids" in result.stdout, result.stdout
     assert "2 broken" in result.stdout, result.stdout
+
+
+def test_no_import_cycle_outside_the_known_one(layout):
+    cycles = [c for c in module_cycles(layout) if not _known(c)]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_cycle_checks_catch_a_cycle(tmp_path):
+    """Both checks can fail: two sibling modules importing each other break the contract and
+    show in the scan; a cycle through a package's `__init__` shows in the scan."""
+    broken = installed_layout(tmp_path / "cyclic")
+    (broken / "actstore/ingest/loop_a.py").write_text("import actstore.ingest.loop_b\n")
+    (broken / "actstore/ingest/loop_b.py").write_text("def f():\n    from actstore.ingest import loop_a\n")
+    init = broken / "actstore/ingest/steps/__init__.py"
+    init.write_text(init.read_text() + "from actstore.ingest.steps import jobs\n")
+    (broken / "actstore/ingest/steps/jobs.py").write_text("import actstore.ingest.steps\n")
+    result = lint_imports(broken, REPO / "pyproject.toml")
+    assert result.returncode != 0
+    assert "No cycles are allowed in actstore.ingest" in result.stdout, result.stdout
+    assert ".loop_a -> .loop_b" in result.stdout or ".loop_b -> .loop_a" in result.stdout, result.stdout
+    found = {frozenset(c) for c in module_cycles(broken) if not _known(c)}
+    assert frozenset({"actstore.ingest.loop_a", "actstore.ingest.loop_b"}) in found
+    assert frozenset({"actstore.ingest.steps", "actstore.ingest.steps.jobs"}) in found

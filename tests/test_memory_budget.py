@@ -13,12 +13,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from _models import speech_items, tiny_bert_dir, tiny_seamless_dir, tiny_whisper_dir  # noqa: F401
+from _models import speech_items
 from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest import adapters as adapter_registry
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.salmonn import SalmonnAdapter
+from actstore.ingest.adapters.salmonn.adapter import SalmonnAdapter
 from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.memory import (DEFAULT_MAX_SECONDS, BatchCost, CostModel, MemoryLimitError,
                                     available_memory, budgeted_batches, parse_size, resolve_limits)

@@ -90,6 +90,15 @@ ATTACKS = [
     "SELECT 1 ; select * from read_csv('/etc/passwd')",
     "SELECT nosuchfn(lang) FROM activations",
     "SELECT * FROM generate_series(1, 3)",
+    # DuckDB's own ways to reach files, settings and the environment (issue 14: the engine is DuckDB)
+    "SELECT * FROM glob('/etc/*')", "SELECT getenv('HOME')", "SELECT current_setting('memory_limit')",
+    "SELECT * FROM duckdb_settings()", "ATTACH '{parquet}.db' AS x", "COPY runs TO '{parquet}.csv'",
+    "INSTALL httpfs", "LOAD httpfs", "PRAGMA database_list", "SET enable_external_access = true",
+    "SELECT * FROM query('SELECT 1')", "SELECT * FROM read_text('/etc/passwd')", "SELECT * FROM __act_0",
+    "SELECT * FROM sniff_csv('/etc/passwd')", "FROM '{parquet}'", "SELECT * FROM main.runs",
+    "SELECT * FROM activations a, LATERAL read_csv('/etc/passwd')", "DESCRIBE read_csv('/etc/passwd')",
+    "DESCRIBE SELECT * FROM read_parquet('{parquet}')", "SELECT * FROM parquet_metadata('{parquet}')",
+    "SELECT list_transform([1], x -> getenv('HOME'))", "SUMMARIZE runs", "EXPORT DATABASE '/tmp/x'",
 ]
 
 

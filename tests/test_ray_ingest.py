@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from _cli import cli as run_cli
 from _cloud import MINILM, kill_group, ray_cluster, s3_env, s3_server, start_cli, wait_for  # noqa: F401
-from actstore.cli import main
 from actstore.errors import ActstoreError
 from actstore.ingest.engines.ray_engine import actor_plan
+from actstore.ingest.steps.inputs import check_request
 from actstore.ingest.pipeline import IngestRequest
 from actstore.store import Store
 
@@ -23,9 +23,8 @@ COLS = ["point", "lang", "modality", "sample_id", "sentence_id", "split", "n_fra
 
 
 def cli(*args: str) -> str:
-    res = CliRunner().invoke(main, list(args))
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    return res.stdout
+    """stdout of `actstore ARGS` (exit 0 asserted by the shared runner)."""
+    return run_cli(*args).stdout
 
 
 def _rows(db: str, model: str = MINILM, points=None):
@@ -54,7 +53,9 @@ def test_ray_ingest_onto_s3_equals_local_ingest_and_rerun_writes_nothing(ray_clu
     assert "30 items in 3 jobs, 210 rows written" in out
     (ma, va), (mb, vb) = _rows(local_store), _rows(db)
     assert ma.height == 210 and ma.equals(mb)
-    np.testing.assert_array_equal(va, vb)  # same batches, same numbers
+    # same batches, same numbers up to the last bits: an actor runs torch on its CPU share's
+    # threads, the local engine on all of them, and the sums' order may differ with the machine
+    np.testing.assert_allclose(va, vb, rtol=0, atol=1e-5)
     runs = Store.open(db, create=False).runs(MINILM)
     assert runs["status"].to_list() == ["complete"] and '"engine": "ray"' in runs["params"].item()
 
@@ -104,8 +105,8 @@ def test_kill_9_of_the_driver_leaves_whole_jobs_and_a_rerun_completes_them(ray_c
 
 
 def test_ray_errors_are_one_sentence(ray_cluster, tmp_path):
-    res = CliRunner().invoke(main, ["ingest", "--engine", "ray", "--db", str(tmp_path / "x.lance"), "--model",
-                                    MINILM, "--langs", "eng", "--limit", "2", "--device", "cuda", "--quiet"])
+    res = run_cli("ingest", "--engine", "ray", "--db", tmp_path / "x.lance", "--model", MINILM, "--langs", "eng",
+                  "--limit", "2", "--device", "cuda", "--quiet", code=None, catch_exceptions=True)
     assert res.exit_code != 0
     assert "no CUDA" in res.output or "has none" in res.output
 
@@ -119,8 +120,8 @@ def test_actor_plan_leaves_cpu_for_ray_data_and_takes_one_gpu_per_actor():
     assert (gpu.size, gpu.num_gpus, gpu.device) == (4, 1.0, "cuda")
     with pytest.raises(ActstoreError, match="has none"):
         actor_plan(IngestRequest(model="m", device="cuda:0"), {"CPU": 2.0})
-    with pytest.raises(ActstoreError, match="at least 1"):
-        actor_plan(IngestRequest(model="m", ray_actors=0), {"CPU": 2.0})
+    with pytest.raises(ActstoreError, match="--ray-actors must be at least 1"):  # checked once, with the request
+        check_request(IngestRequest(model="m", ray_actors=0))
 
 
 def test_speech_read_on_actors_equals_local_and_a_bad_file_fails_with_the_same_sentence(ray_cluster, tmp_path):
@@ -142,10 +143,9 @@ def test_speech_read_on_actors_equals_local_and_a_bad_file_fails_with_the_same_s
         stores[engine] = str(tmp_path / f"{engine}.lance")
         cli("ingest", "--engine", engine, "--db", stores[engine], "--model", str(model), "--source", "manifest",
             "--data-dir", str(tmp_path / "good.csv"), "--batch-size", "2", "--quiet")
-        res = CliRunner().invoke(main, ["ingest", "--engine", engine, "--db", str(tmp_path / f"bad-{engine}.lance"),
-                                        "--model", str(model), "--source", "manifest", "--data-dir",
-                                        str(tmp_path / "bad.csv"), "--quiet"])
-        assert res.exit_code == 1, res.output
+        res = run_cli("ingest", "--engine", engine, "--db", tmp_path / f"bad-{engine}.lance", "--model", model,
+                      "--source", "manifest", "--data-dir", tmp_path / "bad.csv", "--quiet", code=1,
+                      catch_exceptions=True)
         errors[engine] = res.output.strip().splitlines()[-1]
     (ma, va), (mb, vb) = _rows(stores["local"], "tiny-whisper"), _rows(stores["ray"], "tiny-whisper")
     assert ma.height == 5 * Store.open(stores["ray"], create=False).points().height and ma.equals(mb)

@@ -41,7 +41,7 @@ def test_page_has_no_console_errors(loaded):
 
 def test_page_requests_nothing_from_the_network(loaded):
     browser, report = loaded
-    urls = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    urls = browser.requests
     assert report.as_uri() in urls
     assert [u for u in urls if not u.startswith(("file:", "data:", "about:", "blob:"))] == []
 

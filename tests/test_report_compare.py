@@ -13,27 +13,24 @@ import json
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from actstore.cli import main
 from actstore.store import Store
 from actstore.analyses.comparison import comparison_frames
-from actstore.analyses.grids import cross_modal_summary, load_grid
-from actstore.ingest.tiny_salmonn import build_tiny_salmonn
-from actstore.ingest.tiny_sonar import build_tiny_sonar_speech, build_tiny_sonar_text
+from actstore.analyses.grids import load_grid
+from actstore.analyses.report_data import report_frames
+from actstore.grid_means import cross_modal_summary
+from actstore.reports.from_store import report_inputs
+from actstore.reports.inputs import validated
+from actstore.reports.summaries import cross_modal_series
+from actstore.ingest.adapters.salmonn.tiny import build_tiny_salmonn
+from actstore.ingest.adapters.sonar.tiny import build_tiny_sonar_speech, build_tiny_sonar_text
 
 from _chromium import CHROMIUM, chart_states, open_report
+from _cli import cli
 from _models import small_corpus
 
 LANGS = "eng,fra,deu"
 MINILM, SONAR, SALMONN = "all-MiniLM-L6-v2", "tiny-random-sonar", "tiny-random-salmonn"
-
-
-def cli(*args, ok: bool = True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +85,14 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
         final = summary.filter(pl.col("depth") == mine["depth"][0])
         assert mine["group"].to_list() == final.sort("group")["group"].to_list()
         assert mine["score"].to_list() == pytest.approx(final.sort("group")["score"].to_list(), abs=1e-12)
+        # ... and the model's own report draws the same groups and numbers at that depth
+        shown = validated(report_inputs(store, model, frames=report_frames(store, model))).similarity
+        drawn = cross_modal_series(shown).filter((pl.col("depth") == mine["depth"][0])
+                                                 & (pl.col("series") == "score")).sort("group")
+        assert drawn["group"].to_list() == mine["group"].to_list()
+        assert drawn["value"].to_list() == pytest.approx(mine["score"].to_list(), abs=1e-12)
     assert cm.filter(pl.col("model") == SONAR)["depth"].unique().to_list() == ["pooled"]  # study's SONAR number
-    from actstore.ingest.tiny_salmonn import LLM_LAYERS
+    from actstore.ingest.adapters.salmonn.tiny import LLM_LAYERS
     # SALMONN's final is its last decoder layer, not the layer-less final_norm that sorts after it
     assert cm.filter(pl.col("model") == SALMONN)["depth"].unique().to_list() == [f"L{LLM_LAYERS}"]
     xl = frames["final_cross_lingual"]
@@ -102,7 +105,7 @@ def test_comparison_frames_match_each_models_summary(store_dir, report):
 def test_report_with_one_unknown_model_fails_cleanly(store_dir, tmp_path):
     _, db = store_dir
     result = cli("report", "--db", db, "--model", MINILM, "--model", "no-such-model",
-                 "--out", tmp_path / "x.html", ok=False)
+                 "--out", tmp_path / "x.html", code=None)
     assert result.exit_code != 0 and "no-such-model" in result.output
     assert not (tmp_path / "x.html").exists()
 

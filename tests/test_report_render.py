@@ -14,7 +14,7 @@ import _report_fixtures as fx
 from actstore.reports import Limits, ReportError, ReportInputs, render_html, render_report
 from actstore.reports.assets import vega_bundle
 from actstore.reports.summaries import (
-    cross_lingual_means, cross_lingual_rows, cross_modal_summary, limit_depths, retrieval_rows,
+    cross_lingual_means, cross_lingual_rows, cross_modal_series, limit_depths, retrieval_rows,
     retrieval_table, tsne_sample,
 )
 
@@ -76,12 +76,12 @@ def test_missing_sections_name_the_command_that_fills_them():
     page = render_html(ReportInputs(provenance=fx.provenance()))
     model = fx.MODEL
     for what, command in (
-        ("cross-modal similarity results", "svcca"), ("cross-lingual similarity results", "svcca"),
+        ("cross-modal similarity results", "similarity"), ("cross-lingual similarity results", "similarity"),
         ("retrieval results", "retrieval"), ("t-SNE results", "tsne"), ("neuron rankings", "neurons"),
         ("neuron overlap results", "neurons"), ("concentration results", "neurons"),
     ):
         assert f"No {what} for model {model}: run <code>actstore analyze {command} --model {model}" in page
-    assert "--kind cross-modal</code>" in page and "--kind cross-lingual</code>" in page
+    assert "--kind cross-modal --measure svcca</code>" in page and "--kind cross-lingual --measure svcca</code>" in page
     assert 'class="chart"' not in page
 
 
@@ -97,7 +97,7 @@ def test_empty_frame_counts_as_missing():
 
 
 def test_cross_modal_means_match_known_answers():
-    summary = cross_modal_summary(fx.similarity())
+    summary = cross_modal_series(fx.similarity())
     svcca = summary.filter((pl.col("measure") == "svcca"))
     for d, depth in enumerate(fx.DEPTHS):
         at = svcca.filter(pl.col("depth") == depth)
@@ -278,8 +278,11 @@ def test_forced_correlations_are_explained_where_they_apply():
     sim = fx.similarity(measures=("svcca",))
     assert "not by the data" not in render_html(ReportInputs(provenance=fx.provenance(), similarity=sim))
     # the study's regime: n = 194 sentences, 120 + 110 kept directions -> 37 correlations forced to 1
+    # the report shows the stored count (the analysis's), it does not recompute it from kx, ky, n
     forced = sim.with_columns(pl.when(pl.col("kind") != "cross-modal").then(120).otherwise(pl.col("kx")).alias("kx"),
-                              pl.when(pl.col("kind") != "cross-modal").then(110).otherwise(pl.col("ky")).alias("ky"))
+                              pl.when(pl.col("kind") != "cross-modal").then(110).otherwise(pl.col("ky")).alias("ky"),
+                              pl.when(pl.col("kind") != "cross-modal").then(37).otherwise(0).cast(pl.Int32)
+                              .alias("forced"))
     page = render_html(ReportInputs(provenance=fx.provenance(), similarity=forced))
     assert page.count("are 1 by construction, not by the data") == 1  # cross-lingual only
     assert "here up to 37" in page

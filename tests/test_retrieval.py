@@ -145,8 +145,15 @@ def test_topk_equals_argsort(k):
     cn = c / np.linalg.norm(c, axis=1, keepdims=True)
     full = qn @ cn.T
     ref = np.argsort(-full, axis=1, kind="stable")[:, :k]
-    assert np.array_equal(idx, ref)
     np.testing.assert_allclose(scores, np.take_along_axis(full, ref, axis=1), atol=1e-6)
+    # blocks and one product round float32 differently: cosines closer than 1e-5 (k = 64 has
+    # gaps of 1e-6) may order either way, so compare the order where it is the data's
+    exact = qn.astype(np.float64) @ cn.astype(np.float64).T
+    top = -np.sort(-exact, axis=1)[:, : k + 1]
+    assert (np.take_along_axis(exact, idx, axis=1) >= top[:, k - 1 : k] - 1e-5).all()
+    clear = (np.diff(top, axis=1) < -1e-5).all(axis=1)
+    assert clear.any()
+    assert np.array_equal(idx[clear], ref[clear])
 
 
 def test_torch_backend_equals_numpy():
@@ -218,8 +225,16 @@ def test_bf16_certified_topk_equals_exact_float32():
         queries = _normalise(rng.standard_normal((200, 64)).astype(np.float32), "queries")
         got = _topk_bf16_certified(queries, corpus, 10, None)
         want = _topk_exact(queries, corpus, 10, None, None)
-        np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+        # the two routes round float32 products differently, so cosines closer than that may
+        # come out in either order; judge against float64 cosines (an outside reference)
+        exact = queries.astype(np.float64) @ corpus.astype(np.float64).T
+        top = -np.sort(-exact, axis=1)[:, :11]
+        chosen = np.take_along_axis(exact, got[0], axis=1)
+        assert (chosen >= top[:, 9:10] - 1e-5).all()  # a true top-10 up to float32 rounding
+        clear = (np.diff(top, axis=1) < -1e-5).all(axis=1)  # no near-tie among the top 11
+        assert clear.mean() > 0.5
+        np.testing.assert_array_equal(got[0][clear], want[0][clear])
     """)
 
 

@@ -9,12 +9,10 @@ import io
 import numpy as np
 import polars as pl
 import pytest
-from click.testing import CliRunner
-
+from _cli import cli as run_cli
 from _cloud import MINILM, aws_env, make_bucket, s3_env, s3_server, start_cli  # noqa: F401
-from actstore.cli import main
 from actstore.errors import StoreError
-from actstore.storage import check_uri, parse_storage_options
+from actstore.store_uri import check_uri, parse_storage_options
 from actstore.store import Store
 
 pytestmark = pytest.mark.s3
@@ -24,9 +22,8 @@ LIMIT = "12"
 
 
 def cli(*args: str) -> str:
-    res = CliRunner().invoke(main, list(args))
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    return res.stdout
+    """stdout of `actstore ARGS` (exit 0 asserted by the shared runner)."""
+    return run_cli(*args).stdout
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +110,7 @@ def test_storage_option_wins_over_environment(s3_server, s3_env, monkeypatch):
     (["--db", "s3://b/x", "--storage-option", "region"], "is not KEY=VALUE"),
 ])
 def test_bad_store_locations_fail_with_one_sentence(s3_env, args, message):
-    res = CliRunner().invoke(main, ["info", *args])
+    res = run_cli("info", *args, code=None, catch_exceptions=True)
     assert res.exit_code != 0
     assert message in res.output
     assert "Traceback" not in res.output

@@ -49,7 +49,9 @@ def test_score_pairs_equals_single_pair_measures(grid, measure):
         perm = np.random.default_rng([3, i]).permutation(len(req.x_rows))
         assert out["null"][i] == pytest.approx(SINGLE[measure](x, y[perm]), abs=1e-8)
         assert out["n"][i] == len(req.x_rows)
-    assert set(out) == {"score", "kx", "ky", "n", "null"}
+        if measure in ("svcca", "pwcca"):  # request 5 repeats its rows: its span is 29, not 59
+            assert out["forced"][i] == svcca(x, y).forced
+    assert set(out) == {"score", "kx", "ky", "n", "forced", "null"}
 
 
 def test_kx_ky_and_null_below_score(grid):
@@ -73,8 +75,17 @@ def test_results_do_not_depend_on_order_threads_or_batching(grid):
     np.testing.assert_array_equal(again["null"], base["null"])  # same seed, same null
 
 
+def _keep_margin(x: np.ndarray, keep: float = 0.9) -> float:
+    """How far the set's cumulative variance fractions stay from `keep`: kept counts from two
+    routes (numpy SVD, torch eigh) agree exactly only when this is far above rounding."""
+    s2 = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+    return float(np.min(np.abs(np.cumsum(s2) / s2.sum() - keep)))
+
+
 def test_torch_backend_matches_numpy(grid):
     sets, requests = grid
+    subsets = [(r.x_key, r.x_rows) for r in requests] + [(r.y_key, r.y_rows) for r in requests]
+    assert min(_keep_margin(sets[key][rows]) for key, rows in subsets) > 1e-4  # kx, ky: by design
     a = score_pairs(sets, requests, backend="numpy")
     b = score_pairs(sets, requests, backend="torch", device="cpu")
     np.testing.assert_allclose(b["score"], a["score"], atol=1e-8, rtol=0)
@@ -146,3 +157,23 @@ def test_bad_set_raises(grid):
     const = dict(sets, **{"en-text": np.ones((90, 120))})
     with pytest.raises(AnalysisInputError, match="zero variance"):
         score_pairs(const, [PairRequest("en-text", np.arange(5), "fr-text", np.arange(5))])
+
+
+def test_request_groups_are_the_connected_components_of_shared_subsets():
+    """The work groups (requests that share a reduced subset run together) are exactly the
+    connected components networkx finds on the subset graph, each in request order."""
+    nx = pytest.importorskip("networkx")
+    from actstore.analyses.similarity.batched import _MAX_COMPONENT, _components
+
+    rng = np.random.default_rng(4)
+    for n_nodes, n_edges in ((5, 3), (30, 20), (200, 150), (20, 300)):
+        keys = [(("s", int(a)), ("s", int(b))) for a, b in rng.integers(0, n_nodes, (n_edges, 2))]
+        graph = nx.Graph()
+        graph.add_edges_from(keys)
+        expected = []
+        for nodes in nx.connected_components(graph):
+            members = [i for i, (a, _) in enumerate(keys) if a in nodes]
+            expected.append([members[j:j + _MAX_COMPONENT] for j in range(0, len(members), _MAX_COMPONENT)])
+        expected = sorted((chunk for chunks in expected for chunk in chunks), key=lambda c: c[0])
+        assert sorted(_components(keys), key=lambda c: c[0]) == expected
+    assert _components([]) == []

@@ -2,9 +2,11 @@
 
 import io
 import logging
+import os
 import tarfile
 from pathlib import Path
 
+import huggingface_hub.constants
 import numpy as np
 import pytest
 import soundfile as sf
@@ -158,14 +160,30 @@ def test_hub_cache_snapshot_is_the_revision(catalogue, tmp_path, monkeypatch):
     _make_config(hub / "datasets--google--fleurs" / "snapshots" / snap / "data", "en_us", EN_ROWS[:2])
     (hub / "datasets--google--fleurs" / "refs").mkdir()
     (hub / "datasets--google--fleurs" / "refs" / "main").write_text(snap)
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    # huggingface_hub reads $HF_HUB_CACHE / $HF_HOME when imported: point its resolved cache here
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     src = FleursSource(catalogue)
     assert src.revision() == snap and src.languages() == ["eng"]
     assert len(list(src.items("eng", "speech"))) == 2
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    other = "fedcba9876543210fedcba9876543210fedcba98"
+    _make_config(hub / "datasets--google--fleurs" / "snapshots" / other / "data", "fr_fr", EN_ROWS[2:3])
+    assert FleursSource(catalogue, revision=other).languages() == ["fra"]
+    with pytest.raises(DataSourceError, match="FLEURS revision 1111111111111111111111111111111111111111 is not in"):
+        FleursSource(catalogue, revision="1" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     with pytest.raises(DataSourceError, match="FLEURS is not in the HF cache .*hf download google/fleurs"):
         FleursSource(catalogue)
+
+
+def test_hub_cache_without_refs_uses_the_newest_snapshot(catalogue, tmp_path, monkeypatch):
+    snapshots = tmp_path / "hub" / "datasets--google--fleurs" / "snapshots"
+    for i, (snap, config, rows) in enumerate((("a" * 40, "en_us", EN_ROWS[:2]), ("b" * 40, "fr_fr", EN_ROWS[2:3]))):
+        _make_config(snapshots / snap / "data", config, rows)
+        for f in (snapshots / snap).rglob("*"):
+            os.utime(f, (1_000_000 + i * 1000, 1_000_000 + i * 1000))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    src = FleursSource(catalogue)
+    assert src.revision() == "b" * 40 and src.languages() == ["fra"]
 
 
 def test_bad_split_and_directory(catalogue, tmp_path):

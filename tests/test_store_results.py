@@ -15,7 +15,7 @@ from actstore.analyses.neuron_maps import load_neurons, neuron_tables, save_neur
 from actstore.analyses.tsne_maps import load_tsne, save_tsne
 from actstore.reports.from_store import report_inputs
 from actstore.reports.inputs import validated
-from actstore.reports.summaries import cross_modal_summary
+from actstore.reports.summaries import cross_modal_series
 
 from _store_data import put
 
@@ -63,7 +63,7 @@ def test_subset_rerun_replaces_its_rows_and_keeps_the_others(store):
     # the report reads every language: the full grid with the subset's new rows
     inputs = validated(report_inputs(store, "m"))
     assert inputs.similarity.height == full.height
-    summary = cross_modal_summary(inputs.similarity).filter(pl.col("group") == "all")
+    summary = cross_modal_series(inputs.similarity).filter(pl.col("group") == "all")
     assert set(summary["n_langs"].to_list()) == {3}
     assert missing_languages(inputs.similarity, LANGS) == []
 

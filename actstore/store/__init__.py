@@ -1,12 +1,19 @@
 """The activation store: LanceDB tables of pooled vectors, provenance and results.
 
-One class, `Store`, assembled from modules with one job each:
+`Store` (api.py) is a facade over objects with one job each, every one built from the objects it
+needs (passed to its constructor, so each can be built and tested alone):
 
-- `connection`: opening/creating a store (race-free), `meta` and the schema version, table handles;
-- `points`: the registry of (model, point) -> width, dtype and activation table;
-- `activations` / `reads`: keyed writes of activation rows / pushdown reads into numpy;
-- `runs`, `sentences`: provenance rows and sentence texts;
-- `results`: analysis result tables, upserted by key in one commit;
+- `connection.Connection`: opening/creating a store (race-free), `meta` and the schema version,
+  table handles and Lance datasets; everything below gets it;
+- `runs.RunLog(conn)`: provenance rows, and whether a model is random-initialised (the one
+  source of that fact);
+- `points.PointsRegistry(conn, random_init_of)`: (model, point) -> width, dtype, activation table;
+- `activations.ActivationWriter(conn, points)` / `reads.ActivationReader(conn, points)`: keyed
+  writes of activation rows / pushdown reads into numpy;
+- `finalize.Finalizer(conn, points, keep_versions)`: compaction, indices and the cleanup of old
+  versions, which keeps every version a live reader may still read (`retention`);
+- `sentences.SentenceTexts(conn)`, `results.ResultTables(conn)`: texts and analysis results;
+- `integrity.Integrity(conn, points, runs, sentences, finalizer)`: `actstore check` and repair;
 - `arrow`: copy-free Arrow <-> numpy/Polars conversions;
 - `migration`: in-place upgrade of a store written by an older schema version.
 
@@ -21,11 +28,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-#: where a store lives when no --db is given
-DEFAULT_URI = "./actstore.lance"
+from actstore.store_uri import DEFAULT_URI  # defined in core; re-exported for old imports
 
-# Names load on first use, so `from actstore.store import DEFAULT_URI` (the CLI's option
-# defaults) does not import LanceDB and `actstore --help` stays fast.
+# Names load on first use, so importing the package does not import LanceDB.
 _LAZY = {
     "Store": "actstore.store.api",
     "Slice": "actstore.store.reads",

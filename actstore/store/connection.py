@@ -32,8 +32,7 @@ from actstore.schema import (
     SENTENCES_TABLE,
 )
 
-from actstore.storage import check_uri, object_store_reason
-from actstore.store import DEFAULT_URI
+from actstore.store_uri import DEFAULT_URI, check_uri, object_store_reason
 
 #: tables every store has from its creation on (result and activation tables come later)
 CORE_TABLES = {POINTS_TABLE: POINTS_SCHEMA, RUNS_TABLE: RUNS_SCHEMA, SENTENCES_TABLE: SENTENCES_SCHEMA}
@@ -42,7 +41,6 @@ CORE_TABLES = {POINTS_TABLE: POINTS_SCHEMA, RUNS_TABLE: RUNS_SCHEMA, SENTENCES_T
 _RACE_SECONDS = 20.0
 
 T = TypeVar("T")
-C = TypeVar("C", bound="Connection")
 
 
 def utcnow() -> datetime:
@@ -88,7 +86,12 @@ def list_table_names(db: lancedb.DBConnection) -> list[str]:
 
 
 class Connection:
-    """The LanceDB connection of one store and its table handles (cached per process)."""
+    """The LanceDB connection of one store and its table handles (cached per process).
+
+    The one piece every other store object depends on: it opens (or creates) the store, checks
+    its schema version and hands out tables and Lance datasets. It knows nothing of what the
+    tables hold.
+    """
 
     def __init__(self, db: lancedb.DBConnection, uri: str, storage_options: dict | None = None):
         self._db = db
@@ -100,12 +103,12 @@ class Connection:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls: type[C], uri: str | Path = DEFAULT_URI, *, create: bool = True,
-             storage_options: dict | None = None) -> C:
+    def open(cls, uri: str | Path = DEFAULT_URI, *, create: bool = True,
+             storage_options: dict | None = None) -> "Connection":
         """Open (or with `create`, make) the store at `uri`.
 
         `storage_options` go to `lancedb.connect` unchanged (object-store credentials, endpoints;
-        actstore/storage.py); the standard environment variables (AWS_ENDPOINT_URL, ...) apply
+        actstore/store_uri.py); the standard environment variables (AWS_ENDPOINT_URL, ...) apply
         without them. An unreachable or refusing object store is one sentence, not a traceback.
         """
         uri = check_uri(str(uri))
@@ -119,8 +122,8 @@ class Connection:
             raise StoreError(f"{uri} is a file, not a store directory; pass a directory for --db.")
         try:
             db = lancedb.connect(uri, storage_options=storage_options or None)
-            store = cls(db, uri, storage_options)
-            names = store.table_names()
+            conn = cls(db, uri, storage_options)
+            names = conn.table_names()
         except (OSError, RuntimeError, ValueError) as exc:
             if is_local:
                 raise
@@ -129,18 +132,18 @@ class Connection:
                 "name, credentials and endpoint (AWS_* variables or --storage-option)."
             ) from None
         if META_TABLE in names:
-            retry_race(store.meta, f"The meta table of {uri}")
-            store._check_version()
+            retry_race(conn.meta, f"The meta table of {uri}")
+            conn.check_version()
         elif names:
             raise StoreError(
                 f"{uri} is a LanceDB database but not an actstore store (no 'meta' table); "
                 "pass another --db."
             )
         elif create:
-            store._create_store()
+            conn._create_store()
         else:
             raise StoreError(f"The store at {uri} is empty; run `actstore ingest --db {uri} ...` first.")
-        return store
+        return conn
 
     def _create_store(self) -> None:
         """Create meta (first: it marks the directory as a store) and the core tables, idempotently."""
@@ -161,7 +164,7 @@ class Connection:
                 self.meta()  # another process created it: it must be readable now (or retried)
 
         retry_race(create_meta, f"The meta table of {self.uri}")
-        self._check_version()
+        self.check_version()
         for name, schema in CORE_TABLES.items():
             self.ensure_table(name, schema)
 
@@ -170,12 +173,13 @@ class Connection:
 
     # ------------------------------------------------------------------ meta
     def meta(self) -> dict[str, str]:
-        t = self._open_table(META_TABLE)
+        t = self.table(META_TABLE)
         t.checkout_latest()
         rows = t.to_arrow()
         return dict(zip(rows.column("key").to_pylist(), rows.column("value").to_pylist()))
 
-    def _check_version(self) -> None:
+    def check_version(self) -> None:
+        """Refuse a store of another schema version, naming `actstore migrate` where it upgrades it."""
         meta = self.meta()
         found = meta.get("schema_version")
         if found != str(SCHEMA_VERSION):
@@ -193,7 +197,8 @@ class Connection:
         return SCHEMA_VERSION
 
     # ------------------------------------------------------------------ tables
-    def _open_table(self, name: str):
+    def table(self, name: str):
+        """The LanceDB table `name` (a cached handle: call `checkout_latest` to see new commits)."""
         tbl = self._tables.get(name)
         if tbl is None:
             tbl = self._db.open_table(name)
@@ -252,13 +257,13 @@ class Connection:
         ds = self._datasets.get(name)
         if ds is not None and ds.latest_version == ds.version:
             return ds
-        tbl = self._open_table(name)
+        tbl = self.table(name)
         tbl.checkout_latest()
         ds = tbl.to_lance()
         self._datasets[name] = ds
         return ds
 
     def table_version(self, name: str) -> int:
-        tbl = self._open_table(name)
+        tbl = self.table(name)
         tbl.checkout_latest()
         return int(tbl.version)

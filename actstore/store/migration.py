@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.errors import SchemaVersionError, StoreError
-from actstore.storage import check_uri
+from actstore.store_uri import check_uri
 from actstore.store.connection import list_table_names
 from actstore.store.corpora import run_corpus_bases
 from actstore.schema import (ACTIVATION_PREFIX, RUNS_TABLE, META_TABLE, corpus_name, MIGRATABLE_VERSIONS, PRIMARY_KEY_METADATA, SCHEMA_VERSION,

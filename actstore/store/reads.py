@@ -17,6 +17,8 @@ import polars as pl
 from actstore.errors import StoreError
 from actstore.schema import METADATA_COLUMNS, sql_in, sql_quote
 from actstore.store.arrow import vectors_to_numpy
+from actstore.store.connection import Connection
+from actstore.store.points import PointsRegistry
 
 
 @dataclass
@@ -31,7 +33,11 @@ class Slice:
 
 
 class ActivationReader:
-    """Mixin of `Store`: reads of the `act_*` tables (needs `require_model`, `points`, `dataset`)."""
+    """Reads of the `act_*` tables; `points` says which tables hold a model's points."""
+
+    def __init__(self, conn: Connection, points: PointsRegistry):
+        self.conn = conn
+        self.points = points
 
     def read(self, model: str, *, points: str | Sequence[str] | None = None,
              modality: str | Sequence[str] | None = None, langs: Sequence[str] | None = None,
@@ -43,7 +49,7 @@ class ActivationReader:
         (n, d) float32 array in the same row order. All requested points must share one width
         (one table): read points of different widths separately.
         """
-        pts = self.require_model(model)
+        pts = self.points.require_model(model)
         if isinstance(points, str):
             points = [points]
         if points is not None:
@@ -75,7 +81,7 @@ class ActivationReader:
         cols = list(columns) if columns is not None else list(METADATA_COLUMNS)
         metas, vecs = [], []
         for table_name in tables:
-            ds = self.dataset(table_name)
+            ds = self.conn.dataset(table_name)
             t = ds.to_table(columns=cols + (["vector"] if vectors else []), filter=flt)
             if vectors:
                 vecs.append(vectors_to_numpy(t.column("vector")))
@@ -95,10 +101,10 @@ class ActivationReader:
         Tables of different widths cannot share a fixed-size vector column, so the union casts
         the vector to a variable-length list; queries that do not select it never read it.
         """
-        pts = self.points(model)
+        pts = self.points.points(model)
         frames = []
         for table_name in pts["table_name"].unique().sort().to_list():
-            lf = pl.scan_pyarrow_dataset(self.dataset(table_name))
+            lf = pl.scan_pyarrow_dataset(self.conn.dataset(table_name))
             if with_vectors:
                 lf = lf.with_columns(pl.col("vector").cast(pl.List(pl.Float32)))
             else:
@@ -116,12 +122,14 @@ class ActivationReader:
 
     def activation_version(self, model: str) -> int:
         """A version stamp for a model's activations (sum of its tables' Lance versions)."""
-        return sum(self.table_version(t) for t in self.require_model(model)["table_name"].unique().to_list())
+        tables = self.points.require_model(model)["table_name"].unique().to_list()
+        return sum(self.conn.table_version(t) for t in tables)
 
     def count_rows(self, model: str | None = None) -> int:
+        """Activation rows stored (of `model`, or of every model)."""
         total = 0
-        pts = self.points(model)
+        pts = self.points.points(model)
         for table_name in pts["table_name"].unique().to_list():
             flt = f"model = {sql_quote(model)}" if model is not None else None
-            total += self._open_table(table_name).count_rows(flt)
+            total += self.conn.table(table_name).count_rows(flt)
         return total

@@ -20,10 +20,9 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.errors import StoreError
-from actstore.schema import ACTIVATION_PREFIX, META_TABLE, POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE
+from actstore.schema import ACTIVATION_PREFIX, RESERVED_TABLES
 from actstore.store.arrow import frame_to_arrow
-
-RESERVED_TABLES = (META_TABLE, POINTS_TABLE, RUNS_TABLE, SENTENCES_TABLE)
+from actstore.store.connection import Connection
 
 
 def _check_key(name: str, frame: pl.DataFrame, key: Sequence[str]) -> None:
@@ -44,7 +43,10 @@ def _check_key(name: str, frame: pl.DataFrame, key: Sequence[str]) -> None:
 
 
 class ResultTables:
-    """Mixin of `Store`: result tables (needs `ensure_table`, `has_table`, `dataset`, `table_names`)."""
+    """Write, read and list the analyses' result tables."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
     def write_results(self, name: str, frame: pl.DataFrame, *, key: Sequence[str],
                       unit: str | None = None) -> None:
@@ -60,7 +62,7 @@ class ResultTables:
             return
         _check_key(name, frame, key)
         data = frame_to_arrow(frame)
-        tbl = self.ensure_table(name, data.schema)
+        tbl = self.conn.ensure_table(name, data.schema)
         data = self._conform(name, tbl, data)
         merge = tbl.merge_insert(list(key)).when_matched_update_all().when_not_matched_insert_all()
         if unit is not None:
@@ -97,10 +99,11 @@ class ResultTables:
 
     def read_results(self, name: str, where: str | None = None) -> pl.DataFrame | None:
         """A result table (filtered), or None when it was never written."""
-        if not self.has_table(name):
+        if not self.conn.has_table(name):
             return None
-        return pl.from_arrow(self.dataset(name).to_table(filter=where))  # type: ignore[return-value]
+        return pl.from_arrow(self.conn.dataset(name).to_table(filter=where))  # type: ignore[return-value]
 
     def result_tables(self) -> list[str]:
+        """Every result table in the store (tables that are neither reserved nor activations)."""
         reserved = set(RESERVED_TABLES)
-        return sorted(n for n in self.table_names() if n not in reserved and not n.startswith(ACTIVATION_PREFIX))
+        return sorted(n for n in self.conn.table_names() if n not in reserved and not n.startswith(ACTIVATION_PREFIX))

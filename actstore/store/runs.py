@@ -8,6 +8,13 @@ marks `running` runs of this host whose process is gone, or whose pid now belong
 process (a different start time), as `interrupted`. Runs of other hosts cannot be checked from
 here and are left alone; rows written before these columns existed carry no process and are
 left alone too (unknown, not stale).
+
+The runs table is the one source of truth for `random_init` (was the model random-initialised?):
+the ingest writes it into its run row from the adapter's `ModelInfo`. `RunLog.is_random_init`
+reads it there; the copies elsewhere are derived from it and never guessed independently: the
+`points.random_init` column is written from the runs at registration, and each analysis result
+row's `random_init` is `Store.is_random_init(model)` at the time the row was computed (a derived
+snapshot, kept so a result table read alone, e.g. by SQL, still carries the label).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import pyarrow as pa
 
 from actstore import __version__
 from actstore.schema import RUNS_PROCESS_FIELDS, RUNS_SCHEMA, RUNS_TABLE, sql_in, sql_quote
-from actstore.store.connection import utcnow
+from actstore.store.connection import Connection, utcnow
 
 
 def process_start(pid: int) -> int | None:
@@ -85,9 +92,14 @@ def process_alive(pid: int, start: int | None, started_at=None) -> bool:
     return now is None or now == start
 
 
+def _log(store) -> "RunLog":
+    """The RunLog of a Store (or a RunLog itself): these functions accept either."""
+    return getattr(store, "run_log", store)
+
+
 def stale_runs(store) -> pl.DataFrame:
     """`running` runs of this host whose process is gone (or is another process by now)."""
-    runs = store.runs()
+    runs = _log(store).runs()
     if not runs.height or any(c not in runs.columns for c in RUNS_PROCESS_FIELDS):
         return runs.clear()
     host = socket.gethostname()
@@ -106,7 +118,7 @@ def other_live_runs(store, run_id: str) -> list[str]:
     Finalize drops old versions only when this is empty: deleting the files of an old version
     under a concurrent writer that still reads it makes that writer fail.
     """
-    runs = store.runs()
+    runs = _log(store).runs()
     if not runs.height or any(c not in runs.columns for c in RUNS_PROCESS_FIELDS):
         return []
     running = runs.filter((pl.col("status") == "running") & (pl.col("run_id") != run_id)
@@ -123,14 +135,17 @@ def mark_stale_runs(store) -> list[str]:
     stale = stale_runs(store)
     ids = stale["run_id"].to_list()
     if ids:
-        store._open_table(RUNS_TABLE).update(
+        _log(store).conn.table(RUNS_TABLE).update(
             where=f"{sql_in('run_id', ids)} AND status = {sql_quote('running')}",
             values={"status": "interrupted"})
     return ids
 
 
 class RunLog:
-    """Mixin of `Store`: start, finish and list runs (needs `ensure_table`, `dataset`)."""
+    """Start, finish and list runs; say whether a model is random-initialised."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
     def start_run(self, record: dict) -> str:
         """Write a provenance row with status 'running' (and this process); returns the run id."""
@@ -143,7 +158,7 @@ class RunLog:
         if isinstance(row.get("params"), dict):
             row["params"] = json.dumps(row["params"], sort_keys=True)
         data = pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
-        tbl = self.ensure_table(RUNS_TABLE, RUNS_SCHEMA)
+        tbl = self.conn.ensure_table(RUNS_TABLE, RUNS_SCHEMA)
         data = data.select(self._runs_columns(tbl))
         tbl.add(data)
         return run_id
@@ -167,19 +182,25 @@ class RunLog:
         return [f.name for f in RUNS_SCHEMA if f.name in names]
 
     def finish_run(self, run_id: str, *, status: str, n_items: int, n_rows: int) -> None:
-        tbl = self._open_table(RUNS_TABLE)
+        tbl = self.conn.table(RUNS_TABLE)
         tbl.update(
             where=f"run_id = {sql_quote(run_id)}",
             values={"status": status, "n_items": n_items, "n_rows": n_rows, "ended_at": utcnow()},
         )
 
     def runs(self, model: str | None = None) -> pl.DataFrame:
-        if not self.has_table(RUNS_TABLE):
+        """Every run (of `model`), oldest first, with the process columns even on old stores."""
+        if not self.conn.has_table(RUNS_TABLE):
             return pl.DataFrame(schema=pl.Schema(RUNS_SCHEMA))  # type: ignore[arg-type]
         flt = f"model = {sql_quote(model)}" if model is not None else None
-        runs = pl.from_arrow(self.dataset(RUNS_TABLE).to_table(filter=flt))
+        runs = pl.from_arrow(self.conn.dataset(RUNS_TABLE).to_table(filter=flt))
         for name in RUNS_PROCESS_FIELDS:  # a store written before these columns existed
             if name not in runs.columns:  # type: ignore[union-attr]
                 dtype = pl.Int64 if pa.types.is_integer(RUNS_SCHEMA.field(name).type) else pl.String
                 runs = runs.with_columns(pl.lit(None, dtype).alias(name))  # type: ignore[union-attr]
         return runs.sort("started_at")  # type: ignore
+
+    def is_random_init(self, model: str) -> bool:
+        """True when any run of `model` recorded a random-initialised model (the source of truth)."""
+        runs = self.runs(model)
+        return bool(runs.height) and bool(runs["random_init"].fill_null(False).any())

@@ -12,21 +12,26 @@ import polars as pl
 import pyarrow as pa
 
 from actstore.schema import SENTENCES_KEY, SENTENCES_SCHEMA, SENTENCES_TABLE, sql_in
+from actstore.store.connection import Connection
 
 
 class SentenceTexts:
-    """Mixin of `Store`: write and read sentence texts (needs `ensure_table`, `dataset`)."""
+    """Write and read sentence texts."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
 
     def write_sentences(self, rows: pa.Table) -> None:
         """Upsert sentence texts (one commit)."""
         rows = rows.select(SENTENCES_SCHEMA.names).cast(SENTENCES_SCHEMA)
         if rows.num_rows == 0:
             return
-        (self.ensure_table(SENTENCES_TABLE, SENTENCES_SCHEMA).merge_insert(list(SENTENCES_KEY))
+        (self.conn.ensure_table(SENTENCES_TABLE, SENTENCES_SCHEMA).merge_insert(list(SENTENCES_KEY))
             .when_matched_update_all().when_not_matched_insert_all().execute(rows))
 
     def sentences(self, langs: Sequence[str] | None = None) -> pl.DataFrame:
-        if not self.has_table(SENTENCES_TABLE):
+        """Stored texts (of `langs`): source, split, lang, sentence_id, text."""
+        if not self.conn.has_table(SENTENCES_TABLE):
             return pl.DataFrame(schema=pl.Schema(SENTENCES_SCHEMA))  # type: ignore[arg-type]
         flt = sql_in("lang", list(langs)) if langs else None
-        return pl.from_arrow(self.dataset(SENTENCES_TABLE).to_table(filter=flt))  # type: ignore
+        return pl.from_arrow(self.conn.dataset(SENTENCES_TABLE).to_table(filter=flt))  # type: ignore

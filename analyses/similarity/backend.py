@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from actstore.analyses.devices import BACKENDS, resolve_device
+from actstore.analyses.devices import resolve_device
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.validation import check_count, check_open_fraction, check_rows, check_set
 from actstore.errors import AnalysisInputError
 
+from .forced import centred_span, forced_correlations, row_classes
 from .measure import Measure, PairRequest, as_score, null_permutation
 from .registry import get_measure
 
@@ -80,24 +83,45 @@ def _validate(sets: dict[Hashable, np.ndarray], requests: Sequence[PairRequest],
 
 
 def _components(keys: list[tuple[Hashable, Hashable]]) -> list[list[int]]:
-    """Group request indices that share a subset (union-find), splitting huge groups."""
-    parent: dict[Hashable, Hashable] = {}
-
-    def find(a: Hashable) -> Hashable:
-        while parent.setdefault(a, a) != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    """Group request indices whose subsets are linked by shared use (connected components of the
+    graph with one node per distinct (set, rows) subset and one edge per request), in order of
+    each group's first request, splitting huge groups so every worker gets a share."""
+    nodes: dict[Hashable, int] = {}
     for kx, ky in keys:
-        parent[find(kx)] = find(ky)
-    groups: dict[Hashable, list[int]] = {}
-    for i, (kx, _) in enumerate(keys):
-        groups.setdefault(find(kx), []).append(i)
+        nodes.setdefault(kx, len(nodes))
+        nodes.setdefault(ky, len(nodes))
+    if not keys:
+        return []
+    a = np.array([nodes[kx] for kx, _ in keys])
+    b = np.array([nodes[ky] for _, ky in keys])
+    graph = coo_matrix((np.ones(len(keys)), (a, b)), shape=(len(nodes), len(nodes)))
+    label = connected_components(graph, directed=False)[1][a]
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(label.tolist()):
+        groups.setdefault(g, []).append(i)
     out: list[list[int]] = []
     for members in groups.values():
         out.extend(members[j : j + _MAX_COMPONENT] for j in range(0, len(members), _MAX_COMPONENT))
     return out
+
+
+def _forced(used: dict[Hashable, np.ndarray], pairs: list[PairRequest], kx: np.ndarray,
+            ky: np.ndarray) -> np.ndarray:
+    """Correlations forced to 1 per request, from the span of its centred rows (`forced`):
+    repeated rows (identical vectors, or a row index used twice) lower it below n - 1."""
+    labels = {key: row_classes(x) for key, x in used.items()}
+    distinct = {key: int(lab.max(initial=-1)) + 1 == lab.shape[0] for key, lab in labels.items()}
+
+    def span(p: PairRequest) -> int:
+        m = p.x_rows.shape[0]
+        for key, rows in ((p.x_key, p.x_rows), (p.y_key, p.y_rows)):
+            # a set without repeated vectors, rows without a repeated index: span n - 1
+            if distinct[key] and (m < 2 or np.all(rows[1:] > rows[:-1]) or np.unique(rows).size == m):
+                return m - 1
+        return centred_span(labels[p.x_key][p.x_rows], labels[p.y_key][p.y_rows])
+
+    spans = np.array([span(p) for p in pairs], dtype=np.int64)
+    return np.asarray(forced_correlations(kx, ky, spans), dtype=np.int64).reshape(len(pairs))
 
 
 class _Scorer:
@@ -154,19 +178,38 @@ def score_pairs(
 
     measure: a registered name (`registry.measure_names()`) or a `Measure` class, built with
     `keep` and `k`, or a ready `Measure` instance (its own options win). Keys: score, kx, ky (kept directions; -1
-    when the measure has none), n (paired rows), and null (the same measure with y's rows
+    when the measure has none), n (paired rows), forced (canonical correlations that are 1 by
+    construction, see `forced`; 0 for measures without kept directions), and null (the same measure with y's rows
     shuffled by a permutation seeded by (seed, request index)) when null=True. `progress(n)` is
     called with the number of requests just finished (an increment, e.g. `tqdm.update`).
     `n_jobs` threads (default: all cores) share the work on the numpy backend.
     backend='torch' runs measures that support it (svcca) on `device`; others use numpy.
     """
+    return _score(sets, requests, measure=measure, keep=keep, null=null, seed=seed, k=k, backend=backend,
+                  device=device, n_jobs=n_jobs, progress=progress, count_forced=True)
+
+
+def _score(sets, requests, *, measure, keep, null, seed, k, backend, device, n_jobs, progress,
+           count_forced: bool) -> dict[str, np.ndarray]:
+    """`score_pairs`; without `count_forced` (bootstrap resamples: only scores are read) the
+    forced counts are not computed."""
     meas = get_measure(measure, keep=keep, k=k)
     device = resolve_device(device, backend=backend, what="similarity")
     requests = list(requests)
     used, pairs = _validate(sets, requests, meas.min_rows(), meas.label)
     if backend == "torch" and meas.supports_torch:
-        return meas.score_grid_torch(used, pairs, null=null, seed=seed, device=device,
-                                     progress=progress)
+        res = meas.score_grid_torch(used, pairs, null=null, seed=seed, device=device, progress=progress)
+    else:
+        res = _score_numpy(meas, used, pairs, null=null, seed=seed, n_jobs=n_jobs, progress=progress)
+    if count_forced:
+        res["forced"] = _forced(used, pairs, res["kx"], res["ky"])
+    return res
+
+
+def _score_numpy(meas: Measure, used: dict[Hashable, np.ndarray], pairs: list[PairRequest], *,
+                 null: bool, seed: int, n_jobs: int | None,
+                 progress: Callable[[int], object] | None) -> dict[str, np.ndarray]:
+    """`score_pairs` on the numpy path: components of shared subsets on a thread pool."""
     prepared = {key: meas.prepare(x) for key, x in used.items()}
     n_req = len(pairs)
     res = {
@@ -267,7 +310,8 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, xr.shape[0], size=(int(n_boot), xr.shape[0]))
     boots = [PairRequest(request.x_key, xr[d], request.y_key, yr[d]) for d in draws]
-    scores = score_pairs(sets, boots, measure=meas, null=False)["score"]
+    scores = _score(sets, boots, measure=meas, keep=keep, null=False, seed=0, k=k, backend="numpy",
+                    device=None, n_jobs=None, progress=None, count_forced=False)["score"]
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(scores, [alpha, 1.0 - alpha])
     return float(low), float(high)

@@ -33,12 +33,32 @@ def svcca_grid_torch(centred: dict[Hashable, np.ndarray], requests: Sequence[Pai
     """
     import torch
 
-    dt = torch.float64
     grams = {}
     for key, xc in centred.items():
-        xt = torch.as_tensor(xc, dtype=dt, device=device)
+        xt = torch.as_tensor(xc, dtype=torch.float64, device=device)
         grams[key] = xt @ xt.T
-    # distinct reductions, grouped by subset size
+    red_rows, pair_idx = _distinct_subsets(requests)
+    vecs, kept = _reduce_all(grams, red_rows, keep, device)
+    n_req = len(requests)
+    out = {"score": np.full(n_req, np.nan), "kx": np.zeros(n_req, dtype=np.int64),
+           "ky": np.zeros(n_req, dtype=np.int64), "n": np.zeros(n_req, dtype=np.int64)}
+    if null:
+        out["null"] = np.full(n_req, np.nan)
+    req_by_m: dict[int, list[int]] = {}
+    for i, req in enumerate(requests):
+        req_by_m.setdefault(req.x_rows.shape[0], []).append(i)
+    for m, members in req_by_m.items():
+        for j in range(0, len(members), _BATCH):
+            chunk = members[j : j + _BATCH]
+            _score_chunk(out, chunk, m, [pair_idx[i] for i in chunk], vecs, kept,
+                         null=null, seed=seed, device=device)
+            if progress is not None:
+                progress(len(chunk))
+    return out
+
+
+def _distinct_subsets(requests: Sequence[PairRequest]):
+    """The distinct (set, rows) subsets, and per request the indices of its two subsets."""
     index: dict[tuple[Hashable, bytes], int] = {}
     red_rows: list[tuple[Hashable, np.ndarray]] = []
     pair_idx = []
@@ -51,6 +71,15 @@ def svcca_grid_torch(centred: dict[Hashable, np.ndarray], requests: Sequence[Pai
                 red_rows.append((key, rows))
             ids.append(index[ck])
         pair_idx.append(ids)
+    return red_rows, pair_idx
+
+
+def _reduce_all(grams: dict, red_rows: list[tuple[Hashable, np.ndarray]], keep: float, device: str):
+    """Every distinct subset's eigenvectors in the basis of 1-perp and its kept count, computed
+    in batches of equal subset size."""
+    import torch
+
+    dt = torch.float64
     vecs: dict[int, torch.Tensor] = {}
     kept = np.zeros(len(red_rows), dtype=np.int64)
     by_m: dict[int, list[int]] = {}
@@ -85,39 +114,33 @@ def svcca_grid_torch(centred: dict[Hashable, np.ndarray], requests: Sequence[Pai
             kept[chunk] = k.cpu().numpy()
             for r, vr in zip(chunk, v):
                 vecs[r] = vr
-    n_req = len(requests)
-    out = {"score": np.full(n_req, np.nan), "kx": np.zeros(n_req, dtype=np.int64),
-           "ky": np.zeros(n_req, dtype=np.int64), "n": np.zeros(n_req, dtype=np.int64)}
+    return vecs, kept
+
+
+def _score_chunk(out: dict[str, np.ndarray], chunk: list[int], m: int, subsets: list[list[int]],
+                 vecs: dict, kept: np.ndarray, *, null: bool, seed: int, device: str) -> None:
+    """Scores (and nulls) of one batch of requests with m paired rows, written into `out`."""
+    import torch
+
+    dt = torch.float64
+    a = m - 1
+    cols = torch.arange(a, device=device)
+    ix = [pair[0] for pair in subsets]
+    iy = [pair[1] for pair in subsets]
+    kx = torch.as_tensor(kept[ix], device=device)
+    ky = torch.as_tensor(kept[iy], device=device)
+    vx = torch.stack([vecs[r] for r in ix]) * (cols < kx[:, None])[:, None, :]
+    vy = torch.stack([vecs[r] for r in iy]) * (cols < ky[:, None])[:, None, :]
+    denom = torch.minimum(kx, ky).to(dt)
+    sig = torch.linalg.svdvals(vx.transpose(1, 2) @ vy).clamp(0.0, 1.0)
+    score = sig.sum(-1) / denom
+    out["score"][chunk] = score.cpu().numpy()
+    out["kx"][chunk], out["ky"][chunk], out["n"][chunk] = kept[ix], kept[iy], m
     if null:
-        out["null"] = np.full(n_req, np.nan)
-    req_by_m: dict[int, list[int]] = {}
-    for i, req in enumerate(requests):
-        req_by_m.setdefault(req.x_rows.shape[0], []).append(i)
-    for m, members in req_by_m.items():
-        a = m - 1
         h = torch.as_tensor(np.eye(m)[:, :a] - 2.0 * np.outer(householder_vector(m),
                             householder_vector(m)[:a]), dtype=dt, device=device)
-        cols = torch.arange(a, device=device)
-        for j in range(0, len(members), _BATCH):
-            chunk = members[j : j + _BATCH]
-            ix = [pair_idx[i][0] for i in chunk]
-            iy = [pair_idx[i][1] for i in chunk]
-            kx = torch.as_tensor(kept[ix], device=device)
-            ky = torch.as_tensor(kept[iy], device=device)
-            vx = torch.stack([vecs[r] for r in ix]) * (cols < kx[:, None])[:, None, :]
-            vy = torch.stack([vecs[r] for r in iy]) * (cols < ky[:, None])[:, None, :]
-            denom = torch.minimum(kx, ky).to(dt)
-            sig = torch.linalg.svdvals(vx.transpose(1, 2) @ vy).clamp(0.0, 1.0)
-            score = sig.sum(-1) / denom
-            out["score"][chunk] = score.cpu().numpy()
-            out["kx"][chunk], out["ky"][chunk], out["n"][chunk] = kept[ix], kept[iy], m
-            if null:
-                perms = torch.as_tensor(np.stack([null_permutation(seed, i, m) for i in chunk]),
-                                        device=device)
-                ux = h @ vx
-                uy = torch.gather(h @ vy, 1, perms[:, :, None].expand(-1, -1, a))
-                sig0 = torch.linalg.svdvals(ux.transpose(1, 2) @ uy).clamp(0.0, 1.0)
-                out["null"][chunk] = (sig0.sum(-1) / denom).cpu().numpy()
-            if progress is not None:
-                progress(len(chunk))
-    return out
+        perms = torch.as_tensor(np.stack([null_permutation(seed, i, m) for i in chunk]), device=device)
+        ux = h @ vx
+        uy = torch.gather(h @ vy, 1, perms[:, :, None].expand(-1, -1, a))
+        sig0 = torch.linalg.svdvals(ux.transpose(1, 2) @ uy).clamp(0.0, 1.0)
+        out["null"][chunk] = (sig0.sum(-1) / denom).cpu().numpy()

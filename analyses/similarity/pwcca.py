@@ -18,7 +18,7 @@ acts1. Numbers from it and from this module are therefore not interchangeable. T
 written out with explicit whitening (covariance CCA on the principal components) to ~1e-15.
 
 Degenerate regime. When two or more canonical correlations equal 1 (which happens by
-construction once kx + ky - (n - 1) >= 2, see `forced`), the canonical variates of that block
+construction once kx + ky - span >= 2, see `forced`), the canonical variates of that block
 are any orthonormal basis of it, and the weights (sums of absolute values) change with the basis
 the solver returns (a fault campaign got 0.8006 and 0.8072 on the same inputs). PWCCA is then
 not a function of the data, so `pwcca` returns score NaN with `degenerate=True` and warns (the
@@ -36,7 +36,7 @@ import numpy as np
 from actstore.analyses.validation import check_keep, check_pair
 
 from .backend import get_backend
-from .forced import forced_correlations
+from .forced import forced_correlations, span_of
 from .measure import Measure, Score
 from .reduction import CentredSet, Reduction, kept_count, reduce_subset
 
@@ -52,11 +52,8 @@ class PWCCAResult:
     weights: np.ndarray
     n: int = 0  # paired rows
     degenerate: bool = False  # two or more correlations are 1: the score depends on the solver
-
-    @property
-    def forced(self) -> int:
-        """Canonical correlations that are 1 by construction: max(0, kx + ky - (n - 1))."""
-        return forced_correlations(self.kx, self.ky, self.n) if self.n else 0
+    #: canonical correlations that are 1 by construction: max(0, kx + ky - span); see `forced`
+    forced: int = 0
 
 
 #: a correlation this close to 1 counts as 1 (solvers return forced ones as 1 - O(1e-15))
@@ -116,16 +113,17 @@ def pwcca(
     score, rho, weights = pwcca_from_bases(
         be.to_numpy(ux[:, :kx]), sx[:kx], be.to_numpy(uy[:, :ky]), sy[:ky]
     )
-    n = xa.shape[0]
+    n, span = xa.shape[0], span_of(xa, ya)
+    forced = forced_correlations(kx, ky, span)
     degenerate = bool(np.isnan(score))
     if degenerate:
         warnings.warn(
             f"PWCCA is undefined here: {int(np.count_nonzero(rho >= 1.0 - UNIT_TOLERANCE))} canonical "
-            f"correlations equal 1 (kx={kx} + ky={ky} > n-1={n - 1} forces "
-            f"{forced_correlations(kx, ky, n)}), so the weights depend on the solver; compare more "
+            f"correlations equal 1 (kx={kx} + ky={ky} > {span}, the span of the {n} centred rows, "
+            f"forces {forced}), so the weights depend on the solver; compare more "
             "rows, keep less variance, or use SVCCA.", RuntimeWarning, stacklevel=2)
     return PWCCAResult(score=score, kx=kx, ky=ky, correlations=rho, weights=weights, n=n,
-                       degenerate=degenerate)
+                       degenerate=degenerate, forced=forced)
 
 
 class PWCCA(Measure):

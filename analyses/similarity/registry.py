@@ -7,7 +7,7 @@ A distribution makes a measure available by declaring, in its `pyproject.toml`,
 
 where `MyMeasure` subclasses `actstore.analyses.similarity.measure.Measure`. actstore's own
 measures (svcca, pwcca, cka, cka_debiased, knn) are declared the same way, so a third-party
-measure is a peer of the built-ins: `actstore analyze svcca --measure my_measure` and the
+measure is a peer of the built-ins: `actstore analyze similarity --measure my_measure` and the
 report's `--measure` list it, and the batched engine, baselines, nulls and bootstrap run it.
 
 `measure_names()` reads names from the installed metadata without importing any measure (the

@@ -17,10 +17,11 @@ reduced sets to ~1e-7 and is faster and better conditioned. SVCCA is inflated wh
 (pure noise at n=300, d=1024 scores ~0.81), so always read it beside k and a null.
 
 Forced correlations: centred sets of n rows live in the (n-1)-dim space orthogonal to the
-constant vector, and two subspaces of dimensions kx and ky there share at least
-kx + ky - (n - 1) dimensions. So whatever the data, at least
+constant vector (in fewer dimensions when rows repeat: the `span` of `forced`), and two
+subspaces of dimensions kx and ky there share at least kx + ky - span dimensions. So whatever
+the data, at least
 
-    forced = max(0, kx + ky - (n - 1))
+    forced = max(0, kx + ky - span)      (span = n - 1 unless rows repeat)
 
 canonical correlations are exactly 1 by construction (`forced.forced_correlations`). In the study's
 regime (n ~ 200-300, d = 1024, 90% variance) that is a large share of every score, and with
@@ -38,7 +39,7 @@ import numpy as np
 from actstore.analyses.validation import check_keep, check_pair
 
 from .backend import get_backend
-from .forced import forced_correlations
+from .forced import forced_correlations, span_of
 from .measure import Measure, PairRequest, Score
 from .reduction import KEEP_TOLERANCE, CentredSet, Reduction, kept_count, reduce_subset, sum_correlations
 
@@ -55,15 +56,8 @@ class SVCCAResult:
     correlations: np.ndarray  # (min(kx, ky),) descending, in [0, 1]
 
     n: int = 0  # paired rows (0: unknown)
-
-    @property
-    def n_correlations(self) -> int:
-        return int(self.correlations.shape[0])
-
-    @property
-    def forced(self) -> int:
-        """Canonical correlations that are 1 by construction (kx + ky > n - 1); see the module doc."""
-        return forced_correlations(self.kx, self.ky, self.n) if self.n else 0
+    #: canonical correlations that are 1 by construction (kx + ky > the centred rows' span); `forced`
+    forced: int = 0
 
 
 def reduce_set(xc, keep: float, be, name: str):
@@ -88,7 +82,8 @@ def svcca(
     ux, kx = reduce_set(be.centre(be.asarray(xa)), keep, be, "x")
     uy, ky = reduce_set(be.centre(be.asarray(ya)), keep, be, "y")
     rho = np.clip(be.to_numpy(be.svdvals(ux.T @ uy)), 0.0, 1.0)
-    return SVCCAResult(score=float(rho.mean()), kx=kx, ky=ky, correlations=rho, n=xa.shape[0])
+    forced = forced_correlations(kx, ky, span_of(xa, ya))
+    return SVCCAResult(score=float(rho.mean()), kx=kx, ky=ky, correlations=rho, n=xa.shape[0], forced=forced)
 
 
 class SVCCA(Measure):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
-from actstore.ingest.adapters.registry import adapter_for, adapter_named, locators, registered_adapters
+from actstore.ingest.adapters.registry import adapter_for, adapter_named, registered_adapters
 from actstore.ingest.model_paths import ModelSource, resolve_model
 
 __all__ = ["Adapter", "ModelInfo", "ModelSource", "Pooled", "adapter_for", "adapter_named",
@@ -30,8 +30,9 @@ def load_adapter(model: str, *, adapter: str | None = None, name: str | None = N
     options: adapter-specific settings, recorded in provenance.
     """
     cls = adapter_named(adapter) if adapter else None
-    source = resolve_model(model, cache_dir=cache_dir,
-                           locators=[cls.locate] if cls is not None else locators())
+    families = [cls] if cls is not None else list(registered_adapters().values())
+    source = resolve_model(model, cache_dir=cache_dir, locators=[c.locate for c in families],
+                           known=[name for c in families for name in c.known_models()])
     if cls is None:
         cls = adapter_for(source)
     loaded = cls(source, name=name, device=device, dtype=dtype, options=options)

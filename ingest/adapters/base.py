@@ -54,10 +54,22 @@ class ModelInfo:
 
 
 class Adapter(ABC):
-    """Base class. Subclasses do no heavy work until `load()`."""
+    """Base class. Subclasses do no heavy work until `load()`.
+
+    Two names, never mixed: `family` is the CLASS's registry name (the entry point's, e.g.
+    "seamless-m4t-v2", what `--adapter` takes and provenance records as the adapter);
+    `model_name` is the INSTANCE's stored model name (the `model` column, `--name`).
+
+    The pipeline reads only what is declared here. Required: `load`, `info`, `points`,
+    `layer_of`, `width`, `encode`. Optional, each with the default below: the class attributes
+    `modalities`, `priority`, `paired`, `study_layers`, `window_seconds`, `option_keys`, and the
+    methods
+    `recognises`, `locate`, `known_models`, `supports_language`, `speech_window`, `cost_model`, `encode_pairs`
+    (paired adapters only) and `select_points`.
+    """
 
     #: registry name (the entry point's name, e.g. "seamless-m4t-v2"); set by the registry
-    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
     #: modalities this adapter encodes, e.g. ("speech", "text")
     modalities: ClassVar[tuple[str, ...]] = ()
     #: lower is asked first when several adapters recognise a model (generic text is last)
@@ -71,6 +83,9 @@ class Adapter(ABC):
     #: are truncated by the model); None: no window. It is the default `--max-seconds`
     #: (actstore.ingest.memory); override `speech_window()` when the loaded checkpoint decides it
     window_seconds: ClassVar[float | None] = None
+    #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
+    #: is built (an option silently ignored would change nothing and be recorded nowhere)
+    option_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def recognises(cls, source: ModelSource) -> bool:
@@ -82,6 +97,11 @@ class Adapter(ABC):
         """Resolve a name only this family knows (e.g. a fairseq2 asset card), or None."""
         return None
 
+    @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        """Names `locate` answers to, offered as "did you mean" when `--model` is not found."""
+        return ()
+
     def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
                  dtype: str = "float32", options: dict | None = None):
         """Remember where to load from; `load()` does the work.
@@ -91,10 +111,16 @@ class Adapter(ABC):
         recorded in provenance through `info.extra`.
         """
         self.source = source
-        self.name = name or source.name
-        self.device_name = device
+        #: the stored model name (the `model` column); `family` is the adapter's registry name
+        self.model_name = name or source.name
         self.dtype_name = dtype
         self.options = dict(options or {})
+        unknown = sorted(set(self.options) - set(self.option_keys))
+        if unknown:
+            from actstore.errors import ActstoreError
+
+            allowed = f"use {', '.join(self.option_keys)}" if self.option_keys else "it takes none"
+            raise ActstoreError(f"Unknown {self.adapter_label} option(s) {unknown}; {allowed}.")
 
     @abstractmethod
     def load(self) -> None:
@@ -103,7 +129,7 @@ class Adapter(ABC):
     @property
     def adapter_label(self) -> str:
         """What provenance records as the adapter: registry name, else the class name."""
-        return type(self).name or type(self).__name__
+        return type(self).family or type(self).__name__
 
     @property
     @abstractmethod
@@ -129,6 +155,12 @@ class Adapter(ABC):
         Pooling is a masked mean in float32 over each point's own valid positions, so a padded
         batch gives the same vectors as running each item alone (to 1e-5).
         """
+
+    def supports_language(self, lang: str, modality: str) -> bool:
+        """False when the loaded model has no weights for `lang` in `modality` (e.g. SONAR's
+        per-language speech encoders): the pipeline then reports that job as skipped, not failed.
+        `lang` is the catalogue's ISO 639-3 code. Default: every language."""
+        return True
 
     def speech_window(self) -> float | None:
         """Seconds of audio the loaded model reads at once (None: no window); see `window_seconds`."""

@@ -7,7 +7,7 @@ A distribution makes an adapter available by declaring, in its `pyproject.toml`,
 
 actstore's own adapters are declared the same way, so a third-party adapter is a peer of the
 built-ins: it can be named with `--adapter my-family` or be picked by `recognises`. The registry
-name is copied onto the class (`Adapter.name`) so provenance records it.
+name is copied onto the class (`Adapter.family`) so provenance records it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def registered_adapters() -> dict[str, type[Adapter]]:
         if not (isinstance(cls, type) and issubclass(cls, Adapter)):
             log.warning("adapter entry point %s = %s is not an Adapter subclass; ignored", ep.name, ep.value)
             continue
-        cls.name = ep.name
+        cls.family = ep.name
         found[ep.name] = cls
     return dict(sorted(found.items(), key=lambda kv: (kv[1].priority, kv[0])))
 
@@ -50,8 +50,11 @@ def adapter_named(name: str) -> type[Adapter]:
     """The adapter registered as `name` (for `--adapter NAME`)."""
     adapters = registered_adapters()
     if name not in adapters:
+        from actstore.ingest.model_paths import did_you_mean
+
         raise UnknownModelError(
-            f"No adapter is registered as {name!r}; use one of {', '.join(adapters) or 'none'} "
+            f"No adapter is registered as {name!r}.{did_you_mean(name, adapters)} Use one of "
+            f"{', '.join(adapters) or 'none'} "
             f"(or install the package that provides it: entry point group {GROUP!r})."
         )
     return adapters[name]
@@ -70,11 +73,6 @@ def adapter_for(source: ModelSource) -> type[Adapter]:
         f"No adapter recognises {source.path} ({what}); name one with --adapter "
         f"({', '.join(adapters)}) or install a package that registers an adapter for it."
     )
-
-
-def locators():
-    """Every registered adapter's `locate` (family-specific names, e.g. fairseq2 asset cards)."""
-    return [cls.locate for cls in registered_adapters().values()]
 
 
 def adapter_table():

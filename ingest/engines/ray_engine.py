@@ -1,9 +1,8 @@
 """`--engine ray`: encode on Ray Data model actors, write on the driver.
 
 How a run flows (and why):
-1. The driver plans every job with the local engine's code (`pipeline.plan_jobs` inside
-   `prepare_plan`) and filters its keys against the store BEFORE any model runs
-   (`pipeline.pending_keys`, the key half of `pending_work`): a rerun sends nothing.
+1. The driver plans every job with the shared steps and reads its pending keys from the store
+   once, BEFORE any model runs (`steps.planning.pending_jobs`): a rerun sends nothing.
 2. Pending items become dataset rows of *keys*, not payloads: one row = one group of up to
    `GROUP_BATCHES` model batches of one job. Actors read the audio/text themselves, so the
    driver never holds a whole study's audio and reading scales with the actors.
@@ -13,11 +12,11 @@ How a run flows (and why):
 3. `map_batches` runs `EncodeActor` (a class in this package, importable by every worker) on a
    fixed-size actor pool: `num_gpus=1` per actor with `--device cuda`, otherwise a fraction of a
    CPU that leaves room for Ray Data's own tasks (actors that take every CPU starve them).
-   Actors encode with the local engine's `pipeline.encode_job` (same batching, same NaN check).
+   Actors encode with the local engine's `steps.encoding.encode_job` (same batching, same NaN check).
 4. Pooled rows stream back to the driver; when a job's last row arrives the job is written with
-   the local engine's pieces (`build_job_tables`, `sentence_rows`, `write_job`: the key-guarded
-   merge, one commit per job and width). A killed driver loses at most the jobs not yet
-   committed; a rerun computes exactly those. Provenance and finish are `pipeline.ingest`'s.
+   the shared steps (`build_job_tables`, `sentence_rows`, `write_job`: the key-guarded merge,
+   one commit per job and width). A killed driver loses at most the jobs not yet committed; a
+   rerun computes exactly those. Provenance and finish are `pipeline.ingest`'s.
 
 Known traps avoided on purpose (ray 2.60, pylance 14): Ray's `write_lance` fails with current
 pylance and lance-ray 0.5.0 has no upsert (and a retry path that can drop rows), so Ray never
@@ -27,6 +26,7 @@ processes, no forked Lance runtime).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import math
@@ -40,11 +40,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from actstore.errors import ActstoreError
-from actstore.ingest.items import Item
-from actstore.ingest.pipeline import (Encoded, IngestPlan, IngestRequest, IngestSummary, Job, JobKeys, JobWork,
-                                      PhaseHook, build_job_tables, encode_job, pending_keys, sentence_rows,
-                                      write_job)
 from actstore.store import Store
+from actstore.ingest.items import Item
+from actstore.ingest.memory import parse_size, resolve_limits
+from actstore.ingest.steps.encoding import encode_job
+from actstore.ingest.steps.jobs import (Encoded, IngestPlan, IngestRequest, IngestSummary, Job, JobKeys, JobWork,
+                                        PhaseHook, phase)
+from actstore.ingest.steps.rows import build_job_tables, sentence_rows
+from actstore.ingest.steps.writing import write_job
 
 log = logging.getLogger("actstore.ingest.ray")
 
@@ -102,9 +105,8 @@ class ActorPlan:
 
 
 def actor_plan(request: IngestRequest, resources: dict) -> ActorPlan:
-    """One actor per GPU with a cuda device; otherwise CPU actors sharing the cluster's CPUs."""
-    if request.ray_actors is not None and request.ray_actors < 1:
-        raise ActstoreError("--ray-actors must be at least 1.")
+    """One actor per GPU with a cuda device; otherwise CPU actors sharing the cluster's CPUs
+    (`--ray-actors` was checked with the request: `steps.inputs.check_request`)."""
     gpus = int(resources.get("GPU", 0))
     cpus = float(resources.get("CPU", 1))
     if request.device.startswith("cuda"):
@@ -169,8 +171,6 @@ class EncodeActor:
         self.points_by_mod = points_by_mod
         self.adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
                                     name=request.name, device=device, dtype=request.dtype)
-        from actstore.ingest.memory import parse_size, resolve_limits
-
         # this actor's own memory (a worker node may have another size than the driver)
         self.budget = resolve_limits(self.adapter, max_seconds=request.max_seconds,
                                      memory_budget=parse_size(request.memory_budget), device=device).budget
@@ -256,17 +256,16 @@ class _Job:
         return sum(len(self.keys.entries[m]) * len(self.job.points[m]) for m in self.job.modalities)
 
 
-def _groups(plan: IngestPlan, store: Store, request: IngestRequest, summary: IngestSummary, bar,
+def _groups(plan: IngestPlan, pending: list[JobKeys], request: IngestRequest, summary: IngestSummary, bar,
             on_phase: PhaseHook | None) -> tuple[dict[int, _Job], list[dict]]:
-    """Filter every job against the store and cut its pending keys into dataset rows."""
+    """Cut every job's pending keys (read from the store before the run) into dataset rows."""
     jobs: dict[int, _Job] = {}
     rows: list[dict] = []
     group = request.batch_size * GROUP_BATCHES
-    for j, job in enumerate(plan.jobs):
-        if on_phase is not None:
-            on_phase("filter", job)
-        keys = pending_keys(store, plan.model, plan.source, job, overwrite=request.overwrite)
-        summary.skipped_items += sum(len(v) for v in keys.complete.values())
+    for j, keys in enumerate(pending):
+        job = keys.job
+        phase(on_phase, "filter", job)
+        summary.skipped_items += keys.n_skipped
         entries = keys.entries
         if not any(entries.values()):
             bar.update(len(job.ids))
@@ -275,7 +274,7 @@ def _groups(plan: IngestPlan, store: Store, request: IngestRequest, summary: Ing
             texts = plan.source.texts(job.lang)
             entries = {"text": sorted(entries["text"], key=lambda e: len(texts.get(e.sentence_id) or ""),
                                       reverse=True)}
-            keys.entries = entries
+            keys = dataclasses.replace(keys, entries=entries)
         jobs[j] = _Job(job=job, keys=keys,
                        rank={m: {e.sample_id: i for i, e in enumerate(es)} for m, es in entries.items()})
         # paired entries are aligned pair by pair (`_pair_up`): equal slices are whole pairs
@@ -319,7 +318,7 @@ def _encoded(plan: IngestPlan, flight: _Job) -> Encoded:
 
 def _write(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str, summary: IngestSummary,
            flight: _Job, layer_of: Callable[[str], int | None], register: Callable[[], None] | None) -> None:
-    """Write one finished job exactly as `pipeline.run_job` does (one commit per width)."""
+    """Write one finished job exactly as `engines.local.run_job` does (one commit per width)."""
     job = flight.job
     encoded = _encoded(plan, flight)
     tables = build_job_tables(plan, encoded, layer_of=layer_of, run_id=run_id,
@@ -341,19 +340,20 @@ def _results(ds) -> Iterator[pa.Table]:
 
 
 def run_ray(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str, summary: IngestSummary,
-            bar, *, layer_of: Callable[[str], int | None], on_phase: PhaseHook | None = None,
-            register: Callable[[], None] | None = None) -> None:
+            bar, *, pending: list[JobKeys], layer_of: Callable[[str], int | None],
+            on_phase: PhaseHook | None = None, register: Callable[[], None] | None = None) -> None:
     """The Ray engine (see the module doc), called by `pipeline.ingest` inside its run record.
 
-    `on_phase` gets "filter" per job while planning, "startup" before Ray starts, "encode" when
+    `pending` holds every job's keys, read from the store once before the run.
+    `on_phase` gets "filter" per job while grouping, "startup" before Ray starts, "encode" when
     results flow (again after each write) and "write" per job, so the pipeline's clock separates
     Ray's fixed start-up cost (actor start + model load) from encoding.
     """
     ray = _ray()
-    jobs, rows = _groups(plan, store, request, summary, bar, on_phase)
+    jobs, rows = _groups(plan, pending, request, summary, bar, on_phase)
     if not rows:
         return
-    _hook(on_phase, "startup", None)
+    phase(on_phase, "startup", None)
     started = connect(request.ray_address)
     try:
         ctx = ray.data.DataContext.get_current()
@@ -375,7 +375,7 @@ def run_ray(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str,
         first = True
         for out in _results(ds):
             if first:  # until here: actor start + model load (Ray's fixed cost per ingest)
-                _hook(on_phase, "encode", None)
+                phase(on_phase, "encode", None)
                 first = False
             for j in set(out.column("job").to_pylist()):
                 flight = jobs[j]
@@ -385,10 +385,10 @@ def run_ray(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str,
                 lead = part.filter(pc.equal(part.column("modality"), flight.job.modalities[0]))
                 bar.update(len(set(lead.column("sentence_id").to_pylist())))
                 if flight.received == flight.expected:
-                    _hook(on_phase, "write", flight.job)
+                    phase(on_phase, "write", flight.job)
                     _write(store, plan, request, run_id, summary, flight, layer_of, register)
                     del jobs[j]
-                    _hook(on_phase, "encode", None)
+                    phase(on_phase, "encode", None)
         if jobs:
             raise ActstoreError(
                 f"Ray returned incomplete results for {len(jobs)} job(s); rerun the ingest "
@@ -397,8 +397,3 @@ def run_ray(store: Store, plan: IngestPlan, request: IngestRequest, run_id: str,
     finally:
         if started:
             ray.shutdown()
-
-
-def _hook(on_phase: PhaseHook | None, name: str, job: Job | None) -> None:
-    if on_phase is not None:
-        on_phase(name, job)

@@ -10,10 +10,9 @@ TSV, tab-separated, no header; columns: id (the FLORES sentence number: the para
 file name, raw transcription, normalized transcription, phonetic transcription (characters),
 num_samples, gender. Trailing columns may be missing; a header row starting with "id" is skipped.
 
-- Root: `data_dir` may be the repo root or its `data/` directory. Without `data_dir`, the HF hub
-  cache is used: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, then
-  `datasets--google--fleurs/snapshots/{revision}/` (the snapshot `refs/main` names, else the
-  newest); the snapshot hash is the source's revision.
+- Root: `data_dir` may be the repo root or its `data/` directory. Without `data_dir`, huggingface_hub
+  finds the snapshot in its cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`): the one `refs/main`
+  names, else the newest; the snapshot hash is the source's revision.
 - Speech: every recording is kept (FLEURS has several speakers per sentence id; the study picks
   one per id at analysis time). sample_id `fleurs:{config}:{split}:{file name}`. The archive is
   streamed (one member in memory at a time) and reading stops once every wanted file was seen;
@@ -29,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -46,6 +44,7 @@ log = logging.getLogger(__name__)
 
 FLEURS_SPLITS = ("train", "dev", "test")
 _SPLIT_ALIASES = {"devtest": "test", "validation": "dev"}
+HUB_REPO = "google/fleurs"
 HUB_REPO_DIR = "datasets--google--fleurs"
 _DOWNLOAD_HINT = (
     "download it with `hf download google/fleurs --repo-type dataset --include 'data/{config}/*'` "
@@ -64,16 +63,6 @@ class FleursRow:
     normalized: str
 
 
-def hub_cache_dir() -> Path:
-    """The HF hub cache: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
-
-
 def find_fleurs_root(data_dir: str | Path | None = None, revision: str | None = None) -> tuple[Path, str | None]:
     """(the directory holding `{config}/`, snapshot hash or None), from `data_dir` or the hub cache."""
     if data_dir is not None:
@@ -86,25 +75,41 @@ def find_fleurs_root(data_dir: str | Path | None = None, revision: str | None = 
         elif root.name == "data" and root.parent.parent.name == "snapshots":
             snapshot = root.parent.name
         return root, snapshot
-    snapshots = hub_cache_dir() / HUB_REPO_DIR / "snapshots"
-    if not snapshots.is_dir():
-        raise DataSourceError(
-            f"FLEURS is not in the HF cache ({snapshots} does not exist); "
-            + _DOWNLOAD_HINT.format(config="CONFIG") + "."
-        )
-    if revision is None:
-        ref = snapshots.parent / "refs" / "main"
-        if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
-            revision = ref.read_text().strip()
-        else:
-            candidates = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-            if not candidates:
-                raise DataSourceError(f"The HF cache {snapshots} has no FLEURS snapshot; " + _DOWNLOAD_HINT.format(config="CONFIG") + ".")
-            revision = candidates[-1].name
-    snap = snapshots / revision
-    if not snap.is_dir():
-        raise DataSourceError(f"FLEURS revision {revision} is not in the HF cache ({snapshots}); download it or drop the revision.")
-    return snap / "data", revision
+    snap = _hub_snapshot(revision)
+    return snap / "data", snap.name
+
+
+def _hub_snapshot(revision: str | None) -> Path:
+    """The cached google/fleurs snapshot, found by huggingface_hub (never downloads): `revision`, else
+    the one `refs/main` names, else (a cache without refs) the newest. The cache directory is
+    huggingface_hub's own ($HF_HUB_CACHE, else $HF_HOME/hub, read when it is imported)."""
+    from huggingface_hub import constants, scan_cache_dir, snapshot_download
+    from huggingface_hub.errors import CacheNotFound, LocalEntryNotFoundError
+
+    try:
+        from huggingface_hub.errors import IncompleteSnapshotError
+    except ImportError:  # older huggingface_hub: it does not check snapshots for completeness
+        IncompleteSnapshotError = LocalEntryNotFoundError  # noqa: N806 (never raised as such below)
+
+    repo_dir = Path(constants.HF_HUB_CACHE) / HUB_REPO_DIR
+    try:
+        return Path(snapshot_download(HUB_REPO, repo_type="dataset", revision=revision, local_files_only=True))
+    except IncompleteSnapshotError as exc:  # the usual copy holds only some configs (`--include`)
+        return Path(exc.snapshot_path)
+    except LocalEntryNotFoundError:
+        if revision is not None:
+            raise DataSourceError(f"FLEURS revision {revision} is not in the HF cache ({repo_dir / 'snapshots'}); "
+                                  "download it or drop the revision.") from None
+    try:  # no refs/main: the newest snapshot
+        repos = [r for r in scan_cache_dir(constants.HF_HUB_CACHE).repos
+                 if r.repo_id == HUB_REPO and r.repo_type == "dataset"]
+    except CacheNotFound:
+        repos = []
+    revisions = [rev for r in repos for rev in r.revisions]
+    if not revisions:
+        raise DataSourceError(f"FLEURS is not in the HF cache ({repo_dir / 'snapshots'} has no snapshot); "
+                              + _DOWNLOAD_HINT.format(config="CONFIG") + ".")
+    return Path(max(revisions, key=lambda rev: rev.last_modified).snapshot_path)
 
 
 def read_fleurs_tsv(path: Path) -> list[FleursRow]:

@@ -32,7 +32,6 @@ from actstore.ingest.sources.audio import ResampleTally
 from actstore.ingest.sources.base import Entry, Source
 
 REQUIRED = ("sentence_id", "lang", "modality")
-KNOWN = REQUIRED + ("text", "audio", "sample_id", "split")
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, object]]]]:

@@ -42,6 +42,10 @@ class CharTrigramAdapter(Adapter):
     study_layers = (1, 3)
 
     @classmethod
+    def known_models(cls) -> tuple[str, ...]:
+        return ("toy-chars",)  # offered as "did you mean" when --model is mistyped
+
+    @classmethod
     def locate(cls, model: str, cache_dir) -> ModelSource | None:
         if model != "toy-chars":
             return None
@@ -53,7 +57,7 @@ class CharTrigramAdapter(Adapter):
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(model_id=self.source.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.source.model_id, name=self.model_name, adapter=self.adapter_label,
                          random_init=True, extra={"width": WIDTH})
 
     def points(self, modality: str) -> list[str]:

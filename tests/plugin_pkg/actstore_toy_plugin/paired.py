@@ -56,7 +56,7 @@ class PairedToyAdapter(Adapter):
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(model_id=self.source.model_id, name=self.name, adapter=self.adapter_label,
+        return ModelInfo(model_id=self.source.model_id, name=self.model_name, adapter=self.adapter_label,
                          random_init=True)
 
     def points(self, modality: str) -> list[str]:

@@ -1,0 +1,228 @@
+"""SeamlessM4T v2: pooled states of its speech encoder and its text encoder.
+
+Only the two encoders are loaded (`SeamlessM4Tv2SpeechEncoder` / `SeamlessM4Tv2Encoder`
+`.from_pretrained` with a key mapping on the full checkpoint); the text decoder, the
+text-to-unit model and the vocoder are never materialised.
+
+Points (hooks on modules, never `hidden_states` indices: transformers 5 overwrites the last
+speech entry with the adaptor output):
+- `speech.embed`: output of the feature projection (LayerNorm + Linear on stacked fbanks).
+- `speech.L{i}`, i = 1..N-1: output of conformer layer i. `speech.L{N}`: output of the conformer
+  encoder, i.e. layer N followed by the encoder's final LayerNorm -- what transformers 4's
+  `hidden_states[N]` held, so results compare with the study.
+- `speech.adaptor`: the speech encoder's output: `h + 0.5 * FFN(h)`, the length adaptor
+  (stride-8 convolutions + attention) and the final LayerNorm -- what the text decoder reads.
+- `text.embed`: scaled token embeddings + sinusoidal positions (the input of text layer 1).
+- `text.L{i}`, i = 1..M-1: output of text layer i; `text.L{M}`: after the final LayerNorm.
+
+Masks: speech points before the adaptor use the feature extractor's frame mask (one frame =
+two stacked 10 ms fbank frames). After the adaptor, lengths follow transformers'
+`_compute_sub_sample_lengths_from_attention_mask`: floor((L + 2*(k//2) - k) / s) + 1 (k = s = 8:
+floor(L/8) + 1). The text mask is the tokenizer's attention mask, which covers the language
+token `__xxx__`, the sentence tokens and the final `</s>`: all three are pooled.
+
+Padding: the adaptor's convolutions read neighbouring frames, and they run after a LayerNorm
+that maps a padded (zero) frame to its bias, so zeroing the adaptor's input is not enough. A
+pre-hook on each adaptor convolution zeroes every time step past the item's length, which is
+what the convolution's own zero padding gives an item run alone: a padded batch pools to the
+same vectors as single items (to float32 round-off). The conformer layers need nothing:
+attention is masked and their depthwise convolution is causal and masked.
+
+Which reference `speech.adaptor` matches: transformers with every frame past the item's mask
+zeroed before each adaptor convolution, i.e. transformers run on the item alone whenever its
+fbank length is even. For an odd fbank length the feature extractor pads the fbank to an even
+length, and the last stacked frame (one real fbank frame, one padded) falls outside the frame
+mask; transformers run alone still feeds that frame's state to the adaptor's convolutions,
+actstore zeroes it (as it must for the vector not to depend on the batch). There, and only
+there, `speech.adaptor` differs slightly from transformers run alone; every other point and
+every even length equal it.
+
+Text languages: the tokenizer's `src_lang` is set per item to SeamlessM4T's 3-letter code,
+which is the study's ISO 639-3 code except for the few in `SEAMLESS_LANG_CODES` (e.g. zho ->
+cmn); a language without a `__xxx__` token in the tokenizer is refused, not encoded as <unk>.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
+from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.items import SAMPLE_RATE, Item
+
+#: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.
+SEAMLESS_LANG_CODES = {
+    "zho": "cmn", "lav": "lvs", "msa": "zsm", "nep": "npi", "ori": "ory",
+    "uzb": "uzn", "mon": "khk", "pus": "pbt", "orm": "gaz", "aze": "azj", "swa": "swh",
+    "fas": "pes", "per": "pes", "ara": "arb", "nor": "nob",
+    "zho_Hant": "cmn_Hant", "yue_Hant": "yue",
+}
+#: fewest samples the feature extractor turns into one model frame (2 fbank frames of 25 ms, hop 10 ms)
+MIN_SAMPLES = 400 + 160
+
+
+def seamless_lang_code(lang: str) -> str:
+    """SeamlessM4T's code for an ISO 639-3 language code (identity unless overridden)."""
+    return SEAMLESS_LANG_CODES.get(lang, lang)
+
+
+def adaptor_lengths(frame_lengths: torch.Tensor, kernel_size: int, stride: int) -> torch.Tensor:
+    """Frames after the length adaptor, as transformers computes them (see module docstring)."""
+    pad = kernel_size // 2
+    return torch.div(frame_lengths + 2 * pad - kernel_size, stride, rounding_mode="floor") + 1
+
+
+def _zero_past(lengths: torch.Tensor):
+    """Pre-hook for a Conv1d over [B, d, T]: zero the time steps at or past each item's length."""
+    def hook(_module, args):
+        x = args[0]
+        keep = lengths_to_mask(lengths.to(x.device), x.shape[-1]).unsqueeze(1)
+        return (x * keep.to(x.dtype),) + tuple(args[1:])
+    return hook
+
+
+class SeamlessM4Tv2Adapter(HFAdapter):
+    """Speech and text encoders of SeamlessM4T v2 (`model_type == "seamless_m4t_v2"`)."""
+
+    modalities = ("speech", "text")
+    priority = 10
+    study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)  # the study's layer set
+
+    @classmethod
+    def matches(cls, config) -> bool:
+        return getattr(config, "model_type", None) == "seamless_m4t_v2"
+
+    def load(self) -> None:
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
+        from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import (
+            SeamlessM4Tv2Encoder, SeamlessM4Tv2SpeechEncoder)
+
+        self.config = cfg = AutoConfig.from_pretrained(self.path, local_files_only=True)
+        if cfg.add_adapter and cfg.num_adapter_layers != 1:
+            raise UnknownModelError(
+                f"Model {self.model_name} has {cfg.num_adapter_layers} adaptor layers; only 1 is supported "
+                "(transformers feeds every adaptor layer the un-subsampled mask); use a standard "
+                "SeamlessM4T v2 checkpoint.")
+        common = dict(dtype=self.torch_dtype, local_files_only=True, output_loading_info=True)
+        with quiet_transformers():
+            speech, s_info = SeamlessM4Tv2SpeechEncoder.from_pretrained(
+                self.path, key_mapping={r"^speech_encoder\.": ""}, **common)
+            text, t_info = SeamlessM4Tv2Encoder.from_pretrained(
+                self.path, key_mapping={r"^text_encoder\.": "", r"^shared\.": "embed_tokens."},
+                **common)
+        missing = list(s_info["missing_keys"]) + list(t_info["missing_keys"])
+        if missing:
+            raise UnknownModelError(
+                f"Checkpoint {self.path} lacks encoder weights (e.g. {sorted(missing)[:3]}); it is "
+                "not a full SeamlessM4T v2 checkpoint: pass the directory of the complete model.")
+        self.speech_encoder = speech.to(self.device).eval()
+        self.text_encoder = text.to(self.device).eval()
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(self.path, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+
+        n_speech, n_text, d = cfg.speech_encoder_layers, cfg.encoder_layers, cfg.hidden_size
+        speech_points = ["speech.embed"] + [f"speech.L{i}" for i in range(1, n_speech + 1)]
+        if cfg.add_adapter:
+            speech_points.append("speech.adaptor")
+        text_points = ["text.embed"] + [f"text.L{i}" for i in range(1, n_text + 1)]
+        self._points = {"speech": speech_points, "text": text_points}
+        self._widths = {p: d for p in speech_points + text_points}
+
+    def cost_model(self, modality: str):
+        """No window: 50 frames a second (fbanks at 100/s stacked in pairs) and relative-position
+        attention that materialises T x T x head_size per layer, so cost ~ T^2 (see ingest/memory.py)."""
+        from actstore.ingest.memory import CostModel, element_bytes
+
+        cfg, n = self.config, element_bytes(self.dtype_name)
+        if modality == "speech":
+            heads = cfg.speech_encoder_attention_heads
+            rel = cfg.position_embeddings_type == "relative_key"
+            return CostModel.speech(50, width=cfg.hidden_size, layers=len(self._points["speech"]),
+                                    heads=heads, ffn_width=cfg.speech_encoder_intermediate_size,
+                                    pair_elements=cfg.hidden_size // heads if rel else 0,
+                                    bytes_per_element=n)
+        return CostModel(width=cfg.hidden_size, layers=len(self._points["text"]),
+                         heads=cfg.encoder_attention_heads, ffn_width=cfg.encoder_ffn_dim,
+                         extra_positions=2, bytes_per_element=n)  # + language token and </s>
+
+    # -- speech -----------------------------------------------------------------------------
+    def _speech_inputs(self, items: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        short = [f"{it.lang}/{it.sample_id}" for it in items if len(it.audio) < MIN_SAMPLES]
+        if short:
+            raise DataSourceError(f"Speech item(s) {short} are shorter than {MIN_SAMPLES} samples "
+                                  f"({MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms), too short for "
+                                  "SeamlessM4T's features; drop them.")
+        feats = self.feature_extractor([it.audio.astype("float32") for it in items],
+                                       sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt")
+        x = feats["input_features"].to(self.device, self.torch_dtype)
+        mask = feats["attention_mask"].to(self.device)
+        return x, mask
+
+    def _forward_speech(self, items, points):
+        enc = self.speech_encoder
+        x, mask = self._speech_inputs(items)
+        lengths = mask.sum(1)
+        n_layers = len(enc.encoder.layers)
+        wanted = set(points)
+        modules = {"speech.embed": enc.feature_projection}
+        for i in range(1, n_layers):
+            modules[f"speech.L{i}"] = enc.encoder.layers[i - 1]
+        modules[f"speech.L{n_layers}"] = enc.encoder
+        if enc.adapter is not None:
+            modules["speech.adaptor"] = enc.inner_layer_norm
+        order = [p for p in self._points["speech"] if p in wanted]
+        with Capture() as cap:
+            for p in order:
+                cap.output_of(modules[p], p, stop=(p == order[-1]))
+            if enc.adapter is not None:
+                for layer in enc.adapter.layers:
+                    cap.pre_hook(layer.residual_conv, _zero_past(lengths))
+                    cap.pre_hook(layer.self_attn_conv, _zero_past(lengths))
+            tensors = cap.run(lambda: enc(input_features=x, attention_mask=mask))
+        out = {}
+        for p in order:
+            h = tensors[p]
+            if p == "speech.adaptor":
+                cfg = self.config
+                n = adaptor_lengths(lengths, cfg.adaptor_kernel_size, cfg.adaptor_stride)
+                out[p] = (h, lengths_to_mask(n.to(h.device), h.shape[1]))
+            else:
+                out[p] = (h, mask.bool())
+        return out
+
+    # -- text -------------------------------------------------------------------------------
+    def _token_ids(self, items: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        tok = self.tokenizer
+        rows = []
+        for it in items:
+            code = seamless_lang_code(it.lang)
+            token = f"__{code}__"
+            if tok.convert_tokens_to_ids(token) in (None, tok.unk_token_id):
+                raise ActstoreError(
+                    f"SeamlessM4T's tokenizer has no language token {token} for {it.lang!r}; add "
+                    f"the mapping to SEAMLESS_LANG_CODES or drop that language's text.")
+            rows.append(tok(it.text, src_lang=code)["input_ids"])
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids[b, : len(r)] = torch.tensor(r)
+            mask[b, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _forward_text(self, items, points):
+        enc = self.text_encoder
+        ids, mask = self._token_ids(items)
+        order = [p for p in self._points["text"] if p in set(points)]
+        with Capture() as cap:
+            cap.layer_stack("text", order, enc.layers, enc.layer_norm)
+            tensors = cap.run(lambda: enc(input_ids=ids, attention_mask=mask))
+        return {p: (tensors[p], mask.bool()) for p in order}
+
+    def _forward(self, modality, items, points):
+        if modality == "speech":
+            return self._forward_speech(items, points)
+        return self._forward_text(items, points)
