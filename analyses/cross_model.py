@@ -28,7 +28,7 @@ from actstore.analyses.aligned import (
     choose_depths,
     load_depth_sets,
     select_recordings,
-    stored_languages,
+    language_levels,
     stored_modalities,
 )
 from actstore.analyses.grids import KEY, GridOptions, _score_depth, check_grid_n
@@ -84,8 +84,8 @@ def cross_model_grid(store: Store, model_a: str, model_b: str, *, modality_a: st
                                  "pass two models or two modalities.")
     for model, modality in ((model_a, modality_a), (model_b, modality_b)):
         _require_modality(store, model, modality)
-    levels_a = stored_languages(store, model_a, langs)
-    levels_b = stored_languages(store, model_b, langs)
+    levels_a = language_levels(store, model_a, langs)
+    levels_b = language_levels(store, model_b, langs)
     lang_list = [lang for lang in levels_a if lang in levels_b]
     if not lang_list:
         raise AnalysisInputError(f"Models {model_a!r} and {model_b!r} store no language in common.")

@@ -55,8 +55,7 @@ _DEFAULT_BLOCK_BYTES = 256 * 2**20  # similarity block of at most 256 MiB float3
 
 @dataclass(frozen=True)
 class DirectionScores:
-    """Scores of one retrieval direction; `ranks[i]` is the aligned item's 0-based rank and
-    `top1[i]` the row query i retrieved first (by cosine; what a per-item table stores)."""
+    """One direction's scores; `ranks[i]`: the aligned item's 0-based rank; `top1[i]`: the row retrieved first."""
 
     p_at_1: float
     recall: dict[int, float]
@@ -91,7 +90,6 @@ class RetrievalResult:
         return rows
 
 
-# --------------------------------------------------------------------------- validation
 
 
 def _as_matrix(x: object, name: str) -> np.ndarray:
@@ -343,13 +341,8 @@ def _xsim_error(nn_idx: np.ndarray, nn_cos: np.ndarray, avg_q: np.ndarray, avg_c
 
 
 def _direction(ranks: np.ndarray, ks: Sequence[int], xsim: float, top1: np.ndarray | None = None) -> DirectionScores:
-    return DirectionScores(
-        p_at_1=float(np.mean(ranks == 0)),
-        recall={k: float(np.mean(ranks < k)) for k in ks},
-        xsim_error=xsim,
-        ranks=ranks,
-        top1=top1,
-    )
+    return DirectionScores(p_at_1=float(np.mean(ranks == 0)), recall={k: float(np.mean(ranks < k)) for k in ks},
+                           xsim_error=xsim, ranks=ranks, top1=top1)
 
 
 def retrieval_scores(
