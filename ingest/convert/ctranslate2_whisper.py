@@ -80,11 +80,15 @@ def _n_layers(m: Ct2Model, side: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def whisper_state_dict(m: Ct2Model) -> dict[str, np.ndarray]:
-    """transformers `WhisperForConditionalGeneration` state dict (float32) from a WhisperSpec."""
+def _require_whisper(m: Ct2Model) -> None:
     if m.spec != "WhisperSpec":
         raise UnknownModelError(f"The CTranslate2 model is a {m.spec}, not a WhisperSpec; only "
                                 "Whisper models are converted.")
+
+
+def whisper_state_dict(m: Ct2Model) -> dict[str, np.ndarray]:
+    """transformers `WhisperForConditionalGeneration` state dict (float32) from a WhisperSpec."""
+    _require_whisper(m)
     out: dict[str, np.ndarray] = {}
     e, d = "model.encoder", "model.decoder"
     for conv in ("conv1", "conv2"):
@@ -193,6 +197,7 @@ def convert_ctranslate2_whisper(src_dir: str | Path, dest_dir: str | Path,
 
     src, dest = Path(src_dir), Path(dest_dir)
     m = read_ct2_model(src / "model.bin")
+    _require_whisper(m)
     config, gen = whisper_configs(m, src)
     frames = config.max_source_positions * 2 * HOP_LENGTH
     if frames % SAMPLE_RATE:
