@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
+from actstore.ingest.convert._quiet import quiet_saving
 from actstore.ingest.convert.ctranslate2_format import Ct2Model, read_ct2_model
 
 HOP_LENGTH, SAMPLE_RATE = 160, 16000
@@ -136,13 +137,15 @@ def whisper_configs(m: Ct2Model, src: Path):
 
     meta = json.loads((src / "config.json").read_text()) if (src / "config.json").is_file() else {}
     vocab = _vocabulary(src)
-    eot = vocab.get("<|endoftext|>", 50257)
-    sot = vocab.get("<|startoftranscript|>", 50258)
+    eot = vocab.get("<|endoftext|>")                # None without a vocabulary: encoder-only use
+    sot = vocab.get("<|startoftranscript|>")
     conv1 = m.get("encoder/conv1/weight")
     ffn = m.get("encoder/layer_0/ffn/linear_0/weight")
     common = dict(suppress_tokens=meta.get("suppress_ids"),
                   begin_suppress_tokens=meta.get("suppress_ids_begin"),
-                  decoder_start_token_id=sot, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
+                  bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
+    if sot is not None:
+        common["decoder_start_token_id"] = sot
     config = WhisperConfig(
         vocab_size=int(m.get("decoder/embeddings/weight").shape[0]),
         num_mel_bins=int(conv1.shape[1]), d_model=int(conv1.shape[0]),
@@ -216,7 +219,8 @@ def convert_ctranslate2_whisper(src_dir: str | Path, dest_dir: str | Path,
     model.generation_config = gen
     config.actstore_converted_from = "ctranslate2"
     dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
+    with quiet_saving():
+        model.save_pretrained(dest)
     WhisperFeatureExtractor(feature_size=config.num_mel_bins,
                             chunk_length=frames // SAMPLE_RATE).save_pretrained(dest)
     _write_tokenizer(src, dest)

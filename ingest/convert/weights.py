@@ -86,8 +86,13 @@ def locate(pf: PackageFile) -> Path:
     return path
 
 
+def installed_version(pf: PackageFile) -> str:
+    """The installed version of `pf`'s distribution (recorded in provenance)."""
+    return metadata.version(pf.dist)
+
+
 def _provenance(files: list[PackageFile], sha256: str, **extra) -> dict:
-    return {"packages": [f"{pf.dist}=={metadata.version(pf.dist)}" for pf in files],
+    return {"packages": [f"{pf.dist}=={installed_version(pf)}" for pf in files],
             "licence": "MIT", "checked_sha256": sha256, **extra}
 
 
