@@ -104,15 +104,22 @@ def _check(sha: str, expected: str, what: str) -> None:
 
 
 def _cached(name: str, sha: str, build) -> Path:
-    """`build(tmp_dir)` once into weights/<sha12>/<name>; reused when its provenance exists."""
+    """`build(tmp_dir)` once into weights/<sha12>/<name>; reused when its provenance exists.
+
+    Only a finished directory is ever renamed into place, so `dest` is complete or absent; two
+    processes building at once both finish and the second discards its copy.
+    """
     dest = cache_dir("weights", sha[:12], name)
     if (dest / "actstore-provenance.json").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{name}-") as tmp:
         build(Path(tmp))
-        shutil.rmtree(dest, ignore_errors=True)
-        (Path(tmp) / name).rename(dest)
+        try:
+            (Path(tmp) / name).rename(dest)
+        except OSError:        # another process finished first: keep its (identical) result
+            if not (dest / "actstore-provenance.json").is_file():
+                raise
     return dest
 
 
