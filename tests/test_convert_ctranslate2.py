@@ -17,7 +17,7 @@ import torch
 from actstore.errors import UnknownModelError
 from actstore.ingest.adapters.whisper.ctranslate2_format import read_ct2_model
 from actstore.ingest.adapters.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
-from actstore.ingest.tiny_models import build_tiny_whisper
+from actstore.ingest.adapters.whisper.tiny import build_tiny_whisper
 
 QUANTISATIONS = ["float32", "float16", "bfloat16", "int8", "int16", "int8_float16",
                  "int8_bfloat16"]

