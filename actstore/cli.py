@@ -219,9 +219,13 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
         max_seconds=max_seconds, memory_budget=memory_budget,
         engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
-    store = disk_errors(_open)(db, storage_options, create=True)  # creating a store where one cannot write: one sentence
-    require_writable(store, "ingest writes activations there")
-    summary = run_ingest(store, request, progress=not quiet)
+    def open_store():
+        """Opened (or created) only once the request, its inputs and the model passed their checks."""
+        store = disk_errors(_open)(db, storage_options, create=True)  # a store where one cannot write: one sentence
+        require_writable(store, "ingest writes activations there")
+        return store
+
+    summary = run_ingest(open_store, request, progress=not quiet)
     label = " (RANDOM-INIT model: a pipeline check, not findings)" if summary.random_init else ""
     click.echo(f"run {summary.run_id}: {summary.model}{label}: {summary.items} items in {summary.jobs} jobs, "
                f"{summary.rows} rows written, {summary.skipped_items} already stored.")
@@ -604,26 +608,29 @@ def _report_saved(result, what: str = "rows", hint: str = "", err: bool = True) 
 
 @analyze.command("cross-model")
 @db_option
-@click.option("--model", required=True, help="Model A (see `actstore info`).")
-@click.option("--model-b", required=True, help="Model B, compared with A on the sentence ids both store.")
-@click.option("--modality-a", type=click.Choice(["speech", "text"]), default="speech", show_default=True)
-@click.option("--modality-b", type=click.Choice(["speech", "text"]), default="text", show_default=True)
-@click.option("--points", default=None, help="Depths of model A, e.g. L2,L6 (default: all).")
-@click.option("--points-b", default=None, help="Depths of model B (default: all).")
-@click.option("--langs", default=None, help="Comma-separated languages (default: all both store).")
+@model_option
+@click.option("--model-b", required=True, help="Model B, compared with --model on the sentence ids both store.")
+@click.option("--modality-a", type=click.Choice(["speech", "text"]), default="speech", show_default=True,
+              help="The modality of --model's rows.")
+@click.option("--modality-b", type=click.Choice(["speech", "text"]), default="text", show_default=True,
+              help="The modality of --model-b's rows.")
+@points_option
+@click.option("--points-b", default=None, help="Depths of --model-b (default: all).")
+@langs_option
 @measure_option
 @click.option("--keep", type=float, default=0.9, show_default=True, help="Variance kept by the SVD step (0, 1].")
-@click.option("--n", "n_rows", type=int, default=None, help="Sentences per comparison (default: the smallest language).")
+@n_option("Sentences per comparison (default: the smallest language).")
 @click.option("--knn-k", type=int, default=10, show_default=True, help="Neighbours for --measure knn.")
 @seed_option
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Resamples for confidence intervals (0: none).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
 @corpus_option
+@quiet_option
 @output_options
 @friendly_errors
 def analyze_cross_model(db, storage_options, model, model_b, modality_a, modality_b, points, points_b, langs,
-                        measure, keep, n_rows, knn_k, seed, bootstrap, no_null, corpus, fmt, output):
-    """Compare model A's points with model B's on the same sentences, per depth pair and language.
+                        measure, keep, n_rows, knn_k, seed, bootstrap, no_null, corpus, quiet, fmt, output):
+    """Compare --model's points with --model-b's on the same sentences, per depth pair and language.
 
     Works across widths (SVCCA, CKA) and is the "platonic representation" test with --measure
     knn (do the two models agree on each sentence's nearest neighbours?). Saved to `similarity`
@@ -631,7 +638,7 @@ def analyze_cross_model(db, storage_options, model, model_b, modality_a, modalit
 
     \b
     Example:
-        actstore analyze cross-model --model whisper-base --model-b multilingual-e5-small \
+        actstore analyze cross-model --model whisper-base --model-b multilingual-e5-small-q4_0 \
             --modality-a speech --modality-b text --points L2,L6
     """
     from actstore.analyses.grids import GridOptions
@@ -641,8 +648,10 @@ def analyze_cross_model(db, storage_options, model, model_b, modality_a, modalit
     _require_writable(store)
     options = GridOptions(measure=measure, keep=keep, n=n_rows, seed=seed, null=not no_null,
                           bootstrap=bootstrap, knn_k=knn_k, corpus=corpus)
-    result = run_cross_model(store, model, model_b, modality_a=modality_a, modality_b=modality_b,
-                             depths_a=_csv(points), depths_b=_csv(points_b), langs=_csv(langs), options=options)
+    with _Bar(f"{measure} cross-model", enabled=not quiet) as bar:
+        result = run_cross_model(store, model, model_b, modality_a=modality_a, modality_b=modality_b,
+                                 depths_a=_csv(points), depths_b=_csv(points_b), langs=_csv(langs),
+                                 options=options, progress=bar.update)
     _report_saved(result, "scores", "(query it with actstore query)")
     write_frame(result.summary, fmt, output)
 

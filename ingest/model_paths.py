@@ -146,9 +146,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 def _missing_path(model: str, local: Path) -> UnknownModelError:
     """The error for a path that does not exist, with its parent's closest entries."""
     parent = local.parent if local.parent.is_dir() else None
-    hint = did_you_mean(local.name, (p.name for p in parent.iterdir())) if parent else ""
+    close = difflib.get_close_matches(local.name, [p.name for p in parent.iterdir()], n=3, cutoff=0.6) if parent else []
+    hint = f" (closest there: {', '.join(map(repr, close))})" if close else ""
     where = f"{local.resolve()}" if parent else f"{local} (its folder {local.parent} does not exist either)"
-    return UnknownModelError(f"No model file or directory at {where}.{hint} Check the path, or pass "
+    return UnknownModelError(f"No model file or directory at {where}; check the path{hint}, or pass "
                              "a hub id (e.g. facebook/seamless-m4t-v2-large).")
 
 

@@ -51,6 +51,7 @@ steps, and neither imports it.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from actstore.disk_faults import disk_errors
 from actstore.store import Store
@@ -62,7 +63,7 @@ from actstore.ingest.memory import parse_size, resolve_limits
 from actstore.ingest.steps.batching import KEEP_LOADED_BYTES, batches, check_memory
 from actstore.ingest.steps.inputs import check_request, open_inputs
 from actstore.ingest.steps.jobs import PHASES, IngestPlan, IngestRequest, IngestSummary, Job, JobWork, PhaseHook, phase
-from actstore.ingest.steps.planning import pending_jobs, pending_work, prepare_plan, study_layers
+from actstore.ingest.steps.planning import choose_points, pending_jobs, pending_work, prepare_plan, study_layers
 from actstore.ingest.steps.rows import job_rows
 from actstore.ingest.steps.writing import PointRegistration, finalize, finish_cleanup, provenance
 
@@ -75,9 +76,12 @@ log = logging.getLogger("actstore.ingest")
 
 
 @disk_errors
-def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
+def ingest(store: Store | Callable[[], Store], request: IngestRequest, *, progress: bool = True,
            on_phase: PhaseHook | None = None) -> IngestSummary:
     """Run one ingest; returns what was done.
+
+    store: the store, or a function that opens (or creates) it: called only once the request,
+    its inputs and the model have passed their checks, so a refused ingest creates no store.
 
     Bad input raises ActstoreError before anything is written (no runs row); that includes items
     over `--max-seconds` or the memory budget and undecodable audio, since `check_memory` reads
@@ -99,8 +103,11 @@ def ingest(store: Store, request: IngestRequest, *, progress: bool = True,
     # on request.device (the driver of a GPU cluster may have no GPU)
     adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
                            name=request.name, device="cpu" if ray else request.device, dtype=request.dtype)
+    chosen = choose_points(adapter, request)  # unknown points are refused before a store exists
+    if callable(store):
+        store = store()
     phase(on_phase, "plan", None)
-    plan = prepare_plan(store, request, adapter, catalogue, source, langs)
+    plan = prepare_plan(store, request, adapter, catalogue, source, langs, chosen)
     limits = resolve_limits(adapter, max_seconds=request.max_seconds,
                             memory_budget=parse_size(request.memory_budget), device=request.device)
     pending = pending_jobs(store, plan, overwrite=request.overwrite)

@@ -31,7 +31,7 @@ def test_a_missing_directory_is_reported_as_a_path(tmp_path, monkeypatch):
 
 def test_a_mistyped_path_offers_the_closest_entry(tmp_path):
     (tmp_path / "tiny_seamless").mkdir()
-    with pytest.raises(UnknownModelError, match="Did you mean 'tiny_seamless'"):
+    with pytest.raises(UnknownModelError, match="closest there: 'tiny_seamless'"):
         resolve_model(str(tmp_path / "tiny_seamles"), cache_dir=tmp_path / "hf")
 
 

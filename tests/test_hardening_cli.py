@@ -265,3 +265,19 @@ def test_library_deprecation_notes_stay_off_stderr_unless_verbose(tmp_path):
     assert quiet.returncode == 0 and verbose.returncode == 0, quiet.stderr + verbose.stderr
     assert "_distance" in verbose.stderr and "old API" in verbose.stderr  # the case does produce both
     assert "_distance" not in quiet.stderr and "old API" not in quiet.stderr, quiet.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--langs", "xxx"], "Unknown language 'xxx'"),
+    (["--langs", "eng", "--model", "./no-such-model-dir"], "No model file or directory"),
+    (["--langs", "eng", "--points", "text.L44"], "Unknown point 'text.L44'"),
+])
+def test_a_refused_ingest_creates_no_store(tmp_path, args, message):
+    """Bad input on a new --db path is refused in one sentence and leaves nothing on disk."""
+    db = tmp_path / "new.lance"
+    base = ["ingest", "--db", db, "--model", MINILM, "--modalities", "text", "--quiet"]
+    if "--model" in args:
+        base = base[:4] + base[6:]
+    line = one_sentence_error(run(*base, *args))
+    assert message in line
+    assert not db.exists()

@@ -114,9 +114,10 @@ def plan_jobs(source, langs: Sequence[str], points_by_mod: dict[str, list[str]],
 
 
 def prepare_plan(store: Store, request: IngestRequest, adapter: Adapter, catalogue: Catalogue, source,
-                 langs: list[str]) -> IngestPlan:
-    """Choose points, check them against the store (widths, dtypes) and plan the jobs."""
-    points_by_mod, point_rows = choose_points(adapter, request)
+                 langs: list[str], chosen: tuple[dict, list] | None = None) -> IngestPlan:
+    """Choose points (or take `chosen`, from `choose_points`), check them against the store
+    (widths, dtypes) and plan the jobs."""
+    points_by_mod, point_rows = chosen if chosen is not None else choose_points(adapter, request)
     model = adapter.info.name
     store.check_points(model, point_rows)
     jobs, skipped = plan_jobs(source, langs, points_by_mod, limit=request.limit, paired=bool(adapter.paired),
