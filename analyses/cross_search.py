@@ -204,6 +204,10 @@ def _language_set(store: Store, model: str, point: str, modality: str, lang: str
     per id, chosen as the retrieval grid chooses them (`select_recordings`, seeded)."""
     from actstore.analyses.aligned import Depth, load_depth_sets, select_recordings
 
+    stored = store.read(model, points=point, columns=["lang"], vectors=False).meta["lang"].unique().sort()
+    if lang not in stored.to_list():
+        raise AnalysisInputError(f"{model} stores no {lang} {modality} rows at {point} (stored: "
+                                 f"{', '.join(stored.to_list())}); pick another language.")
     selection = select_recordings(store, model, {modality: point}, [lang], seed=seed, corpus=corpus)
     sets = load_depth_sets(store, model, Depth(name=depth_of(point), order=0, layer=None,
                                                points={modality: point}), selection, [modality])
