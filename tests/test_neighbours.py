@@ -160,3 +160,42 @@ def test_cli_prints_texts_and_the_query_line_only_in_the_table(db):
     summary = cli("neighbours", "--db", db, "--model", "m", "--point", "speech.L1", "--target-modality", "text",
                   "--all-queries", "--lang", "eng", "--target-lang", "fra")
     assert "over 20 eng queries (chance 1/20)" in summary.stderr
+
+
+SEAMLESS = "tiny-random-seamless-m4t-v2"
+
+
+@pytest.fixture(scope="module")
+def seamless_db(tmp_path_factory, tiny_seamless_dir):
+    """The tiny random-init SeamlessM4T v2 ingested for real: espeak-ng speech and FLORES text."""
+    path = tmp_path_factory.mktemp("seamless") / "db"
+    cli("ingest", "--db", path, "--model", tiny_seamless_dir, "--langs", "eng,fra", "--limit", 5, "--quiet",
+        "--cache-dir", tmp_path_factory.mktemp("espeak"))
+    return path
+
+
+def test_tiny_seamless_speech_query_with_text_targets(seamless_db):
+    """A real speech row searched against the model's text rows at the same depth, labelled random-init."""
+    store = Store.open(seamless_db, create=False)
+    pts = store.points(SEAMLESS)["point"].to_list()
+    depth = next(p.split(".", 1)[1] for p in pts if p.startswith("speech.L") and "text." + p.split(".", 1)[1] in pts)
+    speech = store.read(SEAMLESS, points=f"speech.{depth}", langs=["eng"])
+    sample = speech.meta["sample_id"][0]
+    out = cli("neighbours", "--db", seamless_db, "--model", SEAMLESS, "--point", depth, "--sample-id", sample,
+              "--target-modality", "text", "--k", 10, "--format", "json")
+    rows = json.loads(out.stdout)
+    text = store.read(SEAMLESS, points=f"text.{depth}")
+    cos = _unit(text.vectors) @ _unit(speech.vectors[:1])[0]
+    best = np.argsort(-cos)
+    assert [r["sample_id"] for r in rows] == text.meta["sample_id"].gather(best).to_list()
+    np.testing.assert_allclose([r["cosine"] for r in rows], cos[best], atol=1e-5)
+    assert {r["modality"] for r in rows} == {"text"} and all(r["random_init"] for r in rows)
+    texts = dict(((r["lang"], r["sentence_id"]), r["text"]) for r in store.sentences().iter_rows(named=True))
+    assert all(r["text"] == texts[(r["lang"], r["sentence_id"])] for r in rows)
+    own = speech.meta["sentence_id"][0]
+    assert [r["own_sentence"] for r in rows] == [r["sentence_id"] == own for r in rows]
+    table = cli("neighbours", "--db", seamless_db, "--model", SEAMLESS, "--point", depth, "--sample-id", sample,
+                "--target-modality", "text", "--k", 3)
+    assert f"at {SEAMLESS} speech.{depth}" in table.stderr and "RANDOM-INIT" in table.stderr
+    ranks = query_ranks(store, SEAMLESS, f"speech.{depth}", "eng", target_modality="text")
+    assert ranks.height == 5 and set(ranks["random_init"]) == {True}
