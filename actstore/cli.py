@@ -780,7 +780,7 @@ def neighbours(db, storage_options, model, point, sample_id, target_point, targe
         actstore neighbours --model all-MiniLM-L6-v2 --point text.L6 \\
             --sample-id flores200:devtest:eng:1 --where "lang != 'eng'"
         actstore neighbours --model tiny-random-seamless-m4t-v2 --point L1 \\
-            --sample-id flores200:devtest:eng:1:espeak --target-modality text
+            --sample-id espeak-ng:en-us:devtest:eng:1 --target-modality text
         actstore neighbours --model tiny-random-seamless-m4t-v2 --point speech.L1 \\
             --target-modality text --all-queries --lang eng --target-lang fra
     """

@@ -37,6 +37,9 @@ from actstore.store.integrity import require_unique_keys
 #: a neighbour row's columns, in the order the CLI prints them
 COLUMNS = ("rank", "lang", "modality", "sentence_id", "own_sentence", "cosine", "distance", "text",
            "corpus", "sample_id", "model", "point", "random_init")
+#: a `query_ranks` row's columns: the query, what it retrieved first, the true sentence's rank
+RANK_COLUMNS = ("query_id", "retrieved_id", "rank", "correct", "query_text", "retrieved_text", "query_lang",
+                "query_modality", "target_lang", "target_modality", "n", "corpus", "random_init")
 
 
 @dataclass(frozen=True)
@@ -259,5 +262,6 @@ def query_ranks(store: Store, model: str, point: str, lang: str, *, target_lang:
                                               "corpus"))["text"]
     r_text = attach_texts(store, frame.select(pl.col("target_lang").alias("lang"),
                                               pl.col("retrieved_id").alias("sentence_id"), "corpus"))["text"]
-    return frame.with_columns(q_text.alias("query_text"), r_text.alias("retrieved_text"),
-                              pl.lit(store.is_random_init(model)).alias("random_init"))
+    frame = frame.with_columns(q_text.alias("query_text"), r_text.alias("retrieved_text"),
+                               pl.lit(store.is_random_init(model) or store.is_random_init(target.model)).alias("random_init"))
+    return frame.select(RANK_COLUMNS)
