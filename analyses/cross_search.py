@@ -106,6 +106,9 @@ def resolve_target(store: Store, query_model: str, query_point: str, *, model: s
     wanted = point or query_point
     if wanted in names and modality in (None, modality_of[wanted]):
         return Target(model=model, point=wanted)
+    if point in names:
+        raise AnalysisInputError(f"{point} holds {modality_of[point]} rows, not {modality}; drop "
+                                 f"--target-modality or name a {modality} point.")
     candidates = [p for p in names if depth_of(p) == depth_of(wanted)]
     if modality is not None:
         candidates = [p for p in candidates if modality_of[p] == modality]

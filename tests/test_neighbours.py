@@ -141,6 +141,10 @@ def test_all_queries_rank_the_true_sentence_as_the_retrieval_grid_does(db):
     (("--sample-id", "eng:text:1", "--target-modality", "speech", "--where", "nonsense ="), "check the --where filter"),
     (("--sample-id", "eng:text:1", "--target-modality", "speech", "--where", "lang = 'xx'"), "loosen --where"),
     (("--sample-id", "nope", "--target-modality", "speech"), "'nope' is not stored"),
+    (("--sample-id", "eng:text:1", "--target-modality", "speech", "--k", "0"), "k=0 must be at least 1"),
+    (("--sample-id", "eng:text:1", "--target-point", "L1"), "holds several points (speech.L1, text.L1)"),
+    (("--sample-id", "eng:text:1", "--target-point", "text.L1", "--target-modality", "speech"),
+     "text.L1 holds text rows, not speech"),
     (("--all-queries", "--lang", "eng", "--target-lang", "deu"), "stores no deu text rows"),
 ])
 def test_bad_input_is_one_sentence(db, args, message):
