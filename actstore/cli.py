@@ -771,9 +771,10 @@ def neighbours(db, storage_options, model, point, sample_id, target_point, targe
     """Nearest stored vectors (cosine) to one sample, with their sentence texts; or, with
     --all-queries, the rank of the true sentence for every sentence of a language.
 
-    Within the query's own point LanceDB searches the table; another point (--target-point,
-    --target-modality) or another model's point (--target-model, only with --shared-space) is
-    searched exactly. `own_sentence` marks the query's own sentence (same corpus and id).
+    LanceDB searches the query's own point (leaving the query out), or with the query's vector
+    another point (--target-point, --target-modality: speech query, text targets) or another
+    model's point (--target-model, only with --shared-space and one width). `own_sentence` marks
+    the query's own sentence (same corpus and id).
 
     \b
     Example:

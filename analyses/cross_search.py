@@ -1,11 +1,14 @@
 """Neighbours across points: a query from one point searched against another, with sentence texts.
 
-`actstore neighbours` answers "what is closest to this sample?". Within one point the search is
-LanceDB's (`table_search.nearest_in_table`); across points it is this module's: a speech query
-against text targets of the same model (`--point speech.L6 --target-modality text`), or one
-model's point against another model's point. Across points the search is exact, on the target
-slice the `--where` filter leaves, with `retrieval.topk_cosine` (a filtered slice is small, and
-LanceDB cannot search one table's rows with another table's vector any faster).
+`actstore neighbours` answers "what is closest to this sample?". The search is always LanceDB's
+(`table_search.nearest_in_table`: a flat search with the filter applied first, exact without a
+vector index): within the query's own point with the query sample left out, or, from here, in
+another point with the query's vector: a speech query against text targets of the same model
+(`--point speech.L6 --target-modality text`), or one model's point against another model's.
+One path for both keeps their semantics (filter, width check, duplicate-key guard) one. Measured
+on the shared 2 cores, 20k x 512 float32 targets, top 10, median of 7: LanceDB 53 ms vs 92 ms for
+reading the slice and ranking it with `retrieval.topk_cosine` (identical neighbours); 41 vs 35 ms
+with a one-language filter. The numpy kernels rank whole languages (`query_ranks`).
 
 Across models the search is refused unless the two points have one width AND the user asserts
 (`shared_space=True`, `--shared-space`) that the models were trained into one space (SONAR's
@@ -26,7 +29,6 @@ import numpy as np
 import polars as pl
 
 from actstore.analyses.aligned import depth_of
-from actstore.analyses.retrieval import topk_cosine
 from actstore.analyses.table_search import nearest_in_table, resolve_point
 from actstore.errors import AnalysisInputError
 from actstore.schema import sql_quote
@@ -143,26 +145,6 @@ def _width(store: Store, model: str, point: str) -> int:
     return int(pts.filter(pl.col("point") == point)["width"][0])
 
 
-def search_target(store: Store, query: Query, target: Target, *, k: int, where: str | None) -> pl.DataFrame:
-    """The k target rows closest to the query (exact cosine on the filtered slice), nearest first."""
-    if k < 1:
-        raise AnalysisInputError(f"k={k} must be at least 1.")
-    if target.model != query.model:
-        require_unique_keys(store, target.model)
-    try:
-        rows = store.read(target.model, points=target.point, where=where,
-                          columns=["lang", "modality", "sentence_id", "sample_id", "corpus"])
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise AnalysisInputError(f"The search failed ({str(exc).splitlines()[0]}); check the --where filter.") from None
-    if len(rows) == 0:
-        raise AnalysisInputError(f"No rows of {target.model} {target.point} match the filter "
-                                 f"{where!r}; loosen --where.")
-    idx, cos = topk_cosine(query.vector[None, :], rows.vectors, min(k, len(rows)))
-    hits = rows.meta[idx[0].tolist()]
-    return hits.with_columns(pl.Series("cosine", cos[0].astype(np.float64)),
-                             pl.Series("distance", 1.0 - cos[0].astype(np.float64)))
-
-
 def attach_texts(store: Store, rows: pl.DataFrame) -> pl.DataFrame:
     """`rows` (lang, sentence_id, corpus) with the `text` of their sentence in THEIR corpus.
 
@@ -195,7 +177,10 @@ def find_neighbours(store: Store, model: str, point: str, sample_id: str, *, k: 
         hits = nearest_in_table(store, model, query.point, sample_id=sample_id, k=k, where=where)
     else:
         require_one_space(store, Target(model, query.point), target, shared_space=shared_space)
-        hits = search_target(store, query, target, k=k, where=where)
+        hits = nearest_in_table(store, target.model, target.point, vector=query.vector, k=k, where=where)
+    if hits.height == 0 and where:
+        raise AnalysisInputError(f"No rows of {target.model} {target.point} besides the query match the filter "
+                                 f"{where!r}; loosen --where.")
     rows = attach_texts(store, hits).with_columns(
         pl.int_range(1, pl.len() + 1).cast(pl.Int32).alias("rank"),
         ((pl.col("corpus") == query.corpus) & (pl.col("sentence_id") == query.sentence_id)).alias("own_sentence"),
