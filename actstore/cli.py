@@ -754,26 +754,85 @@ def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, 
 
 @main.command()
 @db_option
-@click.option("--model", required=True, help="Stored model name.")
+@click.option("--model", required=True, help="Stored model name (of the query).")
 @click.option("--point", required=True,
-              help="Point or depth to search, e.g. text.L6 or L6 (a depth: the sample's own point there).")
-@click.option("--sample-id", required=True, help="A stored sample id to use as the query.")
+              help="The query's point or depth, e.g. text.L6 or L6 (a depth: the sample's own point there).")
+@click.option("--sample-id", default=None, help="A stored sample id to use as the query.")
+@click.option("--target-point", default=None,
+              help="Search this point (or depth) instead of the query's own, e.g. text.L6.")
+@click.option("--target-modality", type=click.Choice(["speech", "text"]), default=None,
+              help="Search this modality's point at the query's depth (speech query, text targets).")
+@click.option("--target-model", default=None,
+              help="Search another model's point; only with --shared-space and one width.")
+@click.option("--shared-space", is_flag=True,
+              help="Assert that --target-model was trained into the query model's space (e.g. SONAR text/speech).")
 @click.option("--k", type=int, default=10, show_default=True)
-@click.option("--where", default=None, help="Extra SQL filter, e.g. \"lang = 'fra' AND modality = 'speech'\".")
+@click.option("--where", default=None, help="Extra SQL filter on the targets, e.g. \"lang = 'fra'\".")
+@click.option("--all-queries", is_flag=True,
+              help="Rank every --lang sentence against the target's --target-lang sentences (no --sample-id).")
+@click.option("--lang", default=None, help="With --all-queries: the queries' language.")
+@click.option("--target-lang", default=None, help="With --all-queries: the targets' language (default: --lang).")
+@click.option("--corpus", default=None, help="With --all-queries: the corpus whose ids align (default: the largest).")
 @output_options
 @friendly_errors
-def neighbours(db, storage_options, model, point, sample_id, k, where, fmt, output):
-    """Nearest stored vectors (cosine) to one sample, across the whole table (LanceDB search).
+def neighbours(db, storage_options, model, point, sample_id, target_point, target_modality, target_model,
+               shared_space, k, where, all_queries, lang, target_lang, corpus, fmt, output):
+    """Nearest stored vectors (cosine) to one sample, with their sentence texts; or, with
+    --all-queries, the rank of the true sentence for every sentence of a language.
+
+    LanceDB searches the query's own point (leaving the query out), or with the query's vector
+    another point (--target-point, --target-modality: speech query, text targets) or another
+    model's point (--target-model, only with --shared-space and one width). `own_sentence` marks
+    the query's own sentence (same corpus and id).
 
     \b
     Example:
         actstore neighbours --model all-MiniLM-L6-v2 --point text.L6 \\
             --sample-id flores200:devtest:eng:1 --where "lang != 'eng'"
+        actstore neighbours --model tiny-random-seamless-m4t-v2 --point L1 \\
+            --sample-id espeak-ng:en-us:devtest:eng:1 --target-modality text
+        actstore neighbours --model tiny-random-seamless-m4t-v2 --point speech.L1 \\
+            --target-modality text --all-queries --lang eng --target-lang fra
     """
-    from actstore.analyses.table_search import nearest_in_table
+    from actstore.analyses.cross_search import find_neighbours, query_ranks
 
+    _check_neighbour_options(sample_id, all_queries, lang, target_lang, corpus, where)
     store = _open(db, storage_options)
-    write_frame(nearest_in_table(store, model, point, sample_id=sample_id, k=k, where=where), fmt, output)
+    notes = fmt == "table" or output is not None  # machine formats on stdout stay pure
+    target = dict(target_model=target_model, target_point=target_point, target_modality=target_modality,
+                  shared_space=shared_space)
+    if all_queries:
+        frame = query_ranks(store, model, point, lang, target_lang=target_lang, corpus=corpus, **target)
+        if notes:
+            click.echo(f"P@1 {frame['correct'].mean():.3f} over {frame.height} {lang} queries "
+                       f"(chance 1/{frame.height}); median rank of the true sentence "
+                       f"{frame['rank'].median():g}", err=True)
+    else:
+        query, frame = find_neighbours(store, model, point, sample_id, k=k, where=where, **target)
+        if notes:
+            click.echo(query.describe(), err=True)
+    if notes:
+        for name in dict.fromkeys([model, target_model or model]):
+            _note_random_init(store.is_random_init(name), name)
+    write_frame(frame, fmt, output)
+
+
+def _check_neighbour_options(sample_id, all_queries, lang, target_lang, corpus, where) -> None:
+    """One sentence per misuse of `neighbours`' two modes (one sample, or a whole language)."""
+    if all_queries:
+        if sample_id is not None:
+            raise click.UsageError("Give --sample-id (one query) or --all-queries (every sentence of --lang), not both.")
+        if lang is None:
+            raise click.UsageError("--all-queries needs --lang, the queries' language, e.g. --lang eng.")
+        if where is not None:
+            raise click.UsageError("--where filters a one-sample search; with --all-queries choose the targets "
+                                   "with --target-lang and --corpus.")
+    elif sample_id is None:
+        raise click.UsageError("Give --sample-id to search from one sample, or --all-queries --lang L to rank "
+                               "every sentence of a language.")
+    elif lang is not None or target_lang is not None or corpus is not None:
+        raise click.UsageError("--lang, --target-lang and --corpus go with --all-queries; filter a one-sample "
+                               "search with --where \"lang = 'fra'\".")
 
 
 # ---------------------------------------------------------------------------------------- report

@@ -26,8 +26,8 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
 
     `point` is a point name (`text.L6`) or a depth (`L6`), as `analyze --points` accepts: a depth
     held by several modalities means the query sample's own point there (see `resolve_point`).
-    Returns lang, modality, sentence_id, sample_id, distance (1 - cosine) and cosine, nearest
-    first. `where` is an extra SQL filter on metadata columns (e.g. "lang = 'fra'").
+    Returns lang, modality, sentence_id, sample_id, corpus, distance (1 - cosine) and cosine,
+    nearest first (`cross_search.find_neighbours` adds texts and searches other points). `where` is an extra SQL filter on metadata columns (e.g. "lang = 'fra'").
     """
     if (sample_id is None) == (vector is None):
         raise AnalysisInputError("Give exactly one of a sample id or a query vector to search with.")
@@ -62,7 +62,7 @@ def nearest_in_table(store: Store, model: str, point: str, *, sample_id: str | N
     try:
         hits = (table.search(vector, vector_column_name="vector").distance_type("cosine")
                 .where(" AND ".join(clauses), prefilter=True)
-                .select(["lang", "modality", "sentence_id", "sample_id", "_distance"]).limit(k).to_arrow())
+                .select(["lang", "modality", "sentence_id", "sample_id", "corpus", "_distance"]).limit(k).to_arrow())
     except (ValueError, RuntimeError) as exc:
         raise AnalysisInputError(f"The search failed ({str(exc).splitlines()[0]}); check the --where filter.") from None
     frame = pl.from_arrow(hits).rename({"_distance": "distance"})
