@@ -8,6 +8,8 @@ only filter and encode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -242,3 +244,17 @@ def largest_change(grid: pl.DataFrame) -> float:
     spread = grid.group_by("kind", "lang_a", "lang_b").agg(
         (pl.col("score").max() - pl.col("score").min()).alias("spread"))["spread"].max()
     return float(spread) if spread else 0.01
+
+
+def opening_depth(frame: pl.DataFrame, column: str, wanted: Sequence[str]) -> str:
+    """The depth a chart opens on: the deepest one where every value of `wanted` in `column` has rows.
+
+    A model's last depth may exist for one modality only (SeamlessM4T's `speech.adaptor`): opening
+    there leaves every text panel empty. When no depth has them all, the deepest depth with the
+    most of them.
+    """
+    depths = depth_order(frame)
+    present = {d: set(v) & set(wanted) for d, v in
+               frame.group_by("depth").agg(pl.col(column).unique()).iter_rows()}
+    most = max(len(present.get(d, ())) for d in depths)
+    return [d for d in depths if len(present.get(d, ())) == most][-1]
