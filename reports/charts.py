@@ -42,7 +42,7 @@ def _lang_legend(n: int) -> alt.Legend:
 
 
 #: Widest a figure may draw (px): the page's content column is ~1170 px, so nothing scrolls sideways.
-FIGURE_WIDTH = 1100
+FIGURE_WIDTH = 1140
 #: Room per heatmap panel for its y labels and title, and for the colour legend (px).
 AXIS_ROOM, LEGEND_ROOM = 100, 80
 
@@ -318,10 +318,11 @@ def _lines_with_points(base: alt.Chart, enc: dict, dash: alt.StrokeDash | None =
 
 def lines_by_lang(base: alt.Chart, depths: Sequence[str], langs: Sequence[str], y: str, y_title: str,
                   modalities: Sequence[str] = (), extra_tooltip: Sequence[alt.Tooltip] = (),
-                  levels: tuple[str, str] | None = None) -> alt.LayerChart:
+                  levels: tuple[str, str, Sequence[str]] | None = None) -> alt.LayerChart:
     """Per-language line over depth; with `modalities`, one line per modality, dashed by modality.
 
-    With more than FEW_LANGUAGES languages and `levels` = (chart name, lang -> level dataset), the
+    With more than FEW_LANGUAGES languages and `levels` = (chart name, lang -> level dataset, the
+    levels in it), the
     lines are coloured by resource level and one language is highlighted at a time (`lang_lines`).
     """
     enc = {
@@ -338,17 +339,17 @@ def lines_by_lang(base: alt.Chart, depths: Sequence[str], langs: Sequence[str], 
         enc["detail"] = "modality:N"
         enc["tooltip"].append(alt.Tooltip("modality:N"))
     if levels is not None and len(langs) > FEW_LANGUAGES:
-        return highlighted_lines(base, enc, levels[0], depths, langs, dash, levels[1]).properties(
+        return highlighted_lines(base, enc, levels[0], depths, langs, dash, levels[1], levels[2]).properties(
             width=720, height=320)
     return _lines_with_points(base, enc, dash).properties(width=560, height=280)
 
 
 def neuron_overlap_lines(depths: Sequence[str], langs: Sequence[str], ks: Sequence[int],
-                         levels: str | None = None) -> alt.LayerChart:
+                         levels: tuple[str, Sequence[str]] | None = None) -> alt.LayerChart:
     """Fraction of a language's top-k speech dims that are also among its top-k text dims."""
     pick = alt.param(name="neu_k", value=ks[0], bind=alt.binding_select(options=list(ks), name="k "))
     base = (alt.Chart(alt.Data(name="neu_overlap")).transform_filter("datum.k == neu_k")
             .transform_calculate(fraction="datum.shared / datum.k"))
     return lines_by_lang(base, depths, langs, "fraction:Q", "shared / k",
                          extra_tooltip=[alt.Tooltip("shared:Q"), alt.Tooltip("k:Q")],
-                         levels=None if levels is None else ("neu_overlap", levels)).add_params(pick)
+                         levels=None if levels is None else ("neu_overlap", *levels)).add_params(pick)

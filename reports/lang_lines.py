@@ -23,11 +23,13 @@ LEVEL_LEGEND = alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolOpacit
 
 
 def highlighted_lines(base: alt.Chart, enc: dict, name: str, depths: Sequence[str], langs: Sequence[str],
-                      dash: alt.StrokeDash | None, levels: str) -> alt.LayerChart:
+                      dash: alt.StrokeDash | None, levels: str,
+                      present_levels: Sequence[str] = LEVELS) -> alt.LayerChart:
     """Faint lines coloured by resource level; the pointed-at or chosen language thick and labelled.
 
     `name` makes the parameter names unique on the page; `levels` is the named dataset mapping
-    lang -> level (looked up in the browser, so the line data stay as they are).
+    lang -> level (looked up in the browser, so the line data stay as they are), `present_levels`
+    the levels it holds ("" = unknown).
     """
     hover = alt.selection_point(name=f"{name}_hover", fields=["lang"], on="pointerover",
                                 clear="pointerout", nearest=True, empty=False)
@@ -36,9 +38,11 @@ def highlighted_lines(base: alt.Chart, enc: dict, name: str, depths: Sequence[st
     test = {"or": [{"param": f"{name}_hover", "empty": False}, f"datum.lang == {name}_lang"]}
     base = base.transform_lookup(lookup="lang", from_=alt.LookupData(
         data=alt.Data(name=levels), key="lang", fields=["level"], ), default="")
-    colour = alt.Color("level:N", scale=alt.Scale(domain=list(LEVELS), range=LEVEL_COLOURS), legend=LEVEL_LEGEND)
-    lit = {"opacity": {"condition": {"test": test, "value": 1.0}, "value": 0.25},
-           "strokeWidth": {"condition": {"test": test, "value": 3.5}, "value": 1.0}}
+    shown = [i for i, level in enumerate(LEVELS) if level in present_levels] or [3]
+    colour = alt.Color("level:N", legend=LEVEL_LEGEND, scale=alt.Scale(
+        domain=[LEVELS[i] for i in shown], range=[LEVEL_COLOURS[i] for i in shown]))
+    lit = {"opacity": {"condition": {"test": test, "value": 1.0}, "value": 0.35},
+           "strokeWidth": {"condition": {"test": test, "value": 3.5}, "value": 1.2}}
     line_enc = {**{k: v for k, v in enc.items() if k not in ("tooltip", "color")}, "color": colour,
                 "detail": ["lang:N", "modality:N"] if "detail" in enc else "lang:N", **lit}
     if dash is not None:

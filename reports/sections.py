@@ -129,14 +129,15 @@ def tsne_section(ctx: Context) -> Section:
     return section
 
 
-def _levels(ctx: Context) -> str:
-    """The lang -> resource level dataset the many-language line charts look colours up in."""
+def _levels(ctx: Context) -> tuple[str, list[str]]:
+    """The lang -> resource level dataset the many-language line charts look colours up in, and
+    the levels it holds."""
     if "lang_levels" not in ctx.datasets:
         table = ctx.inputs.provenance.get("languages")
         known = {} if table is None else dict(table.select("lang", "resource_level").iter_rows())
         ctx.add("lang_levels", pl.DataFrame({"lang": ctx.langs, "level": [known.get(l) or "" for l in ctx.langs]},
                                             schema={"lang": pl.Utf8, "level": pl.Utf8}))
-    return "lang_levels"
+    return "lang_levels", sorted(set(ctx.datasets["lang_levels"]["level"].to_list()))
 
 
 def neurons_section(ctx: Context) -> Section:
@@ -174,8 +175,8 @@ def neurons_section(ctx: Context) -> Section:
             "dashed: text, dotted: both).",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_best")), depths, langs, "ap:Q", "best AP",
                                  modalities=modalities(top.filter(pl.col("target_kind") == "language")),
-                                 levels=("neu_best", _levels(ctx))),
-            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})), _levels(ctx))))
+                                 levels=("neu_best", *_levels(ctx))),
+            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})), _levels(ctx)[0])))
     section.parts.append("<h3>Speech/text overlap of top-k dimensions</h3>")
     if overlap is None:
         section.parts.append(missing(ctx, "neuron overlap results", "neurons"))
@@ -190,7 +191,7 @@ def neurons_section(ctx: Context) -> Section:
             "Fraction of a language's top-k dimensions for speech that are also in its top-k for "
             "text, per depth (1 = the same dimensions mark the language in both modalities).",
             charts.neuron_overlap_lines(depths, langs, ks, _levels(ctx)),
-            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")), _levels(ctx))))
+            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")), _levels(ctx)[0])))
         section.parts.append(explain_html(OVERLAP_K))
     section.parts.append("<h3>Activation concentration</h3>")
     if conc is None:
@@ -202,8 +203,8 @@ def neurons_section(ctx: Context) -> Section:
             "Gini coefficient of mean |activation| over dimensions per language and modality "
             "(solid: speech, dashed: text); 0 = spread evenly, 1 = one dimension carries all.",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_gini")), depth_order(conc), langs, "gini:Q", "Gini",
-                                 modalities=modalities(conc), levels=("neu_gini", _levels(ctx))),
-            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")), _levels(ctx))))
+                                 modalities=modalities(conc), levels=("neu_gini", *_levels(ctx))),
+            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")), _levels(ctx)[0])))
     return section
 
 
