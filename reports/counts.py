@@ -39,6 +39,20 @@ def analysis_languages(inputs: ReportInputs) -> dict[str, set[str]]:
     return {k: v for k, v in out.items() if v}
 
 
+def _sides(inputs: ReportInputs) -> dict[str, str]:
+    """For speech-text, "35 as speech, 36 as text" when its two sides cover different languages."""
+    sim = inputs.similarity
+    out = {}
+    for kind, (ma, mb) in CROSS_LINGUAL_KINDS.items():
+        if sim is None or ma == mb:
+            continue
+        rows = sim.filter(pl.col("kind") == kind)
+        a, b = _langs(rows, "lang_a"), _langs(rows, "lang_b")
+        if a != b:
+            out[f"cross-lingual {kind}"] = f"{len(a)} as {ma}, {len(b)} as {mb}"
+    return out
+
+
 def stored_languages(inputs: ReportInputs) -> dict[str, set[str]]:
     """'stored' (every language of the languages table) and per modality, from the provenance."""
     table = inputs.provenance.get("languages")
@@ -56,11 +70,12 @@ def counts_html(inputs: ReportInputs) -> str:
     stored = stored_languages(inputs)
     every = stored.get("stored", set())
     parts = [f"{len(v)} {k}" if k != "stored" else f"{len(v)} languages stored" for k, v in stored.items()]
+    sides = _sides(inputs)
     for label, langs in analysis_languages(inputs).items():
         left_out = sorted(every - langs)
-        miss = ""
-        if left_out and len(left_out) <= 6:
-            miss = f" (not {', '.join(left_out)})"
-        parts.append(f"{label}: {len(langs)}{miss}")
+        notes = [f"not {', '.join(left_out)}"] if left_out and len(left_out) <= 6 else []
+        if label in sides:
+            notes.append(sides[label])
+        parts.append(f"{label}: {len(langs)}" + (f" ({'; '.join(notes)})" if notes else ""))
     text = " · ".join(parts)
     return f'<p class="counts" data-role="language-counts">Languages: {html.escape(text)}</p>' if parts else ""

@@ -459,6 +459,7 @@ def test_header_counts_match_the_languages_each_analysis_used(wide_page):
     assert counts["cross-modal"] == 35 and counts["cross-lingual speech-speech"] == 35
     assert counts["cross-lingual text-text"] == 36 and counts["t-SNE"] == 36
     assert "35 speech stored" in wide_page and "cross-modal: 35 (not jpn)" in wide_page
+    assert "cross-lingual speech-text: 36 (35 as speech, 36 as text)" in wide_page
     # and they are the languages the charts draw
     data = _page_data(wide_page)
     assert len(set(_decoded(data["cm_rows"]["lang"]))) == counts["cross-modal"]
