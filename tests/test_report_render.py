@@ -474,3 +474,28 @@ def test_runs_show_their_pooling_options():
     assert "<th>pooling options</th>" in page
     assert "mode=paired, text_pooling=sentence_tokens, speech_pooling=valid_windows" in page
     assert "text_prefix=&quot;passage: &quot;, weights=multilingual-e5-small, 4-bit weights (Q4_0)" in page
+
+
+def test_a_text_only_language_does_not_make_every_report_recompute(tmp_path):
+    """jpn stored as text only (no espeak-ng voice): the speech grids cannot include it, so once
+    computed they count as complete, and the header counts what each grid used."""
+    import numpy as np
+
+    from actstore.analyses.complete import ensure_results
+    from actstore.reports.from_store import report_inputs
+    from actstore.store import Store
+    from _store_data import put
+
+    store = Store.open(tmp_path / "db")
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((16, 4))
+    for lang, modalities in (("eng", ("speech", "text")), ("fra", ("speech", "text")), ("jpn", ("text",))):
+        for modality in modalities:
+            x = latent @ rng.standard_normal((4, 8)) + 0.1 * rng.standard_normal((16, 8))
+            put(store, "m", f"{modality}.L1", modality, lang, range(1, 17), x.astype(np.float32),
+                resource_level="high")
+    assert "cross-modal svcca" in ensure_results(store, "m", tsne_per_language=6)
+    assert ensure_results(store, "m") == []  # nothing recomputed for jpn's missing speech
+    page = render_html(report_inputs(store, "m"))
+    assert "cross-modal: 2 (not jpn)" in page and "cross-lingual speech-speech: 2 (not jpn)" in page
+    assert "cross-lingual text-text: 3" in page
