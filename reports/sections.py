@@ -68,6 +68,16 @@ def provenance_section(ctx: Context) -> Section:
     return section
 
 
+def _diagonal_note(rows: pl.DataFrame) -> str:
+    """Why the diagonal of a same-modality panel is blank (when it is)."""
+    same = [p for p in set(rows["panel"]) if p.split("→")[0] == p.split("→")[-1]]
+    own = rows.filter(pl.col("panel").is_in(same) & (pl.col("query") == pl.col("target")))
+    if not same or own.height:
+        return ""
+    return (f"The diagonal of {' and '.join(sorted(same))} is blank: a language against its own set "
+            "would find each sentence itself, so only other languages are searched.")
+
+
 def retrieval_section(ctx: Context) -> Section:
     """Section 4: nearest-neighbour retrieval grids and a per-language P@1 table."""
     section = Section("retrieval", "Retrieval")
@@ -76,16 +86,16 @@ def retrieval_section(ctx: Context) -> Section:
         section.parts.append(missing(ctx, "retrieval results", "retrieval"))
         return section
     rows = retrieval_rows(ret)
-    deepest, table = retrieval_table(rows)
+    panels = [p for p in RETRIEVAL_PANEL_ORDER if p in set(rows["panel"])]
+    panels += sorted(set(rows["panel"]) - set(panels))
+    start = opening_depth(rows, "panel", panels)
+    deepest, table = retrieval_table(rows, start)
     rows, dropped = limit_depths(rows, ctx.limits.grid_rows)
     if dropped:
         section.parts.append(note_html(f"{len(dropped)} depths left out to keep the report small: "
                                    f"{', '.join(dropped)}."))
     name = ctx.add("ret_rows", chart_columns(rows))
-    panels = [p for p in RETRIEVAL_PANEL_ORDER if p in set(rows["panel"])]
-    panels += sorted(set(rows["panel"]) - set(panels))
     langs = [l for l in ctx.langs if l in set(rows["query"]) | set(rows["target"])]
-    start = opening_depth(rows, "panel", panels)
     sizes = sorted(set(rows["n"].to_list()))
     chance = ", ".join(f"1/{n} = {1 / n:.3f}" for n in sizes[:4] if n)
     section.parts.append(Figure(
@@ -97,7 +107,8 @@ def retrieval_section(ctx: Context) -> Section:
     section.parts.append(explain_html(
         CHANCE, "xsim error: the share of queries whose true translation does not have the best "
                 "margin score; 1 - xsim error is drawn so that higher is better everywhere.",
-        blank_cells_note(rows, "panel", panels, langs, ("query", "target"), depth_order(rows)) or ""))
+        _diagonal_note(rows), blank_cells_note(rows, "panel", panels, langs, ("query", "target"),
+                                               depth_order(rows)) or ""))
     section.parts.append(f"<h3>P@1 per query language at depth {html.escape(deepest)}</h3>")
     section.parts.append(paragraph(f"Chance P@1 here: {html.escape(chance)} (1/n, n target sentences).", "note"))
     section.parts.append(html_table(by_language(ctx, rounded(table))))

@@ -172,10 +172,10 @@ def retrieval_rows(retrieval: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def retrieval_table(rows: pl.DataFrame) -> tuple[str, pl.DataFrame]:
-    """At the deepest depth: per query language and panel, P@1 on its own language and mean P@1
-    over the other target languages. Returns (depth, table with one row per language)."""
-    deepest = depth_order(rows)[-1]
+def retrieval_table(rows: pl.DataFrame, depth: str | None = None) -> tuple[str, pl.DataFrame]:
+    """At `depth` (default: the deepest): per query language and panel, P@1 on its own language and
+    mean P@1 over the other target languages. Returns (depth, table with one row per language)."""
+    deepest = depth or depth_order(rows)[-1]
     at = rows.filter(pl.col("depth") == deepest)
     same = at.filter(pl.col("query") == pl.col("target")).select(
         "query", pl.format("{} P@1 same lang", pl.col("panel")).alias("column"), pl.col("p_at_1").alias("v"))

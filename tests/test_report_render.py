@@ -499,3 +499,8 @@ def test_a_text_only_language_does_not_make_every_report_recompute(tmp_path):
     page = render_html(report_inputs(store, "m"))
     assert "cross-modal: 2 (not jpn)" in page and "cross-lingual speech-speech: 2 (not jpn)" in page
     assert "cross-lingual text-text: 3" in page
+
+
+def test_retrieval_table_and_diagonal_at_the_opening_depth(wide_page):
+    assert "P@1 per query language at depth L6</h3>" in wide_page  # not the speech-only adaptor
+    assert "The diagonal of speech→speech and text→text is blank" in wide_page
