@@ -259,14 +259,17 @@ def tsne_scatter(depths: Sequence[str], langs: Sequence[str], start: str) -> alt
     domain = [*langs, *modalities]
     colour_range = [*scale.range, *MODALITY_COLOURS.values()]
     legend_values = (f"tsne_colour == 'lang' ? {list(langs)!r} : {modalities!r}").replace("'", '"')
+    # 20 colours repeat beyond 20 languages: clicking a legend entry (shift: several) shows only it
+    pick = alt.selection_point(name="tsne_pick", fields=["group"], bind="legend")
     return (
         alt.Chart(alt.Data(name="tsne_points"))
         .transform_filter("datum.depth == tsne_depth")
         .transform_lookup(lookup="key", from_=alt.LookupData(
             data=alt.Data(name="tsne_texts"), key="key", fields=["lang", "modality", "sid", "text"]))
         .transform_calculate(group="datum[tsne_colour]")
-        .mark_point(filled=True, size=36, opacity=0.75)
+        .mark_point(filled=True, size=36)
         .encode(
+            opacity=alt.condition(pick, alt.value(0.75), alt.value(0.05)),
             x=alt.X("x:Q", title=None, scale=alt.Scale(zero=False)),
             y=alt.Y("y:Q", title=None, scale=alt.Scale(zero=False)),
             color=alt.Color("group:N", scale=alt.Scale(domain=domain, range=colour_range),
@@ -277,7 +280,7 @@ def tsne_scatter(depths: Sequence[str], langs: Sequence[str], start: str) -> alt
             tooltip=[alt.Tooltip("lang:N", title="language"), alt.Tooltip("modality:N"),
                      alt.Tooltip("sid:N", title="sentence id"), alt.Tooltip("text:N")],
         )
-        .add_params(depth, colour_by)
+        .add_params(depth, colour_by, pick)
         .properties(width=620, height=520)
     )
 

@@ -133,7 +133,9 @@ def tsne_section(ctx: Context) -> Section:
     section.parts.append(Figure(
         "fig-tsne", "t-SNE per depth",
         f"Speech and text vectors of one depth embedded together by t-SNE (triangles: speech, "
-        f"circles: text); hover for sentence id and text; final KL divergence: {kl_text}.",
+        f"circles: text); hover for sentence id and text; click a legend entry to show only that "
+        f"language or modality (shift-click for several, double-click to reset); final KL divergence: "
+        f"{kl_text}.",
         charts.tsne_scatter(depths, langs, opening_depth(
             points.join(texts.select("key", "modality"), on="key"), "modality", ["speech", "text"])),
         (ctx.add("tsne_points", chart_columns(points)), ctx.add("tsne_texts", texts))))
