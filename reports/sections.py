@@ -13,6 +13,7 @@ import polars as pl
 
 from actstore.reports import charts
 from actstore.reports.counts import counts_html
+from actstore.reports.lang_lines import FEW_LANGUAGES
 from actstore.reports.explain import CHANCE, OVERLAP_K, blank_cells_note, explain_html
 from actstore.reports.pooling import with_pooling
 from actstore.reports.inputs import ReportInputs
@@ -142,15 +143,25 @@ def tsne_section(ctx: Context) -> Section:
     return section
 
 
-def _levels(ctx: Context) -> tuple[str, list[str]]:
-    """The lang -> resource level dataset the many-language line charts look colours up in, and
-    the levels it holds."""
+def _levels(ctx: Context, langs: list[str]) -> tuple[str, list[str]] | None:
+    """The lang -> resource level dataset a many-language line chart looks colours up in, and the
+    levels it holds; None for few languages (each line then keeps its own colour)."""
+    if len(langs) <= FEW_LANGUAGES:
+        return None
     if "lang_levels" not in ctx.datasets:
         table = ctx.inputs.provenance.get("languages")
         known = {} if table is None else dict(table.select("lang", "resource_level").iter_rows())
         ctx.add("lang_levels", pl.DataFrame({"lang": ctx.langs, "level": [known.get(l) or "" for l in ctx.langs]},
                                             schema={"lang": pl.Utf8, "level": pl.Utf8}))
     return "lang_levels", sorted(set(ctx.datasets["lang_levels"]["level"].to_list()))
+
+
+def _named(chart: str, levels: tuple[str, list[str]] | None) -> tuple[str, str, list[str]] | None:
+    return None if levels is None else (chart, *levels)
+
+
+def _level_data(levels: tuple[str, list[str]] | None) -> tuple[str, ...]:
+    return () if levels is None else (levels[0],)
 
 
 def neurons_section(ctx: Context) -> Section:
@@ -188,8 +199,9 @@ def neurons_section(ctx: Context) -> Section:
             "dashed: text, dotted: both).",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_best")), depths, langs, "ap:Q", "best AP",
                                  modalities=modalities(top.filter(pl.col("target_kind") == "language")),
-                                 levels=("neu_best", *_levels(ctx))),
-            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})), _levels(ctx)[0])))
+                                 levels=_named("neu_best", _levels(ctx, langs))),
+            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})),
+             *_level_data(_levels(ctx, langs)))))
     section.parts.append("<h3>Speech/text overlap of top-k dimensions</h3>")
     if overlap is None:
         section.parts.append(missing(ctx, "neuron overlap results", "neurons"))
@@ -203,8 +215,9 @@ def neurons_section(ctx: Context) -> Section:
             "fig-neu-overlap", "Overlap",
             "Fraction of a language's top-k dimensions for speech that are also in its top-k for "
             "text, per depth (1 = the same dimensions mark the language in both modalities).",
-            charts.neuron_overlap_lines(depths, langs, ks, _levels(ctx)),
-            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")), _levels(ctx)[0])))
+            charts.neuron_overlap_lines(depths, langs, ks, _levels(ctx, langs)),
+            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")),
+             *_level_data(_levels(ctx, langs)))))
         section.parts.append(explain_html(OVERLAP_K))
     section.parts.append("<h3>Activation concentration</h3>")
     if conc is None:
@@ -216,8 +229,9 @@ def neurons_section(ctx: Context) -> Section:
             "Gini coefficient of mean |activation| over dimensions per language and modality "
             "(solid: speech, dashed: text); 0 = spread evenly, 1 = one dimension carries all.",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_gini")), depth_order(conc), langs, "gini:Q", "Gini",
-                                 modalities=modalities(conc), levels=("neu_gini", *_levels(ctx))),
-            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")), _levels(ctx)[0])))
+                                 modalities=modalities(conc), levels=_named("neu_gini", _levels(ctx, langs))),
+            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")),
+             *_level_data(_levels(ctx, langs)))))
     return section
 
 
