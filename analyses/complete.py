@@ -14,7 +14,7 @@ import polars as pl
 
 from actstore.store import Store
 from actstore.analyses.aligned import model_depths, stored_modalities
-from actstore.kinds import CROSS_LINGUAL_KINDS
+from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL
 from actstore.analyses.grids import GridOptions, load_grid
 from actstore.analyses.neuron_maps import load_neurons
 from actstore.analyses.results import missing_languages
@@ -33,6 +33,24 @@ def _ends(store: Store, model: str, need: Sequence[str]) -> list[str]:
     return sorted({depths[0].name, depths[-1].name}, key=[d.name for d in depths].index)
 
 
+def _languages_by_modality(store: Store, model: str) -> dict[str, set[str]]:
+    pairs = (store.scan_activations(model, with_vectors=False).select("modality", "lang").unique()
+             .collect().iter_rows())
+    out: dict[str, set[str]] = {}
+    for modality, lang in pairs:
+        out.setdefault(modality, set()).add(lang)
+    return out
+
+
+def kind_languages(kind: str, by_modality: dict[str, set[str]]) -> list[str]:
+    """The languages a complete grid of `kind` covers: both modalities' for cross-modal (the same
+    sentence as speech and text), either side's for a cross-lingual kind."""
+    if kind == CROSS_MODAL:
+        return sorted(by_modality.get("speech", set()) & by_modality.get("text", set()))
+    sides = CROSS_LINGUAL_KINDS.get(kind, tuple(by_modality))
+    return sorted(set().union(*(by_modality.get(m, set()) for m in sides)))
+
+
 def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per_language: int = 50,
                    seed: int = 0) -> list[str]:
     """Compute and save every result a report of `model` shows that is not stored yet.
@@ -44,14 +62,16 @@ def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per
     store.require_model(model)
     done: list[str] = []
     mods = stored_modalities(store, model)
-    n_langs = store.scan_activations(model, with_vectors=False).select(pl.col("lang").n_unique()).collect().item()
+    by_modality = _languages_by_modality(store, model)
+    n_langs = len(set().union(*by_modality.values())) if by_modality else 0
     grid = load_grid(store, model, measure=measure)
-    langs = store.scan_activations(model, with_vectors=False).select("lang").unique().collect()["lang"].to_list()
-    # a kind counts as done only when its rows cover every stored language: a rerun on a subset
-    # (--langs eng,fra) must not make the report pass the subset off as the whole grid
+    # a kind counts as done only when its rows cover every language it can have: a rerun on a
+    # subset (--langs eng,fra) must not make the report pass the subset off as the whole grid, and
+    # a language stored as text only (no espeak-ng voice) must not make every report recompute the
+    # speech grids that can never include it
     kinds_done = set() if grid is None else {
         k for k in grid["kind"].unique().to_list()
-        if not missing_languages(grid.filter(pl.col("kind") == k), langs)}
+        if not missing_languages(grid.filter(pl.col("kind") == k), kind_languages(k, by_modality))}
     options = GridOptions(measure=measure, seed=seed)
     if mods == {"speech", "text"} and "cross-modal" not in kinds_done:
         log.info("computing cross-modal %s", measure)

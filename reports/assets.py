@@ -79,4 +79,11 @@ table.data th, table.data td { border-bottom: 1px solid var(--rule); padding: 3p
 table.data td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.data th { background: #f1f3f5; }
 .chart-error { color: #b00020; font-family: monospace; }
+ul.explain { color: var(--ink); font-size: 13px; max-width: 900px; margin: 2px 0 18px; padding-left: 18px;
+             background: #f6f8fa; border-left: 3px solid #9fb3c8; padding: 6px 10px 6px 26px; }
+ul.explain li { margin: 2px 0; }
+.csv { font-size: 12px; color: var(--muted); margin-top: 4px; }
+.csv a { color: var(--accent); margin-right: 8px; }
+header .counts { font-size: 13px; margin: 4px 0 0; color: var(--ink); }
+.counts { font-size: 13px; }
 """

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import altair as alt
 
 from actstore.reports.assets import CATEGORY_PALETTE, MODALITY_COLOURS, RESOURCE_COLOURS, RESOURCE_ORDER
+from actstore.reports.lang_lines import FEW_LANGUAGES, highlighted_lines
 from actstore.reports.summaries import RETRIEVAL_METRICS
 
 KIND_COLOURS = {"speech-speech": MODALITY_COLOURS["speech"], "text-text": MODALITY_COLOURS["text"],
@@ -40,9 +41,28 @@ def _lang_legend(n: int) -> alt.Legend:
                       symbolLimit=n, columns=2 if n > 20 else 1)
 
 
-def _panels(panels: list, n_langs: int) -> alt.ConcatChart | alt.HConcatChart:
+#: Widest a figure may draw (px): the page's content column is ~1170 px, so nothing scrolls sideways.
+FIGURE_WIDTH = 1140
+#: Room per heatmap panel for its y labels and title, and for the colour legend (px).
+AXIS_ROOM, LEGEND_ROOM = 100, 80
+
+
+def _columns(n_langs: int, n_panels: int) -> int:
     """Side by side for few languages; two per row for many (each panel is then wide)."""
-    return alt.concat(*panels, columns=2) if n_langs > 14 and len(panels) > 2 else alt.hconcat(*panels)
+    return 2 if n_langs > 14 and n_panels > 2 else n_panels
+
+
+def _panels(panels: list, n_langs: int) -> alt.ConcatChart | alt.HConcatChart:
+    if _columns(n_langs, len(panels)) < len(panels):
+        return alt.concat(*panels, columns=_columns(n_langs, len(panels)))
+    return alt.hconcat(*panels)
+
+
+def _panel_side(n_langs: int, n_panels: int) -> int:
+    """Side of one square language heatmap so that a row of them fits FIGURE_WIDTH."""
+    columns = max(1, _columns(n_langs, n_panels))
+    fit = (FIGURE_WIDTH - LEGEND_ROOM - columns * AXIS_ROOM) // columns
+    return max(150, min(_cell_size(n_langs), fit))
 
 
 def _depth_x(depths: Sequence[str], title: str = "depth") -> alt.X:
@@ -57,7 +77,7 @@ def _select(name: str, options: Sequence[str], value: str, label: str,
 
 
 def _cell_size(n: int) -> int:
-    """Side of a heatmap panel in pixels: ~36 px per language, within [150, 480]."""
+    """Side of a heatmap panel in pixels: ~36 px per row, within [150, 480]."""
     return max(150, min(480, 36 * n))
 
 
@@ -127,17 +147,18 @@ def cross_modal_heatmap(depths: Sequence[str], langs: Sequence[str], measure: st
     chart = _heatmap(alt.Data(name="cm_rows"), "depth:N", "lang:N", "score:Q", depths, langs,
                      scale, f"{measure}: speech vs text, per language",
                      tooltip, labels=len(depths) * len(langs) <= 400, dark_when=dark)
-    return chart.properties(width=max(240, 48 * len(depths)), height=_cell_size(len(langs)))
+    width = min(max(240, 48 * len(depths)), FIGURE_WIDTH - LEGEND_ROOM - AXIS_ROOM)
+    return chart.properties(width=width, height=_cell_size(len(langs)))
 
 
 def cross_lingual_heatmaps(depths: Sequence[str], langs: Sequence[str], kinds: Sequence[str],
-                           domain: tuple[float, float]) -> alt.ConcatChart | alt.HConcatChart:
-    """One lang x lang heatmap per kind at the selected depth (shared colour scale)."""
-    pick = _select("xl_depth", depths, depths[-1], "depth ")
+                           domain: tuple[float, float], start: str) -> alt.ConcatChart | alt.HConcatChart:
+    """One lang x lang heatmap per kind at the selected depth (shared colour scale), opening on `start`."""
+    pick = _select("xl_depth", depths, start, "depth ")
     tooltip = [alt.Tooltip("kind:N"), alt.Tooltip("lang_a:N"), alt.Tooltip("lang_b:N"),
                alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
                alt.Tooltip("n:Q"), alt.Tooltip("kx:Q"), alt.Tooltip("ky:Q"), alt.Tooltip("forced:Q")]
-    side = _cell_size(len(langs))
+    side = _panel_side(len(langs), len(kinds))
     scale, dark = _viridis("score", domain)
     panels = []
     for kind in kinds:
@@ -152,13 +173,13 @@ def cross_lingual_heatmaps(depths: Sequence[str], langs: Sequence[str], kinds: S
 
 
 def cross_lingual_deltas(depths: Sequence[str], langs: Sequence[str], kinds: Sequence[str],
-                         max_change: float) -> alt.ConcatChart | alt.HConcatChart:
-    """score(depth B) - score(depth A) per language pair, A = first and B = last depth by default."""
+                         max_change: float, start: str) -> alt.ConcatChart | alt.HConcatChart:
+    """score(depth B) - score(depth A) per language pair, A = first depth and B = `start` by default."""
     first = _select("xl_from", depths, depths[0], "from depth ")
-    last = _select("xl_to", depths, depths[-1], "to depth ")
+    last = _select("xl_to", depths, start, "to depth ")
     tooltip = [alt.Tooltip("kind:N"), alt.Tooltip("lang_a:N"), alt.Tooltip("lang_b:N"),
                alt.Tooltip("delta:Q", format="+.3f")]
-    side = _cell_size(len(langs))
+    side = _panel_side(len(langs), len(kinds))
     panels = []
     for kind in kinds:
         base = (
@@ -194,19 +215,20 @@ def cross_lingual_mean_lines(depths: Sequence[str], kinds: Sequence[str]) -> alt
     return alt.layer(score, null).properties(width=560, height=260)
 
 
-def retrieval_heatmaps(depths: Sequence[str], langs: Sequence[str],
-                       panels: Sequence[str]) -> alt.ConcatChart | alt.HConcatChart:
+def retrieval_heatmaps(depths: Sequence[str], langs: Sequence[str], panels: Sequence[str],
+                       start: str) -> alt.ConcatChart | alt.HConcatChart:
     """Query lang x target lang retrieval score at the selected depth and metric, one panel per
-    query->target modality."""
-    depth = _select("ret_depth", depths, depths[-1], "depth ")
+    query->target modality; the tooltip gives the chance level 1/n (k/n for recall@k)."""
+    depth = _select("ret_depth", depths, start, "depth ")
     metric = _select("ret_metric", list(RETRIEVAL_METRICS), "p_at_1", "metric ",
                      labels=list(RETRIEVAL_METRICS.values()))
     tooltip = [alt.Tooltip("panel:N"), alt.Tooltip("query:N"), alt.Tooltip("target:N"),
                alt.Tooltip("p_at_1:Q", title="P@1", format=".3f"),
                alt.Tooltip("recall_at_5:Q", title="recall@5", format=".3f"),
                alt.Tooltip("recall_at_10:Q", title="recall@10", format=".3f"),
-               alt.Tooltip("xsim_ok:Q", title="1 - xsim error", format=".3f"), alt.Tooltip("n:Q")]
-    side = _cell_size(len(langs))
+               alt.Tooltip("xsim_ok:Q", title="1 - xsim error", format=".3f"), alt.Tooltip("n:Q"),
+               alt.Tooltip("chance:Q", title="chance (1/n, k/n)", format=".3f")]
+    side = _panel_side(len(langs), len(panels))
     charts = []
     for panel in panels:
         base = (
@@ -214,6 +236,8 @@ def retrieval_heatmaps(depths: Sequence[str], langs: Sequence[str],
             .transform_filter(alt.datum.panel == panel)
             .transform_filter("datum.depth == ret_depth")
             .transform_calculate(value="datum[ret_metric]")
+            .transform_calculate(chance="ret_metric == 'recall_at_5' ? min(1, 5 / datum.n) : "
+                                        "ret_metric == 'recall_at_10' ? min(1, 10 / datum.n) : 1 / datum.n")
         )
         scale, dark = _viridis("value", (0.0, 1.0))
         query, target = panel.split("→")
@@ -224,9 +248,9 @@ def retrieval_heatmaps(depths: Sequence[str], langs: Sequence[str],
     return _panels(charts, len(langs)).add_params(depth, metric)
 
 
-def tsne_scatter(depths: Sequence[str], langs: Sequence[str]) -> alt.Chart:
-    """t-SNE points at the selected depth, coloured by language or by modality (toggle)."""
-    depth = _select("tsne_depth", depths, depths[-1], "depth ")
+def tsne_scatter(depths: Sequence[str], langs: Sequence[str], start: str) -> alt.Chart:
+    """t-SNE points at the selected depth (opening on `start`), coloured by language or by modality."""
+    depth = _select("tsne_depth", depths, start, "depth ")
     colour_by = alt.param(name="tsne_colour", value="lang",
                           bind=alt.binding_radio(options=["lang", "modality"],
                                                  labels=["language", "modality"], name="colour by "))
@@ -235,14 +259,17 @@ def tsne_scatter(depths: Sequence[str], langs: Sequence[str]) -> alt.Chart:
     domain = [*langs, *modalities]
     colour_range = [*scale.range, *MODALITY_COLOURS.values()]
     legend_values = (f"tsne_colour == 'lang' ? {list(langs)!r} : {modalities!r}").replace("'", '"')
+    # 20 colours repeat beyond 20 languages: clicking a legend entry (shift: several) shows only it
+    pick = alt.selection_point(name="tsne_pick", fields=["group"], bind="legend")
     return (
         alt.Chart(alt.Data(name="tsne_points"))
         .transform_filter("datum.depth == tsne_depth")
         .transform_lookup(lookup="key", from_=alt.LookupData(
             data=alt.Data(name="tsne_texts"), key="key", fields=["lang", "modality", "sid", "text"]))
         .transform_calculate(group="datum[tsne_colour]")
-        .mark_point(filled=True, size=36, opacity=0.75)
+        .mark_point(filled=True, size=36)
         .encode(
+            opacity=alt.condition(pick, alt.value(0.75), alt.value(0.05)),
             x=alt.X("x:Q", title=None, scale=alt.Scale(zero=False)),
             y=alt.Y("y:Q", title=None, scale=alt.Scale(zero=False)),
             color=alt.Color("group:N", scale=alt.Scale(domain=domain, range=colour_range),
@@ -253,15 +280,16 @@ def tsne_scatter(depths: Sequence[str], langs: Sequence[str]) -> alt.Chart:
             tooltip=[alt.Tooltip("lang:N", title="language"), alt.Tooltip("modality:N"),
                      alt.Tooltip("sid:N", title="sentence id"), alt.Tooltip("text:N")],
         )
-        .add_params(depth, colour_by)
+        .add_params(depth, colour_by, pick)
         .properties(width=620, height=520)
     )
 
 
 def neuron_top_heatmap(depths: Sequence[str], targets: Sequence[str], max_rank: int,
-                       domain: tuple[float, float]) -> alt.FacetChart:
-    """AP of the top-ranked dims per target at the selected depth; cell label = dimension index."""
-    depth = _select("neu_depth", depths, depths[-1], "depth ")
+                       domain: tuple[float, float], start: str) -> alt.FacetChart:
+    """AP of the top-ranked dims per target at the selected depth (opening on `start`); cell label =
+    dimension index."""
+    depth = _select("neu_depth", depths, start, "depth ")
     base = alt.Chart(alt.Data(name="neu_top")).transform_filter("datum.depth == neu_depth")
     tooltip = [alt.Tooltip("target:N"), alt.Tooltip("modality:N"), alt.Tooltip("rank:O"),
                alt.Tooltip("dim:Q", title="dimension"), alt.Tooltip("ap:Q", title="AP", format=".3f")]
@@ -292,9 +320,14 @@ def _lines_with_points(base: alt.Chart, enc: dict, dash: alt.StrokeDash | None =
 
 
 def lines_by_lang(base: alt.Chart, depths: Sequence[str], langs: Sequence[str], y: str, y_title: str,
-                  modalities: Sequence[str] = (),
-                  extra_tooltip: Sequence[alt.Tooltip] = ()) -> alt.LayerChart:
-    """Per-language line over depth; with `modalities`, one line per modality, dashed by modality."""
+                  modalities: Sequence[str] = (), extra_tooltip: Sequence[alt.Tooltip] = (),
+                  levels: tuple[str, str, Sequence[str]] | None = None) -> alt.LayerChart:
+    """Per-language line over depth; with `modalities`, one line per modality, dashed by modality.
+
+    With more than FEW_LANGUAGES languages and `levels` = (chart name, lang -> level dataset, the
+    levels in it), the
+    lines are coloured by resource level and one language is highlighted at a time (`lang_lines`).
+    """
     enc = {
         "x": _depth_x(depths),
         "y": alt.Y(y, title=y_title, scale=alt.Scale(zero=False)),
@@ -308,13 +341,18 @@ def lines_by_lang(base: alt.Chart, depths: Sequence[str], langs: Sequence[str], 
             domain=list(modalities), range=[MODALITY_DASH.get(m, [2, 2]) for m in modalities]))
         enc["detail"] = "modality:N"
         enc["tooltip"].append(alt.Tooltip("modality:N"))
+    if levels is not None and len(langs) > FEW_LANGUAGES:
+        return highlighted_lines(base, enc, levels[0], depths, langs, dash, levels[1], levels[2]).properties(
+            width=720, height=320)
     return _lines_with_points(base, enc, dash).properties(width=560, height=280)
 
 
-def neuron_overlap_lines(depths: Sequence[str], langs: Sequence[str], ks: Sequence[int]) -> alt.LayerChart:
+def neuron_overlap_lines(depths: Sequence[str], langs: Sequence[str], ks: Sequence[int],
+                         levels: tuple[str, Sequence[str]] | None = None) -> alt.LayerChart:
     """Fraction of a language's top-k speech dims that are also among its top-k text dims."""
     pick = alt.param(name="neu_k", value=ks[0], bind=alt.binding_select(options=list(ks), name="k "))
     base = (alt.Chart(alt.Data(name="neu_overlap")).transform_filter("datum.k == neu_k")
             .transform_calculate(fraction="datum.shared / datum.k"))
     return lines_by_lang(base, depths, langs, "fraction:Q", "shared / k",
-                         extra_tooltip=[alt.Tooltip("shared:Q"), alt.Tooltip("k:Q")]).add_params(pick)
+                         extra_tooltip=[alt.Tooltip("shared:Q"), alt.Tooltip("k:Q")],
+                         levels=None if levels is None else ("neu_overlap", *levels)).add_params(pick)

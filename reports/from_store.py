@@ -70,7 +70,7 @@ def languages_table(store: Store, model: str) -> pl.DataFrame:
 def report_provenance(store: Store, model: str) -> dict:
     """Model, store version, runs and per-language counts for the report's first section."""
     runs = store.runs(model).select("run_id", "model", "source", "started_at", "ended_at", "status",
-                                    "n_rows", "points", "dtype", "device", "package_version")
+                                    "n_rows", "points", "dtype", "device", "package_version", "params")
     return {
         "model": model, "random_init": store.is_random_init(model), "store_uri": store.uri,
         "store_version": store.activation_version(model), "schema_version": store.schema_version,

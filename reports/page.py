@@ -51,7 +51,37 @@ EMBED_SCRIPT = """
       });
   });
   Promise.all(jobs).then(function () { document.body.dataset.charts = 'ready'; });
+  // CSV links: the file is built on click from the dataset embedded above (a Blob, no network)
+  document.querySelectorAll('a[data-csv]').forEach(function (link) {
+    link.addEventListener('click', function () {
+      if (link.href.startsWith('blob:')) return;
+      const text = window.actstoreCsv(link.dataset.csv);
+      link.href = URL.createObjectURL(new Blob([text], {type: 'text/csv;charset=utf-8'}));
+    });
+  });
 })();
+"""
+
+#: `actstoreCsv(name)`: one embedded dataset as CSV text (header row; strings quoted when needed;
+#: null as an empty field). Separate from the embed loop so a test can run it on the page's data.
+CSV_SCRIPT = """
+window.actstoreCsv = function (name) {
+  const encoded = ACTSTORE_DATA[name];
+  const names = Object.keys(encoded);
+  const columns = names.map(function (c) {
+    const col = encoded[c];
+    return Array.isArray(col) ? col : col.codes.map(function (k) { return k === null ? null : col.levels[k]; });
+  });
+  function field(v) {
+    if (v === null || v === undefined) return '';
+    const s = String(v);
+    return /[",\\r\\n]/.test(s) || s !== s.trim() ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+  const lines = [names.map(field).join(',')];
+  const n = names.length ? columns[0].length : 0;
+  for (let i = 0; i < n; i++) lines.push(columns.map(function (col) { return field(col[i]); }).join(','));
+  return lines.join('\\r\\n') + '\\r\\n';
+};
 """
 
 
@@ -83,15 +113,22 @@ def _columns(frame: pl.DataFrame) -> dict[str, list | dict]:
     return out
 
 
+def _csv_links(fig: Figure) -> str:
+    """One download link per dataset the figure draws (filled with a Blob on click)."""
+    links = " ".join(f'<a href="#" data-csv="{html.escape(name)}" download="{html.escape(fig.id)}-'
+                     f'{html.escape(name)}.csv">{html.escape(name)}.csv</a>' for name in fig.datasets)
+    return f'<div class="csv">Data as CSV: {links}</div>' if links else ""
+
+
 def _figure_html(fig: Figure) -> str:
     return (f'<figure id="{fig.id}-figure"><h3>{html.escape(fig.title)}</h3>'
             f'<div class="chart" id="{fig.id}"></div>'
-            f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>")
+            f"<figcaption>{html.escape(fig.caption)}</figcaption>{_csv_links(fig)}</figure>")
 
 
 def build_page(model: str, sections: list[Section], datasets: dict[str, pl.DataFrame],
-               generated_at: datetime | None = None) -> str:
-    """The full HTML document as a string."""
+               generated_at: datetime | None = None, header: str = "") -> str:
+    """The full HTML document as a string; `header` is extra (escaped) HTML under the title."""
     when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     toc = "".join(f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in sections)
     body, figures = [], []
@@ -120,7 +157,8 @@ def build_page(model: str, sections: list[Section], datasets: dict[str, pl.DataF
 </head>
 <body>
 <header><h1>{html.escape(title)}</h1>
-<div class="meta">Generated {when} by actstore. Charts are interactive: use the selectors above each chart; hover for values.</div></header>
+<div class="meta">Generated {when} by actstore. Charts are interactive: use the selectors above each chart; hover for values; each figure's data downloads as CSV below it.</div>
+{header}</header>
 <main>
 <nav class="toc"><strong>Contents</strong><ol>{toc}</ol></nav>
 {"".join(body)}
@@ -129,6 +167,7 @@ def build_page(model: str, sections: list[Section], datasets: dict[str, pl.DataF
 const ACTSTORE_DATA = {script_json(data)};
 const ACTSTORE_FIGURES = {script_json(figures)};
 const ACTSTORE_EMBED_OPTIONS = {script_json(EMBED_OPTIONS)};
+{CSV_SCRIPT}
 {EMBED_SCRIPT}
 </script>
 </body>

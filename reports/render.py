@@ -12,6 +12,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from actstore.reports.counts import counts_html
 from actstore.reports.inputs import ReportError, ReportInputs, validated
 from actstore.reports.page import build_page
 from actstore.reports.sections import Limits, build_sections
@@ -22,7 +23,7 @@ def render_html(inputs: ReportInputs, limits: Limits | None = None,
     """The report as one HTML string (no file written)."""
     inputs = validated(inputs)
     sections, datasets = build_sections(inputs, limits or Limits())
-    return build_page(inputs.model, sections, datasets, generated_at)
+    return build_page(inputs.model, sections, datasets, generated_at, header=counts_html(inputs))
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:

@@ -12,6 +12,10 @@ import altair as alt
 import polars as pl
 
 from actstore.reports import charts
+from actstore.reports.counts import counts_html
+from actstore.reports.lang_lines import FEW_LANGUAGES
+from actstore.reports.explain import CHANCE, OVERLAP_K, blank_cells_note, explain_html
+from actstore.reports.pooling import with_pooling
 from actstore.reports.inputs import ReportInputs
 from actstore.reports.section_parts import (
     FILL_COMMANDS, Context, Figure, Limits, Section, by_language, missing, modalities, note_html, paragraph,
@@ -19,9 +23,8 @@ from actstore.reports.section_parts import (
 )
 from actstore.reports.similarity_sections import cross_lingual_section, cross_modal_section
 from actstore.reports.summaries import (
-    best_language_neuron, chart_columns, depth_order, language_order, limit_depths, retrieval_rows,
-    retrieval_table,
-    rounded, tsne_sample,
+    best_language_neuron, chart_columns, depth_order, language_order, limit_depths, opening_depth,
+    retrieval_rows, retrieval_table, rounded, tsne_sample,
 )
 from actstore.reports.tables import html_table
 
@@ -48,11 +51,13 @@ def provenance_section(ctx: Context) -> Section:
     if runs is None or runs.height == 0:
         section.parts.append(missing(ctx, "ingest runs", "runs"))
     else:
+        runs = with_pooling(runs)
         wanted = [c for c in ("run_id", "source", "status", "started_at", "ended_at", "n_rows", "points",
-                              "dtype", "device", "package_version") if c in runs.columns]
+                              "pooling options", "dtype", "device", "package_version") if c in runs.columns]
         section.parts.append(html_table(runs.select(wanted).sort("started_at")))
     languages = prov.get("languages")
     section.parts.append("<h3>Languages</h3>")
+    section.parts.append(counts_html(ctx.inputs))
     if languages is None or languages.height == 0:
         section.parts.append(missing(ctx, "languages", "runs"))
     else:
@@ -64,6 +69,16 @@ def provenance_section(ctx: Context) -> Section:
     return section
 
 
+def _diagonal_note(rows: pl.DataFrame) -> str:
+    """Why the diagonal of a same-modality panel is blank (when it is)."""
+    same = [p for p in set(rows["panel"]) if p.split("→")[0] == p.split("→")[-1]]
+    own = rows.filter(pl.col("panel").is_in(same) & (pl.col("query") == pl.col("target")))
+    if not same or own.height:
+        return ""
+    return (f"The diagonal of {' and '.join(sorted(same))} is blank: a language against its own set "
+            "would find each sentence itself, so only other languages are searched.")
+
+
 def retrieval_section(ctx: Context) -> Section:
     """Section 4: nearest-neighbour retrieval grids and a per-language P@1 table."""
     section = Section("retrieval", "Retrieval")
@@ -72,21 +87,31 @@ def retrieval_section(ctx: Context) -> Section:
         section.parts.append(missing(ctx, "retrieval results", "retrieval"))
         return section
     rows = retrieval_rows(ret)
-    deepest, table = retrieval_table(rows)
+    panels = [p for p in RETRIEVAL_PANEL_ORDER if p in set(rows["panel"])]
+    panels += sorted(set(rows["panel"]) - set(panels))
+    start = opening_depth(rows, "panel", panels)
+    deepest, table = retrieval_table(rows, start)
     rows, dropped = limit_depths(rows, ctx.limits.grid_rows)
     if dropped:
         section.parts.append(note_html(f"{len(dropped)} depths left out to keep the report small: "
                                    f"{', '.join(dropped)}."))
     name = ctx.add("ret_rows", chart_columns(rows))
-    panels = [p for p in RETRIEVAL_PANEL_ORDER if p in set(rows["panel"])]
-    panels += sorted(set(rows["panel"]) - set(panels))
     langs = [l for l in ctx.langs if l in set(rows["query"]) | set(rows["target"])]
+    sizes = sorted(set(rows["n"].to_list()))
+    chance = ", ".join(f"1/{n} = {1 / n:.3f}" for n in sizes[:4] if n)
     section.parts.append(Figure(
         "fig-ret-heatmaps", "Query language x target language",
         "Nearest neighbour by cosine among the target side's vectors: P@1, recall@k or 1 - xsim "
-        "error (ratio margin, k = 4) per query/target language at the chosen depth.",
-        charts.retrieval_heatmaps(depth_order(rows), langs, panels), (name,)))
+        f"error (ratio margin, k = 4) per query/target language at the chosen depth (opening on "
+        f"{start}, the deepest depth every panel has). Chance P@1 = {chance}.",
+        charts.retrieval_heatmaps(depth_order(rows), langs, panels, start), (name,)))
+    section.parts.append(explain_html(
+        CHANCE, "xsim error: the share of queries whose true translation does not have the best "
+                "margin score; 1 - xsim error is drawn so that higher is better everywhere.",
+        _diagonal_note(rows), blank_cells_note(rows, "panel", panels, langs, ("query", "target"),
+                                               depth_order(rows)) or ""))
     section.parts.append(f"<h3>P@1 per query language at depth {html.escape(deepest)}</h3>")
+    section.parts.append(paragraph(f"Chance P@1 here: {html.escape(chance)} (1/n, n target sentences).", "note"))
     section.parts.append(html_table(by_language(ctx, rounded(table))))
     return section
 
@@ -109,10 +134,34 @@ def tsne_section(ctx: Context) -> Section:
     section.parts.append(Figure(
         "fig-tsne", "t-SNE per depth",
         f"Speech and text vectors of one depth embedded together by t-SNE (triangles: speech, "
-        f"circles: text); hover for sentence id and text; final KL divergence: {kl_text}.",
-        charts.tsne_scatter(depths, langs),
+        f"circles: text); hover for sentence id and text; click a legend entry to show only that "
+        f"language or modality (shift-click for several, double-click to reset); final KL divergence: "
+        f"{kl_text}.",
+        charts.tsne_scatter(depths, langs, opening_depth(
+            points.join(texts.select("key", "modality"), on="key"), "modality", ["speech", "text"])),
         (ctx.add("tsne_points", chart_columns(points)), ctx.add("tsne_texts", texts))))
     return section
+
+
+def _levels(ctx: Context, langs: list[str]) -> tuple[str, list[str]] | None:
+    """The lang -> resource level dataset a many-language line chart looks colours up in, and the
+    levels it holds; None for few languages (each line then keeps its own colour)."""
+    if len(langs) <= FEW_LANGUAGES:
+        return None
+    if "lang_levels" not in ctx.datasets:
+        table = ctx.inputs.provenance.get("languages")
+        known = {} if table is None else dict(table.select("lang", "resource_level").iter_rows())
+        ctx.add("lang_levels", pl.DataFrame({"lang": ctx.langs, "level": [known.get(l) or "" for l in ctx.langs]},
+                                            schema={"lang": pl.Utf8, "level": pl.Utf8}))
+    return "lang_levels", sorted(set(ctx.datasets["lang_levels"]["level"].to_list()))
+
+
+def _named(chart: str, levels: tuple[str, list[str]] | None) -> tuple[str, str, list[str]] | None:
+    return None if levels is None else (chart, *levels)
+
+
+def _level_data(levels: tuple[str, list[str]] | None) -> tuple[str, ...]:
+    return () if levels is None else (levels[0],)
 
 
 def neurons_section(ctx: Context) -> Section:
@@ -141,15 +190,18 @@ def neurons_section(ctx: Context) -> Section:
             f"from the rest, by average precision (AP; chance = the target's share of vectors, e.g. "
             f"1/{max(len(langs), 1)} for a language); cell text = dimension index.",
             charts.neuron_top_heatmap(depths, [*langs, *others], max_rank, (
-                min(0.5, float(shown["ap"].min())), 1.0)),
+                min(0.5, float(shown["ap"].min())), 1.0),
+                opening_depth(shown, "modality", modalities(shown))),
             (ctx.add("neu_top", chart_columns(shown, ("point_order", "target_kind"))),)))
         section.parts.append(Figure(
             "fig-neu-best", "Best dimension per language",
             "AP of each language's most selective dimension per depth (solid: speech vectors, "
             "dashed: text, dotted: both).",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_best")), depths, langs, "ap:Q", "best AP",
-                                 modalities=modalities(top.filter(pl.col("target_kind") == "language"))),
-            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})),)))
+                                 modalities=modalities(top.filter(pl.col("target_kind") == "language")),
+                                 levels=_named("neu_best", _levels(ctx, langs))),
+            (ctx.add("neu_best", best_language_neuron(top).rename({"target": "lang"})),
+             *_level_data(_levels(ctx, langs)))))
     section.parts.append("<h3>Speech/text overlap of top-k dimensions</h3>")
     if overlap is None:
         section.parts.append(missing(ctx, "neuron overlap results", "neurons"))
@@ -163,8 +215,10 @@ def neurons_section(ctx: Context) -> Section:
             "fig-neu-overlap", "Overlap",
             "Fraction of a language's top-k dimensions for speech that are also in its top-k for "
             "text, per depth (1 = the same dimensions mark the language in both modalities).",
-            charts.neuron_overlap_lines(depths, langs, ks),
-            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")),)))
+            charts.neuron_overlap_lines(depths, langs, ks, _levels(ctx, langs)),
+            (ctx.add("neu_overlap", overlap.select("depth", "lang", "k", "shared")),
+             *_level_data(_levels(ctx, langs)))))
+        section.parts.append(explain_html(OVERLAP_K))
     section.parts.append("<h3>Activation concentration</h3>")
     if conc is None:
         section.parts.append(missing(ctx, "concentration results", "neurons"))
@@ -175,8 +229,9 @@ def neurons_section(ctx: Context) -> Section:
             "Gini coefficient of mean |activation| over dimensions per language and modality "
             "(solid: speech, dashed: text); 0 = spread evenly, 1 = one dimension carries all.",
             charts.lines_by_lang(alt.Chart(alt.Data(name="neu_gini")), depth_order(conc), langs, "gini:Q", "Gini",
-                                 modalities=modalities(conc)),
-            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")),)))
+                                 modalities=modalities(conc), levels=_named("neu_gini", _levels(ctx, langs))),
+            (ctx.add("neu_gini", conc.select("depth", "point_order", "lang", "modality", "gini")),
+             *_level_data(_levels(ctx, langs)))))
     return section
 
 

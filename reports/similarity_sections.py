@@ -13,13 +13,16 @@ import polars as pl
 
 from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL
 from actstore.reports import charts
+from actstore.reports.explain import (
+    BASELINE, FORCED, KEPT, NULL, baseline_note, blank_cells_note, explain_html, measure_sentence,
+)
 from actstore.reports.section_parts import (
     Context, Figure, Section, by_language, missing, note_html, paragraph, single_language,
 )
 from actstore.reports.tables import html_table
 from actstore.reports.summaries import (
     chart_columns, cross_lingual_means, cross_lingual_rows, cross_modal_rows, cross_modal_series,
-    depth_order, language_order, largest_change, limit_depths, value_range,
+    depth_order, language_order, largest_change, limit_depths, opening_depth, value_range,
 )
 
 
@@ -80,15 +83,19 @@ def cross_modal_section(ctx: Context) -> Section:
         + f"n = {', '.join(map(str, sizes))} sentences per language.",
         charts.cross_modal_lines(depths, sorted(rows["measure"].unique().to_list()), measure),
         (summary,)))
+    chosen = rows.filter(pl.col("measure") == measure)
+    section.parts.append(explain_html(measure_sentence(measure), BASELINE, NULL, baseline_note(chosen) or ""))
     per_lang = ctx.add("cm_rows", cross_modal_rows(rows, measure))
+    cm_langs = [l for l in ctx.langs if l in set(rows["lang_a"])]
     section.parts.append(Figure(
         "fig-cm-langs", "Per language",
         f"{measure}(speech, text) per language and depth; languages ordered by resource level; hover "
         f"for n, kept directions kx/ky, correlations forced to 1 by construction, random baseline "
         f"and shuffled null.",
-        charts.cross_modal_heatmap(depths, [l for l in ctx.langs if l in set(rows["lang_a"])], measure,
-                                   value_range(ctx.datasets[per_lang], "score")),
+        charts.cross_modal_heatmap(depths, cm_langs, measure, value_range(ctx.datasets[per_lang], "score")),
         (per_lang,)))
+    section.parts.append(explain_html(KEPT, FORCED, blank_cells_note(
+        chosen, "kind", [CROSS_MODAL], ctx.langs, ("lang_a",), depths, "rows") or ""))
     deepest = depths[-1]
     table = by_language(ctx, ctx.datasets[per_lang].filter(pl.col("depth") == deepest)
                          .drop("depth", "point_order"))
@@ -129,19 +136,31 @@ def cross_lingual_section(ctx: Context) -> Section:
     kinds = [k for k in CROSS_LINGUAL_KINDS if k in set(grid["kind"])]
     langs = language_order(None, grid, columns=("lang_a", "lang_b"))
     langs = [l for l in ctx.langs if l in set(langs)]
+    start = opening_depth(grid, "kind", kinds)
     section.parts.append(Figure(
         "fig-xl-heatmaps", "Language-pair heatmaps",
         f"{measure} between the sets of two languages (rows: lang_a, columns: lang_b) at the chosen "
-        f"depth, on the sentence ids both share, every pair cut to the smallest intersection.",
-        charts.cross_lingual_heatmaps(depths, langs, kinds, value_range(grid, "score")), (name,)))
+        f"depth (opening on {start}, the deepest depth every kind has), on the sentence ids both "
+        f"share, every pair cut to the smallest intersection.",
+        charts.cross_lingual_heatmaps(depths, langs, kinds, value_range(grid, "score"), start), (name,)))
+    symmetric = [k for k in kinds if k != "speech-text"]
+    section.parts.append(explain_html(
+        measure_sentence(measure), KEPT, FORCED,
+        f"{' and '.join(symmetric)} compare a pair in either order alike, so each pair is drawn once "
+        "(the upper triangle is left blank)." if symmetric else "",
+        blank_cells_note(grid, "kind", kinds, langs, ("lang_a", "lang_b"), depths) or ""))
     section.parts.append(Figure(
         "fig-xl-deltas", "Change between two depths",
         f"score(to depth) - score(from depth) per language pair; default from = {depths[0]}, "
-        f"to = {depths[-1]}; red = more similar at the later depth.",
-        charts.cross_lingual_deltas(depths, langs, kinds, largest_change(grid)), (name,)))
+        f"to = {start}; red = more similar at the later depth.",
+        charts.cross_lingual_deltas(depths, langs, kinds, largest_change(grid), start), (name,)))
+    section.parts.append(explain_html(
+        "A pair is blank when either depth has no score for it; both depths must exist for the kind."))
     section.parts.append(Figure(
         "fig-xl-means", "Mean per depth",
         f"Mean {measure} per depth over language pairs, same-language pairs excluded; dashed: mean "
         f"shuffled-row null.",
         charts.cross_lingual_mean_lines(depth_order(ctx.datasets[means]), kinds), (means,)))
+    section.parts.append(explain_html(NULL, "A line stops where its kind has no rows (a depth that "
+                                            "exists for one modality only)."))
     return section

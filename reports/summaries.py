@@ -8,6 +8,8 @@ only filter and encode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -170,10 +172,10 @@ def retrieval_rows(retrieval: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def retrieval_table(rows: pl.DataFrame) -> tuple[str, pl.DataFrame]:
-    """At the deepest depth: per query language and panel, P@1 on its own language and mean P@1
-    over the other target languages. Returns (depth, table with one row per language)."""
-    deepest = depth_order(rows)[-1]
+def retrieval_table(rows: pl.DataFrame, depth: str | None = None) -> tuple[str, pl.DataFrame]:
+    """At `depth` (default: the deepest): per query language and panel, P@1 on its own language and
+    mean P@1 over the other target languages. Returns (depth, table with one row per language)."""
+    deepest = depth or depth_order(rows)[-1]
     at = rows.filter(pl.col("depth") == deepest)
     same = at.filter(pl.col("query") == pl.col("target")).select(
         "query", pl.format("{} P@1 same lang", pl.col("panel")).alias("column"), pl.col("p_at_1").alias("v"))
@@ -242,3 +244,17 @@ def largest_change(grid: pl.DataFrame) -> float:
     spread = grid.group_by("kind", "lang_a", "lang_b").agg(
         (pl.col("score").max() - pl.col("score").min()).alias("spread"))["spread"].max()
     return float(spread) if spread else 0.01
+
+
+def opening_depth(frame: pl.DataFrame, column: str, wanted: Sequence[str]) -> str:
+    """The depth a chart opens on: the deepest one where every value of `wanted` in `column` has rows.
+
+    A model's last depth may exist for one modality only (SeamlessM4T's `speech.adaptor`): opening
+    there leaves every text panel empty. When no depth has them all, the deepest depth with the
+    most of them.
+    """
+    depths = depth_order(frame)
+    present = {d: set(v) & set(wanted) for d, v in
+               frame.group_by("depth").agg(pl.col(column).unique()).iter_rows()}
+    most = max(len(present.get(d, ())) for d in depths)
+    return [d for d in depths if len(present.get(d, ())) == most][-1]

@@ -124,3 +124,103 @@ def test_screenshot_is_saved(loaded):
         for directory in targets:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"{name}.png").write_bytes(png)
+
+
+# ---------------------------------------------------------- issue 15 §6: the report explains itself
+import _report_wide as wide
+
+#: per chart, per panel (a group whose own children are data marks): how many marks it drew
+PANEL_MARKS = """JSON.stringify(Object.fromEntries(Object.entries(window.actstoreViews).map(([id, view]) => {
+    const panels = [];
+    (function walk(node, path) {
+      if (!node) return;
+      for (const item of node.items || []) {
+        const own = (item.items || []).filter(c => c.role === 'mark' && c.marktype !== 'group');
+        if (own.length) panels.push([path + '/' + (item.name || node.name || ''),
+                                     own.reduce((s, c) => s + (c.items || []).length, 0)]);
+        for (const child of item.items || []) walk(child, path + '/' + (child.name || ''));
+      }
+    })(view.scenegraph().root, id);
+    return [id, panels];
+})))"""
+
+
+def _panel_counts(browser) -> dict[str, list[int]]:
+    panels = json.loads(browser.evaluate(PANEL_MARKS))
+    return {fig: [n for _, n in cells] for fig, cells in panels.items()}
+
+
+def test_no_panel_is_empty_on_first_open_small(loaded):
+    browser, _ = loaded
+    counts = _panel_counts(browser)
+    assert len(counts) == 11 and all(counts.values())
+    assert {fig: c for fig, c in counts.items() if 0 in c} == {}
+
+
+def test_csv_link_downloads_the_figure_data(loaded):
+    browser, _ = loaded
+    got = json.loads(browser.evaluate("""(async () => {
+        const link = document.querySelector('#fig-cm-langs-figure a[data-csv]');
+        document.addEventListener('click', e => e.preventDefault(), {once: true});
+        link.click();
+        const text = await (await fetch(link.href)).text();
+        return JSON.stringify([link.href.slice(0, 5), link.dataset.csv, text.split('\\r\\n').slice(0, 2)]);
+    })()"""))
+    assert got[0] == "blob:" and got[1] == "cm_rows"
+    header, first = got[2]
+    assert header.split(",")[:4] == ["depth", "point_order", "lang", "resource_level_a"]
+    assert first.split(",")[:3] == ["embed", "0", "eng"]  # rows as embedded: first depth, first language
+
+
+@pytest.fixture(scope="module")
+def wide_loaded(loaded, tmp_path_factory):
+    """The 36-language report with a speech-only last depth, in the same browser (Playwright's sync
+    API runs one instance per thread); the tests above use the small report before it navigates."""
+    browser, _ = loaded
+    report = render_report(wide.wide_inputs(), tmp_path_factory.mktemp("wide") / "report.html")
+    browser.page.goto(report.as_uri(), wait_until="load")
+    browser.page.wait_for_function("document.body.dataset.charts === 'ready'", timeout=40_000, polling=200)
+    return browser, report
+
+
+def test_no_panel_is_empty_on_first_open(wide_loaded):
+    """Every panel of every chart draws marks as the page opens (the wide report's last depth has
+    speech only: a report opening there would leave the text panels empty)."""
+    browser, _ = wide_loaded
+    panels = json.loads(browser.evaluate(PANEL_MARKS))
+    assert len(panels) == 11
+    counts = {fig: [n for _, n in cells] for fig, cells in panels.items()}
+    assert all(counts.values()), counts  # every chart has panels
+    assert {fig: c for fig, c in counts.items() if 0 in c} == {}
+    assert len(counts["fig-xl-heatmaps"]) == 3 and len(counts["fig-ret-heatmaps"]) == 4
+    assert browser.console_errors() == []
+
+
+def test_heatmaps_fit_within_1200_px(wide_loaded):
+    browser, _ = wide_loaded
+    widths = json.loads(browser.evaluate("""JSON.stringify(Object.fromEntries([...document.querySelectorAll(
+        'div.chart')].map(d => [d.id, d.querySelector('canvas').getBoundingClientRect().width])))"""))
+    heatmaps = {k: v for k, v in widths.items() if k in ("fig-cm-langs", "fig-xl-heatmaps", "fig-xl-deltas",
+                                                         "fig-ret-heatmaps", "fig-neu-top")}
+    assert len(heatmaps) == 5 and max(heatmaps.values()) <= 1200, heatmaps
+    assert widths["fig-xl-heatmaps"] >= 900  # 36 languages use the width: two ~430 px panels a row
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_highlighting_a_language_draws_it_thick_and_labelled(wide_loaded):
+    browser, _ = wide_loaded
+    labels = json.loads(browser.evaluate("""(async () => {
+        const v = window.actstoreViews['fig-neu-gini'];
+        const texts = () => { const out = [];
+          (function walk(n) { if (!n) return; if (n.marktype === 'text' && n.role === 'mark')
+              for (const it of n.items || []) out.push(it.text);
+            for (const it of n.items || []) if (it.items) for (const c of it.items) walk(c); })(v.scenegraph().root);
+          return out; };
+        const before = texts();
+        await v.signal('neu_gini_lang', 'eng').runAsync();
+        const after = texts();
+        await v.signal('neu_gini_lang', '').runAsync();
+        return JSON.stringify([before, after]);
+    })()"""))
+    assert labels[0] == [] and set(labels[1]) == {"eng"}
+

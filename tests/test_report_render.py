@@ -299,3 +299,208 @@ def test_one_language_store_says_why_cross_lingual_is_empty():
     assert "Empty by definition: cross-lingual similarity compares pairs of languages" in page
     assert "only one (eng) stored" in page
     assert "Empty by definition: selective dimensions" in page
+
+
+# ---------------------------------------------------------- issue 15 §6: the report explains itself
+import shutil
+import subprocess
+
+import _report_wide as wide
+from actstore.reports.counts import analysis_languages
+from actstore.reports.page import CSV_SCRIPT
+
+
+@pytest.fixture(scope="module")
+def wide_page() -> str:
+    return render_html(wide.wide_inputs(), generated_at=WHEN)
+
+
+def _figures(page: str) -> list[dict]:
+    line = next(l for l in page.splitlines() if l.startswith("const ACTSTORE_FIGURES = "))
+    return json.loads(line.removeprefix("const ACTSTORE_FIGURES = ").rstrip(";"))
+
+
+def _param(spec: object, name: str):
+    """The initial value of the parameter `name` anywhere in a Vega-Lite spec."""
+    if isinstance(spec, dict):
+        for p in spec.get("params", []):
+            if p.get("name") == name and "value" in p:
+                return p["value"]
+        children = spec.values()
+    elif isinstance(spec, list):
+        children = spec
+    else:
+        return None
+    for child in children:
+        found = _param(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _decoded(column) -> list:
+    return [None if c is None else column["levels"][c] for c in column["codes"]] if isinstance(column, dict) else column
+
+
+def test_sections_open_on_a_depth_both_modalities_have(wide_page):
+    """The last depth (adaptor) is speech-only: every depth selector opens on L6, where each panel has rows."""
+    specs = {f["id"]: f["spec"] for f in _figures(wide_page)}
+    opening = {name: _param(specs[fig], name) for fig, name in (
+        ("fig-xl-heatmaps", "xl_depth"), ("fig-xl-deltas", "xl_to"), ("fig-ret-heatmaps", "ret_depth"),
+        ("fig-tsne", "tsne_depth"), ("fig-neu-top", "neu_depth"))}
+    assert opening == dict.fromkeys(opening, "L6")
+    data = _page_data(wide_page)
+    xl = pl.DataFrame({k: _decoded(v) for k, v in data["xl_rows"].items()})
+    at = xl.filter(pl.col("depth") == "L6")
+    assert set(at["kind"]) == {"speech-speech", "text-text", "speech-text"}
+    assert set(xl.filter(pl.col("depth") == "adaptor")["kind"]) == {"speech-speech"}
+    # the small fixture, where every depth has both, still opens on its deepest depth
+    small = {f["id"]: f["spec"] for f in _figures(render_html(fx.full_inputs()))}
+    assert _param(small["fig-xl-heatmaps"], "xl_depth") == fx.DEPTHS[-1]
+
+
+def test_each_figure_explains_what_it_draws(wide_page):
+    for words in ("SVCCA keeps the top directions", "Random baseline: the same measure on two sets of random",
+                  "Shuffled null: the same measure after shuffling", "forced: canonical correlations that are 1",
+                  "kx, ky: directions kept on each side", "k: how many top dimensions",
+                  "Chance level: a random guess ranks the true item first with probability 1/n"):
+        assert words in wide_page, words
+    # the baseline is above every score in the wide fixture (n = 50, kx + ky = 80): said, and why
+    assert "The random baseline is at or above 140 of 140 scores here" in wide_page
+    assert "small n relative to the kept directions inflates SVCCA" in wide_page
+
+
+def test_baseline_note_only_when_the_baseline_is_high(page):
+    assert "The random baseline is at or above" not in page  # fixture: scores 0.5-0.9, baseline 0.3
+
+
+def test_retrieval_shows_its_chance_level(wide_page, page):
+    assert "Chance P@1 = 1/50 = 0.020" in wide_page and "Chance P@1 here: 1/50 = 0.020" in wide_page
+    assert "Chance P@1 = 1/194 = 0.005" in page
+    ret = next(f for f in _figures(wide_page) if f["id"] == "fig-ret-heatmaps")
+    assert "1 / datum.n" in json.dumps(ret["spec"])  # the tooltip's chance field
+
+
+def test_blank_cells_are_explained(wide_page):
+    assert "Blank cells mean no score was computed there, never a score of 0" in wide_page
+    assert "speech-speech has no rows for jpn" in wide_page
+    assert "text-text has no rows at depth adaptor" in wide_page
+    assert "cross-modal has no rows for jpn" in wide_page
+    assert "the upper triangle is left blank" in wide_page
+
+
+def test_heatmaps_are_sized_to_fit_the_page(wide_page):
+    """36 languages: the language heatmaps are two panels a row whose widths add up to < 1140 px."""
+    for fig in _figures(wide_page):
+        if fig["id"] not in ("fig-xl-heatmaps", "fig-xl-deltas", "fig-ret-heatmaps"):
+            continue
+        widths = re.findall(r'"width":\s*(\d+)', json.dumps(fig["spec"]))
+        assert widths and max(map(int, widths)) * 2 < 1140, fig["id"]
+        assert fig["spec"].get("columns") == 2
+
+
+def test_many_language_lines_highlight_one_language(wide_page, page):
+    specs = {f["id"]: json.dumps(f["spec"]) for f in _figures(wide_page)}
+    for fig in ("fig-neu-best", "fig-neu-overlap", "fig-neu-gini"):
+        assert '"field": "level"' in specs[fig] and "highlight language " in specs[fig], fig
+        assert '"pointerover"' in specs[fig]
+    small = {f["id"]: json.dumps(f["spec"]) for f in _figures(page)}
+    assert "highlight language" not in small["fig-neu-gini"]  # six languages keep their own colours
+
+
+def test_each_figure_links_its_data_as_csv(page):
+    links = re.findall(r'<figure id="([^"]+)-figure">.*?<div class="csv">(.*?)</div></figure>', page, re.S)
+    figures = {f["id"]: f["datasets"] for f in _figures(page)}
+    assert {fid for fid, _ in links} == set(figures)
+    for fid, html_links in links:
+        names = re.findall(r'data-csv="([^"]+)" download="([^"]+)"', html_links)
+        assert [n for n, _ in names] == figures[fid]
+        assert all(d == f"{fid}-{n}.csv" for n, d in names)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (the browser test runs the same script)")
+def test_csv_links_decode_to_the_dataset(page, tmp_path):
+    """The page's own CSV script, run on the page's data, gives back each dataset's rows."""
+    data_line = next(l for l in page.splitlines() if l.startswith("const ACTSTORE_DATA = "))
+    script = tmp_path / "csv.js"
+    script.write_text("const window = {};\n" + data_line + "\n" + CSV_SCRIPT +
+                      "\nprocess.stdout.write(JSON.stringify(Object.fromEntries("
+                      "Object.keys(ACTSTORE_DATA).map(n => [n, window.actstoreCsv(n)]))));\n")
+    out = json.loads(subprocess.run(["node", str(script)], capture_output=True, text=True, check=True).stdout)
+    data = _page_data(page)
+    for name, text in out.items():
+        frame = pl.read_csv(text.encode(), infer_schema=False)  # every field as the text written
+        assert frame.columns == list(data[name]), name
+        for column in frame.columns:
+            expected, got = _decoded(data[name][column]), frame[column].to_list()
+            assert len(got) == len(expected), (name, column)
+            for g, e in zip(got, expected):
+                if e is None:
+                    assert g is None, (name, column)
+                elif isinstance(e, (int, float)) and not isinstance(e, bool):
+                    assert float(g) == pytest.approx(e), (name, column)
+                else:
+                    assert g == str(e).lower() if isinstance(e, bool) else g == e, (name, column)
+    assert 'Yoruba sentence 3 <b>&amp; \'quoted\'</b> ✓' in out["tsne_texts"]
+
+
+def _header_counts(page: str) -> dict[str, int]:
+    header = page[page.index("<header>"):page.index("</header>")]
+    line = re.search(r'data-role="language-counts">Languages: (.*?)</p>', header).group(1)
+    parts = [re.match(r"(.+?): (\d+)", part) for part in line.split(" · ")]
+    return {m.group(1): int(m.group(2)) for m in parts if m}
+
+
+def test_header_counts_match_the_languages_each_analysis_used(wide_page):
+    counts = _header_counts(wide_page)
+    used = analysis_languages(wide.wide_inputs())
+    assert {k: len(v) for k, v in used.items()} == {k: counts[k] for k in used}
+    # known answers: jpn has text but no speech
+    assert counts["cross-modal"] == 35 and counts["cross-lingual speech-speech"] == 35
+    assert counts["cross-lingual text-text"] == 36 and counts["t-SNE"] == 36
+    assert "35 speech stored" in wide_page and "cross-modal: 35 (not jpn)" in wide_page
+    assert "cross-lingual speech-text: 36 (35 as speech, 36 as text)" in wide_page
+    # and they are the languages the charts draw
+    data = _page_data(wide_page)
+    assert len(set(_decoded(data["cm_rows"]["lang"]))) == counts["cross-modal"]
+
+
+def test_runs_show_their_pooling_options():
+    prov = fx.provenance()
+    prov["runs"] = prov["runs"].with_columns(pl.Series("params", [
+        json.dumps({"mode": "paired", "text_pooling": "sentence_tokens", "speech_pooling": "valid_windows"}),
+        json.dumps({"text_prefix": "passage: ", "weights": "multilingual-e5-small, 4-bit weights (Q4_0)"})]))
+    page = render_html(ReportInputs(provenance=prov))
+    assert "<th>pooling options</th>" in page
+    assert "mode=paired, text_pooling=sentence_tokens, speech_pooling=valid_windows" in page
+    assert "text_prefix=&quot;passage: &quot;, weights=multilingual-e5-small, 4-bit weights (Q4_0)" in page
+
+
+def test_a_text_only_language_does_not_make_every_report_recompute(tmp_path):
+    """jpn stored as text only (no espeak-ng voice): the speech grids cannot include it, so once
+    computed they count as complete, and the header counts what each grid used."""
+    import numpy as np
+
+    from actstore.analyses.complete import ensure_results
+    from actstore.reports.from_store import report_inputs
+    from actstore.store import Store
+    from _store_data import put
+
+    store = Store.open(tmp_path / "db")
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((16, 4))
+    for lang, modalities in (("eng", ("speech", "text")), ("fra", ("speech", "text")), ("jpn", ("text",))):
+        for modality in modalities:
+            x = latent @ rng.standard_normal((4, 8)) + 0.1 * rng.standard_normal((16, 8))
+            put(store, "m", f"{modality}.L1", modality, lang, range(1, 17), x.astype(np.float32),
+                resource_level="high")
+    assert "cross-modal svcca" in ensure_results(store, "m", tsne_per_language=6)
+    assert ensure_results(store, "m") == []  # nothing recomputed for jpn's missing speech
+    page = render_html(report_inputs(store, "m"))
+    assert "cross-modal: 2 (not jpn)" in page and "cross-lingual speech-speech: 2 (not jpn)" in page
+    assert "cross-lingual text-text: 3" in page
+
+
+def test_retrieval_table_and_diagonal_at_the_opening_depth(wide_page):
+    assert "P@1 per query language at depth L6</h3>" in wide_page  # not the speech-only adaptor
+    assert "The diagonal of speech→speech and text→text is blank" in wide_page
