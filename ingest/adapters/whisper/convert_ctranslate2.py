@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from actstore.errors import UnknownModelError
-from actstore.ingest.adapters.common.quiet_save import quiet_saving
+from actstore.ingest.adapters.common.hf import quiet_transformers
 from actstore.ingest.adapters.whisper.ctranslate2_format import Ct2Model, read_ct2_model
 
 HOP_LENGTH, SAMPLE_RATE = 160, 16000
@@ -219,7 +219,7 @@ def convert_ctranslate2_whisper(src_dir: str | Path, dest_dir: str | Path,
     model.generation_config = gen
     config.actstore_converted_from = "ctranslate2"
     dest.mkdir(parents=True, exist_ok=True)
-    with quiet_saving():
+    with quiet_transformers():  # saving prints only the directory written
         model.save_pretrained(dest)
     WhisperFeatureExtractor(feature_size=config.num_mel_bins,
                             chunk_length=frames // SAMPLE_RATE).save_pretrained(dest)
