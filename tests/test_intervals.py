@@ -1,0 +1,120 @@
+"""Similarity intervals cover what they claim: the score's mean over draws of n sentences.
+
+The coverage checks draw data from planted models (X = Z A + noise, Y = Z B + noise) with a fixed
+seed, so they are deterministic; their acceptance bands are binomial (see `binomial_band`) so a
+correct method passes them for any seed but the old row bootstrap cannot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actstore.analyses.similarity import Measure, Score
+from actstore.analyses.similarity.batched import PairRequest, score_pairs
+from actstore.analyses.similarity.interval_coverage import Planted, binomial_band, check_coverage
+from actstore.analyses.similarity.intervals import half_sample_sd, split_intervals, split_plan
+from actstore.errors import AnalysisInputError
+
+#: replicates of the coverage test: the 99.9% binomial band around 0.95 is [0.909, 0.991]
+REPLICATES = 300
+SMALL = Planted(n=40, d=16, k=3, noise=1.0)
+
+
+def test_binomial_band_is_the_one_written_in_the_tests():
+    low, high = binomial_band(0.95, REPLICATES)
+    assert low == pytest.approx(0.909, abs=5e-4) and high == pytest.approx(0.991, abs=5e-4)
+
+
+@pytest.fixture(scope="module")
+def small_svcca():
+    return check_coverage(SMALL, truth_draws=300, replicates=REPLICATES, rounds=20,
+                          old_replicates=30, old_resamples=20, n_jobs=1)
+
+
+def test_nominal_95_covers_the_mean_at_n(small_svcca):
+    low, high = binomial_band(0.95, REPLICATES)  # [0.909, 0.991]
+    assert low <= small_svcca.coverage <= high
+    # the width is calibrated, not just wide: mean half-width ~ 1.96 SD(T_n) (a 2x too wide
+    # interval would cover ~100% and still pass a loose coverage band)
+    ratio = small_svcca.half_width / (1.959964 * small_svcca.sd)
+    assert 0.8 < ratio < 1.3
+
+
+def test_old_row_bootstrap_fails_the_same_check(small_svcca):
+    # the bug of issue 14: duplicated rows inflate SVCCA, so the percentile interval of the
+    # resamples lies above the score and misses the mean (30 replicates: 0.5 is > 10 SDs away)
+    assert small_svcca.old_coverage < 0.5
+    assert small_svcca.old_above > 0.5
+
+
+def test_coverage_holds_for_another_measure():
+    result = check_coverage(Planted(n=40, d=12, k=2, noise=1.5, seed=3), measure="cka",
+                            truth_draws=300, replicates=200, rounds=20, n_jobs=1)
+    low, high = binomial_band(0.95, 200)  # [0.899, 1.0]
+    assert low <= result.coverage <= high
+    assert 0.8 < result.half_width / (1.959964 * result.sd) < 1.4
+
+
+def _sets(n=50, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 3))
+    return {"a": z @ rng.standard_normal((3, d)) + rng.standard_normal((n, d)),
+            "b": z @ rng.standard_normal((3, d)) + rng.standard_normal((n, d))}
+
+
+def test_interval_is_centred_on_the_unchanged_score_and_deterministic():
+    sets = _sets()
+    reqs = [PairRequest("a", np.arange(50), "b", np.arange(50)),
+            PairRequest("a", np.arange(10, 44), "b", np.arange(10, 44))]
+    scores = score_pairs(sets, reqs, null=False)["score"]
+    low, high = split_intervals(sets, reqs, scores, rounds=10, seed=4)
+    assert np.allclose((low + high) / 2, scores) and (low < scores).all() and (scores < high).all()
+    again = split_intervals(sets, reqs, scores, rounds=10, seed=4, n_jobs=1)
+    assert np.array_equal(again[0], low) and np.array_equal(again[1], high)
+    other = split_intervals(sets, reqs, scores, rounds=10, seed=5)
+    assert not np.array_equal(other[0], low)
+    wider = split_intervals(sets, reqs, scores, rounds=10, seed=4, level=0.99)
+    assert (wider[0] < low).all() and (wider[1] > high).all()
+
+
+def test_halves_are_disjoint_and_never_repeat_a_row():
+    plan = split_plan(41, rounds=5, seed=0, index=2)
+    assert plan.shape == (5, 2, 20)
+    for first, second in plan:
+        assert len(set(first) | set(second)) == 40  # disjoint, no repeats; one row left out
+    assert half_sample_sd(np.array([[0.5, 0.7], [0.6, 0.6]]), 40) == pytest.approx(np.sqrt(0.01 * 20 / 40))
+
+
+class NoRepeats(Measure):
+    """A protocol-only measure that refuses repeated rows (as a rank-sensitive one would need)."""
+
+    description = "mean of column correlations (test only)"
+
+    def restrict(self, prepared, rows):
+        if len(set(rows.tolist())) != rows.size:
+            raise AnalysisInputError("repeated rows")
+        return prepared[rows]
+
+    def score(self, sx, sy, perm=None):
+        sy = sy if perm is None else sy[perm]
+        return Score(float(np.mean([np.corrcoef(sx[:, j], sy[:, j])[0, 1] for j in range(sx.shape[1])])))
+
+
+def test_any_measure_runs_through_the_protocol_without_repeated_rows():
+    sets = _sets(d=6)
+    req = [PairRequest("a", np.arange(50), "b", np.arange(50))]
+    score = score_pairs(sets, req, measure=NoRepeats(), null=False)["score"]
+    low, high = split_intervals(sets, req, score, measure=NoRepeats(), rounds=8)
+    assert low[0] < score[0] < high[0]
+
+
+def test_too_few_rows_give_no_interval_and_bad_scores_one_sentence():
+    sets = _sets()
+    req = [PairRequest("a", np.arange(5), "b", np.arange(5))]  # halves of 2 rows < 3
+    low, high = split_intervals(sets, req, np.array([0.5]), rounds=4)
+    assert np.isnan(low[0]) and np.isnan(high[0])
+    with pytest.raises(AnalysisInputError, match=r"^scores has shape \(2,\).*one score per request"):
+        split_intervals(sets, req, np.array([0.5, 0.6]), rounds=4)
+    with pytest.raises(AnalysisInputError, match="rounds"):
+        split_intervals(sets, req, np.array([0.5]), rounds=1)
