@@ -8,6 +8,7 @@ correct method passes them for any seed but the old row bootstrap cannot.
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from actstore.analyses.similarity import Measure, Score
@@ -118,3 +119,38 @@ def test_too_few_rows_give_no_interval_and_bad_scores_one_sentence():
         split_intervals(sets, req, np.array([0.5, 0.6]), rounds=4)
     with pytest.raises(AnalysisInputError, match="rounds"):
         split_intervals(sets, req, np.array([0.5]), rounds=1)
+
+
+def _report_store(tmp_path):
+    """Two languages, speech and text of 60 shared sentences, one depth: a planted shared latent."""
+    from _store_data import put
+    from actstore.store import Store
+
+    store = Store.open(tmp_path / "db")
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 61)
+    z = rng.standard_normal((61, 4))[ids]
+    for lang in ("eng", "fra"):
+        for modality in ("speech", "text"):
+            x = z @ rng.standard_normal((4, 24)) + rng.standard_normal((60, 24))
+            put(store, "m", f"{modality}.L1", modality, lang, ids, x.astype(np.float32), layer=1)
+    return store
+
+
+def test_report_bootstrap_draws_intervals_around_unchanged_scores(tmp_path):
+    from click.testing import CliRunner
+
+    from actstore.analyses.grids import load_grid, similarity_grid
+    from actstore.cli import main
+
+    store = _report_store(tmp_path)
+    plain = similarity_grid(store, "m", "cross-modal").sort("lang_a")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", "--db", str(tmp_path / "db"), "--model", "m",
+                                       "--out", str(out), "--bootstrap", "8"])
+    assert result.exit_code == 0, result.output
+    rows = load_grid(store, "m").filter(pl.col("kind") == "cross-modal").sort("lang_a")
+    assert rows["score"].to_list() == plain["score"].to_list()  # only the intervals are new
+    assert ((rows["ci_low"] < rows["score"]) & (rows["score"] < rows["ci_high"])).all()
+    page = out.read_text()
+    assert "band: mean per-language bootstrap interval" in page  # drawn only with intervals
