@@ -458,7 +458,8 @@ class _Bar:
 @click.option("--recording", type=click.Choice(["random", "mean"]), default="random", show_default=True,
               help="Several recordings per sentence: one at random (seeded) or their mean.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
+@click.option("--bootstrap", type=int, default=0, show_default=True,
+              help="Half-sample rounds for intervals of each score's mean at n (0: none; see README).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
 @click.option("--backend", type=click.Choice(["numpy", "torch"]), default="numpy", show_default=True)
 @click.option("--device", default=None, help="cpu, or a torch device (cuda, cuda:1) for --backend torch.")
