@@ -79,6 +79,19 @@ def test_interval_is_centred_on_the_unchanged_score_and_deterministic():
     assert (wider[0] < low).all() and (wider[1] > high).all()
 
 
+def test_engine_batches_do_not_change_the_intervals(monkeypatch):
+    import actstore.analyses.similarity.intervals as intervals
+
+    sets = _sets()
+    reqs = [PairRequest("a", np.arange(50), "b", np.arange(50)),
+            PairRequest("a", np.arange(8, 40), "b", np.arange(8, 40))]
+    scores = score_pairs(sets, reqs, null=False)["score"]
+    whole = split_intervals(sets, reqs, scores, rounds=6)
+    monkeypatch.setattr(intervals, "_CHUNK", 5)  # 24 halves in 5 engine calls
+    chunked = split_intervals(sets, reqs, scores, rounds=6)
+    assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
+
+
 def test_halves_are_disjoint_and_never_repeat_a_row():
     plan = split_plan(41, rounds=5, seed=0, index=2)
     assert plan.shape == (5, 2, 20)
