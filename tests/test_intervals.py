@@ -130,6 +130,9 @@ def test_too_few_rows_give_no_interval_and_bad_scores_one_sentence():
     assert np.isnan(low[0]) and np.isnan(high[0])
     with pytest.raises(AnalysisInputError, match=r"^scores has shape \(2,\).*one score per request"):
         split_intervals(sets, req, np.array([0.5, 0.6]), rounds=4)
+    with pytest.raises(AnalysisInputError, match=r"^requests\[0\] rows must be 1-D and of equal length"):
+        split_intervals(sets, [PairRequest("a", np.arange(9), "b", np.arange(8))], np.array([0.5]), rounds=4)
+    assert np.isnan(half_sample_sd(np.array([[np.nan, 0.5], [0.4, np.nan]]), 40))
     with pytest.raises(AnalysisInputError, match="rounds"):
         split_intervals(sets, req, np.array([0.5]), rounds=1)
 

@@ -74,8 +74,8 @@ _SALT = 0x5EED  # keeps the split draws independent of the null's permutations f
 def split_plan(m: int, rounds: int, seed: int, index: int) -> np.ndarray:
     """Row positions (rounds, 2, m // 2): each round's two disjoint halves of a permutation.
 
-    Seeded by (seed, request index), so a request's interval does not depend on the order,
-    threads or backend of the others.
+    Seeded by (seed, request index), so intervals do not depend on threads, backend or how the
+    engine batches the halves.
     """
     h = m // 2
     rng = np.random.default_rng([seed, index, _SALT])
@@ -84,9 +84,15 @@ def split_plan(m: int, rounds: int, seed: int, index: int) -> np.ndarray:
 
 
 def half_sample_sd(halves: np.ndarray, m: int) -> float:
-    """SD(T_m) from the half-sample scores (rounds, 2): sqrt(mean((T1 - T2)^2) / 2 * h / m)."""
-    v_half = float(np.mean((halves[:, 0] - halves[:, 1]) ** 2) / 2.0)
-    return float(np.sqrt(v_half * (m // 2) / m))
+    """SD(T_m) from the half-sample scores (rounds, 2): sqrt(mean((T1 - T2)^2) / 2 * h / m).
+
+    Rounds with an undefined half (a NaN score, e.g. degenerate PWCCA) are left out; none left: NaN.
+    """
+    diff = halves[:, 0] - halves[:, 1]
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean(diff**2) / 2.0 * (m // 2) / m))
 
 
 def split_intervals(
@@ -126,6 +132,10 @@ def split_intervals(
     starts = np.full(len(requests), -1)
     for i, req in enumerate(requests):
         xr, yr = np.asarray(req.x_rows), np.asarray(req.y_rows)
+        if xr.ndim != 1 or xr.shape != yr.shape:
+            raise AnalysisInputError(
+                f"requests[{i}] rows must be 1-D and of equal length on both sides; pair the rows."
+            )
         if xr.shape[0] // 2 < meas.min_rows():
             continue  # too few rows to split: the bound stays NaN
         starts[i] = len(halves)
