@@ -66,10 +66,10 @@ def main() -> None:
               f"{r.half_width / (1.959964 * r.sd):>9.2f} {r.old_coverage:>8.3f} {r.old_above:>9.3f} "
               f"{time.perf_counter() - t0:>5.0f}", flush=True)
     inside = sum(0.90 <= c <= 0.98 for c in news)
-    print(f"\nnew: coverage {min(news):.3f}-{max(news):.3f}, {inside} of {len(news)} settings in 90-98%; "
+    print(f"\nnew: coverage {min(news):.3f}-{max(news):.3f} (mean {np.mean(news):.3f}), {inside} of {len(news)} settings in 90-98%; "
           f"old: {min(olds):.3f}-{max(olds):.3f}; {time.perf_counter() - t_all:.0f} s")
     write_summary(args.summary, __file__, f"interval coverage, {len(news)} planted settings, nominal 95%",
-                  f"new {min(news):.2f}-{max(news):.2f} (old {min(olds):.2f}-{max(olds):.2f})")
+                  f"new {min(news):.3f}-{max(news):.3f}, mean {np.mean(news):.3f} (old {min(olds):.3f}-{max(olds):.3f})")
 
 
 if __name__ == "__main__":
