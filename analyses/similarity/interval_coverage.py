@@ -88,6 +88,7 @@ def check_coverage(model: Planted, *, measure: str = "svcca", keep: float = 0.9,
     result = Coverage(theta=theta, sd=float(truth.std(ddof=1)),
                       coverage=float(np.mean((low <= theta) & (theta <= high))),
                       half_width=float(np.mean(high - low) / 2.0), replicates=replicates)
+    old_replicates = min(old_replicates, replicates)  # the old method runs on the first draws
     if old_replicates:
         old = np.array([bootstrap_ci(sets, requests[i], measure=measure, keep=keep, n_boot=old_resamples,
                                      seed=i, level=level) for i in range(old_replicates)])
