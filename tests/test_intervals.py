@@ -14,7 +14,7 @@ import pytest
 from actstore.analyses.similarity import Measure, Score
 from actstore.analyses.similarity.batched import PairRequest, score_pairs
 from actstore.analyses.similarity.interval_coverage import Planted, binomial_band, check_coverage
-from actstore.analyses.similarity.intervals import half_sample_sd, split_intervals, split_plan
+from actstore.analyses.similarity.intervals import split_intervals, split_plan, split_sd
 from actstore.errors import AnalysisInputError
 
 #: replicates of the coverage test: the 99.9% binomial band around 0.95 is [0.909, 0.991]
@@ -49,12 +49,14 @@ def test_old_row_bootstrap_fails_the_same_check(small_svcca):
     assert small_svcca.old_above > 0.5
 
 
-def test_coverage_holds_for_another_measure():
-    result = check_coverage(Planted(n=40, d=12, k=2, noise=1.5, seed=3), measure="cka",
+@pytest.mark.parametrize("measure", ["cka", "cka_debiased"])
+def test_coverage_holds_for_other_measures(measure):
+    # biased CKA's variance falls slower than 1/n (rate ~0.5-0.7): the quarters must catch it
+    result = check_coverage(Planted(n=40, d=12, k=2, noise=1.5, seed=3), measure=measure,
                             truth_draws=300, replicates=200, rounds=20, n_jobs=1)
     low, high = binomial_band(0.95, 200)  # [0.899, 1.0]
     assert low <= result.coverage <= high
-    assert 0.8 < result.half_width / (1.959964 * result.sd) < 1.4
+    assert 0.85 < result.half_width / (1.959964 * result.sd) < 1.4
 
 
 def _sets(n=50, d=10, seed=0):
@@ -87,17 +89,30 @@ def test_engine_batches_do_not_change_the_intervals(monkeypatch):
             PairRequest("a", np.arange(8, 40), "b", np.arange(8, 40))]
     scores = score_pairs(sets, reqs, null=False)["score"]
     whole = split_intervals(sets, reqs, scores, rounds=6)
-    monkeypatch.setattr(intervals, "_CHUNK", 5)  # 24 halves in 5 engine calls
+    monkeypatch.setattr(intervals, "_CHUNK", 5)  # 72 subsamples in 15 engine calls
     chunked = split_intervals(sets, reqs, scores, rounds=6)
     assert np.array_equal(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
 
 
-def test_halves_are_disjoint_and_never_repeat_a_row():
-    plan = split_plan(41, rounds=5, seed=0, index=2)
-    assert plan.shape == (5, 2, 20)
-    for first, second in plan:
-        assert len(set(first) | set(second)) == 40  # disjoint, no repeats; one row left out
-    assert half_sample_sd(np.array([[0.5, 0.7], [0.6, 0.6]]), 40) == pytest.approx(np.sqrt(0.01 * 20 / 40))
+def test_subsamples_are_disjoint_and_never_repeat_a_row():
+    plan = split_plan(43, rounds=5, seed=0, index=2)
+    assert plan.shape == (5, 4, 10)  # quarters of (43 // 2) // 2 rows; halves are two quarters
+    for quarters in plan:
+        assert len(set(quarters.ravel().tolist())) == 40  # disjoint, no repeats; 3 rows sit out
+
+
+def test_rate_is_one_unless_the_data_say_slower():
+    halves = np.array([[0.5, 0.7], [0.6, 0.6]])  # V_h = mean(0.04, 0) / 2 = 0.01, h = 20
+    assert split_sd(halves, None, 40) == pytest.approx(np.sqrt(0.01 * 20 / 40))
+    spread = lambda v: np.array([[0.0, 0.0, 1.0, 1.0]]) * np.sqrt(3 * v)  # ddof=1 variance v
+    # quarters twice as variable as halves: the 1/n rate (beta = 1)
+    assert split_sd(halves, spread(0.02), 40) == pytest.approx(np.sqrt(0.01 / 2))
+    # four times (faster than 1/n): never believed, still beta = 1
+    assert split_sd(halves, spread(0.04), 40) == pytest.approx(np.sqrt(0.01 / 2))
+    # only 1.41 times (slower, as biased CKA's): beta = 0.5, a wider interval
+    assert split_sd(halves, spread(0.01 * np.sqrt(2)), 40) == pytest.approx(np.sqrt(0.01 / np.sqrt(2)))
+    # quarters LESS variable than halves: beta stops at 0 (never more spread at n than at n/2)
+    assert split_sd(halves, spread(0.005), 40) == pytest.approx(0.1)
 
 
 class NoRepeats(Measure):
@@ -132,7 +147,7 @@ def test_too_few_rows_give_no_interval_and_bad_scores_one_sentence():
         split_intervals(sets, req, np.array([0.5, 0.6]), rounds=4)
     with pytest.raises(AnalysisInputError, match=r"^requests\[0\] rows must be 1-D and of equal length"):
         split_intervals(sets, [PairRequest("a", np.arange(9), "b", np.arange(8))], np.array([0.5]), rounds=4)
-    assert np.isnan(half_sample_sd(np.array([[np.nan, 0.5], [0.4, np.nan]]), 40))
+    assert np.isnan(split_sd(np.array([[np.nan, 0.5], [0.4, np.nan]]), None, 40))
     with pytest.raises(AnalysisInputError, match="rounds"):
         split_intervals(sets, req, np.array([0.5]), rounds=1)
 
