@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a 2 x 2 x 2 grid, fewer replicates")
     parser.add_argument("--measure", default="svcca")
     parser.add_argument("--replicates", type=int, default=200, help="draws, one interval each")
-    parser.add_argument("--rounds", type=int, default=40, help="half-splits per interval (--bootstrap N)")
+    parser.add_argument("--rounds", type=int, default=40, help="split rounds per interval (--bootstrap N)")
     parser.add_argument("--truth", type=int, default=400, help="draws estimating theta_n")
     parser.add_argument("--old-replicates", type=int, default=40)
     parser.add_argument("--old-resamples", type=int, default=50)
@@ -45,7 +45,7 @@ def main() -> None:
     print(f"machine: {machine('numpy ' + np.__version__)}")
     print(f"data: planted models X = Z A + s E, Y = Z B + s E, latent rank k = 4, s = noise * sqrt(k); "
           f"theta_n from {args.truth} draws; {args.replicates} intervals per setting "
-          f"({args.rounds} half-splits each); measure {args.measure}, nominal 95%")
+          f"({args.rounds} split rounds each); measure {args.measure}, nominal 95%")
     print(f"new: {METHOD}")
     print(f"old (baseline): percentile row bootstrap with replacement, {args.old_resamples} resamples, "
           f"on the first {args.old_replicates} draws")

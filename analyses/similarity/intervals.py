@@ -46,7 +46,8 @@ Where it over-covers: when most canonical correlations are forced to 1 (kx + ky 
 Every subsample is an ordinary `PairRequest` scored by the batched engine (`batched.score_pairs`)
 through the `Measure` protocol (prepare once per set, restrict once per subset, score), so the
 interval applies to every registered measure and runs on the torch backend where the measure has
-one. One round costs two half-size and four quarter-size scores.
+one. One round costs two half-size and four quarter-size scores: for SVCCA at n = 200,
+d = 1024 about 1.4x one with-replacement resample (measured on 2 cores).
 
 Coverage is checked by simulation on planted models (X = Z A + noise, Y = Z B + noise):
 tests/test_intervals.py at small sizes, benchmarks/bench_interval_coverage.py over the full grid
