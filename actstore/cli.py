@@ -545,7 +545,8 @@ class _Bar:
 @click.option("--recording", type=click.Choice(["random", "mean"]), default="random", show_default=True,
               help="Several recordings per sentence: one at random (seeded) or their mean.")
 @seed_option
-@click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals (0: none).")
+@click.option("--bootstrap", type=int, default=0, show_default=True,
+              help="Half-sample rounds for intervals of each score's mean at n (0: none; see README).")
 @click.option("--no-null", is_flag=True, help="Skip the shuffled-row null.")
 @backend_option
 @device_option()
@@ -843,8 +844,10 @@ def _check_neighbour_options(sample_id, all_queries, lang, target_lang, corpus, 
 @click.option("--out", default="report.html", show_default=True, type=click.Path(), help="HTML file to write.")
 @measure_option
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
+@click.option("--bootstrap", type=int, default=0, show_default=True,
+              help="Recompute the cross-modal scores with intervals of N half-sample rounds (0: none).")
 @friendly_errors
-def report(db, storage_options, models, out, measure, no_compute):
+def report(db, storage_options, models, out, measure, no_compute, bootstrap):
     """Write one self-contained HTML report (works offline) for a stored model, or for several.
 
     With several --model options the page opens with the study's comparison (final-layer
@@ -878,7 +881,7 @@ def report(db, storage_options, models, out, measure, no_compute):
             no_compute = True
     if not no_compute:
         for model in models:
-            for name in ensure_results(store, model, measure=measure):
+            for name in ensure_results(store, model, measure=measure, bootstrap=bootstrap):
                 click.echo(f"computed missing {name} results"
                            f"{f' for {model}' if len(models) > 1 else ''} (saved to the store).", err=True)
     frames = {model: report_frames(store, model, measure=measure) for model in models}

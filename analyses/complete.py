@@ -52,12 +52,14 @@ def kind_languages(kind: str, by_modality: dict[str, set[str]]) -> list[str]:
 
 
 def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per_language: int = 50,
-                   seed: int = 0) -> list[str]:
+                   seed: int = 0, bootstrap: int = 0) -> list[str]:
     """Compute and save every result a report of `model` shows that is not stored yet.
 
     Returns the names of the results computed (empty when everything was stored). Sections that
     cannot exist for this model (cross-modal without speech and text, cross-lingual with one
-    language) are skipped, not failed.
+    language) are skipped, not failed. With `bootstrap` > 0 the cross-modal grid (whose
+    intervals the report draws) is recomputed with `bootstrap` half-sample rounds
+    (`similarity.intervals`); its scores are the same, only the intervals are added.
     """
     store.require_model(model)
     done: list[str] = []
@@ -73,9 +75,12 @@ def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per
         k for k in grid["kind"].unique().to_list()
         if not missing_languages(grid.filter(pl.col("kind") == k), kind_languages(k, by_modality))}
     options = GridOptions(measure=measure, seed=seed)
+    if bootstrap:  # asked for intervals: (re)compute them, never draw older ones of another method
+        kinds_done.discard("cross-modal")
     if mods == {"speech", "text"} and "cross-modal" not in kinds_done:
         log.info("computing cross-modal %s", measure)
-        run_similarity(store, model, "cross-modal", options=options)
+        run_similarity(store, model, "cross-modal", options=GridOptions(measure=measure, seed=seed,
+                                                                        bootstrap=bootstrap))
         done.append(f"cross-modal {measure}")
     cl_kinds = [k for k, m in CROSS_LINGUAL_KINDS.items() if set(m) <= mods and k not in kinds_done]
     if n_langs >= 2 and cl_kinds:

@@ -9,8 +9,9 @@ The study's procedure and why it is fast: docs/ARCHITECTURE.md, "Analyses".
   come from `actstore.grid_means.cross_lingual_summary` (the report draws deltas between depths).
 Beside every score: kx and ky (kept directions), `forced` (canonical correlations that are 1 by
 construction, max(0, kx + ky - span), span = n - 1 unless rows repeat; see `similarity.forced`),
-`degenerate` (PWCCA only: the score is undefined, stored as null, because two or more correlations are 1), a random baseline of
-the same shapes, the shuffled-row null, and (optionally) a bootstrap confidence interval.
+`degenerate` (PWCCA only: the score is undefined, stored as null, because two or more
+correlations are 1), a random baseline of the same shapes, the shuffled-row null, and
+(optionally) a confidence interval for the score's mean at n (`similarity.intervals`).
 `forced_warning` turns a grid with forced correlations into one sentence for the user.
 
 The heavy lifting is `actstore.analyses.similarity.batched.score_pairs`: one reduction per set and row
@@ -45,7 +46,8 @@ from actstore.analyses.aligned import (
     select_recordings,
 )
 from actstore.analyses.results import current_rows, load_results, save_results
-from actstore.analyses.similarity.batched import PairRequest, bootstrap_ci, random_baseline, score_pairs
+from actstore.analyses.similarity.batched import PairRequest, random_baseline, score_pairs
+from actstore.analyses.similarity.intervals import split_intervals
 from actstore.analyses.similarity.registry import get_measure
 from actstore.analyses.similarity.forced import all_forced
 
@@ -250,10 +252,11 @@ def _score_depth(vectors: dict, requests: list, options: GridOptions, n_jobs: in
                              progress=progress)
     ci_low = np.full(len(requests), np.nan)
     ci_high = np.full(len(requests), np.nan)
-    if options.bootstrap:
-        for i, req in enumerate(requests):
-            ci_low[i], ci_high[i] = bootstrap_ci(vectors, req, measure=options.measure, keep=options.keep,
-                                                 n_boot=options.bootstrap, seed=options.seed, k=options.knn_k)
+    if options.bootstrap:  # half-sample intervals for E[score at n]: similarity/intervals.py
+        ci_low, ci_high = split_intervals(vectors, requests, scored["score"], measure=options.measure,
+                                          keep=options.keep, k=options.knn_k, rounds=options.bootstrap,
+                                          seed=options.seed, backend=options.backend,
+                                          device=options.device, n_jobs=n_jobs)
     return scored, ci_low, ci_high
 
 

@@ -295,6 +295,9 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of one score, resampling paired rows with replacement.
 
+    Superseded for grids by `intervals.split_intervals`: repeated rows inflate biased measures
+    like SVCCA, so these intervals miss the score's mean (kept as the benchmark's baseline).
+
     Each resample draws m row positions with replacement and applies them to both sides, so the
     pairing is kept; repeated rows lower the subset's rank, which the Gram route handles exactly.
     """
