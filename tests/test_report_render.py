@@ -269,8 +269,8 @@ def test_symmetric_pairs_are_drawn_as_one_lower_triangle():
 def test_ci_band_is_mentioned_only_when_bootstrapped():
     with_ci = render_html(ReportInputs(provenance=fx.provenance(), similarity=fx.similarity(with_ci=True)))
     without = render_html(ReportInputs(provenance=fx.provenance(), similarity=fx.similarity(with_ci=False)))
-    assert "band: mean per-language bootstrap interval" in with_ci
-    assert "bootstrap interval" not in without and "ci_low" not in _page_data(without)["cm_rows"]
+    assert "band: mean per-language 95% interval of the score's mean at n (half samples)" in with_ci
+    assert "95% interval" not in without and "ci_low" not in _page_data(without)["cm_rows"]
 
 
 # ---------------------------------------------------------- issue 10: honest statistics, one language
