@@ -79,7 +79,7 @@ def cross_modal_section(ctx: Context) -> Section:
         "fig-cm-lines", "Mean over languages",
         f"Speech-vs-text similarity of the same sentences per depth, mean over {n_langs} languages "
         f"(black) and per resource level; dashed: random sets of the same shape and shuffled rows; "
-        + ("band: mean per-language 95% interval of the score's mean at n (half samples); " if rows["ci_low"].null_count() < rows.height else "")
+        + ("band: mean per-language 95% interval of the mean score at n (half samples); " if rows["ci_low"].null_count() < rows.height else "")
         + f"n = {', '.join(map(str, sizes))} sentences per language.",
         charts.cross_modal_lines(depths, sorted(rows["measure"].unique().to_list()), measure),
         (summary,)))

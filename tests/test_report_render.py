@@ -269,7 +269,7 @@ def test_symmetric_pairs_are_drawn_as_one_lower_triangle():
 def test_ci_band_is_mentioned_only_when_bootstrapped():
     with_ci = render_html(ReportInputs(provenance=fx.provenance(), similarity=fx.similarity(with_ci=True)))
     without = render_html(ReportInputs(provenance=fx.provenance(), similarity=fx.similarity(with_ci=False)))
-    assert "band: mean per-language 95% interval of the score's mean at n (half samples)" in with_ci
+    assert "band: mean per-language 95% interval of the mean score at n (half samples)" in with_ci
     assert "95% interval" not in without and "ci_low" not in _page_data(without)["cm_rows"]
 
 
