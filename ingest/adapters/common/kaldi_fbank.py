@@ -25,6 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: fewest samples that give one encoder frame of a model stacking two 25 ms fbank frames at a 10 ms
+#: hop (SeamlessM4T v2's and SONAR's front ends): 400 + 160
+MIN_SAMPLES = 400 + 160
+
 
 def _mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = 20.0) -> torch.Tensor:
     """Kaldi triangular mel filters [num_bins, n_fft//2 + 1], built in float32 like torchaudio."""

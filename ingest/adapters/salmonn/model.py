@@ -38,8 +38,8 @@ from actstore.ingest.adapters.salmonn.checkpoint import (SPEECH_INSTRUCTION, SPE
                                                           read_salmonn_checkpoint)
 from actstore.ingest.adapters.salmonn.qformer import build_window_qformer, num_windows
 from actstore.ingest.adapters.whisper.adapter import whisper_frames
+from actstore.ingest.items import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 WHISPER_FRAMES = 1500  # SALMONN's window formula assumes Whisper's 30 s = 1500 encoder frames
 
 

@@ -51,6 +51,7 @@ import torch
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 #: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.
@@ -60,8 +61,6 @@ SEAMLESS_LANG_CODES = {
     "fas": "pes", "per": "pes", "ara": "arb", "nor": "nob",
     "zho_Hant": "cmn_Hant", "yue_Hant": "yue",
 }
-#: fewest samples the feature extractor turns into one model frame (2 fbank frames of 25 ms, hop 10 ms)
-MIN_SAMPLES = 400 + 160
 
 
 def seamless_lang_code(lang: str) -> str:

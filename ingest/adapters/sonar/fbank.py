@@ -24,13 +24,11 @@ from __future__ import annotations
 import numpy as np
 
 from actstore.errors import DataSourceError
-from actstore.ingest.adapters.common.kaldi_fbank import native_kaldi_fbank
+from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES, native_kaldi_fbank  # noqa: F401
+from actstore.ingest.items import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 NUM_MEL_BINS = 80
 WAVEFORM_SCALE = 2.0 ** 15
-#: fewest samples that give one encoder frame (two 25 ms fbank frames at a 10 ms hop)
-MIN_SAMPLES = 400 + 160
 
 
 def kaldi_fbank(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

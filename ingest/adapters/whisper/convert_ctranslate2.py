@@ -37,8 +37,9 @@ import numpy as np
 from actstore.errors import UnknownModelError
 from actstore.ingest.adapters.common.hf import quiet_transformers
 from actstore.ingest.adapters.whisper.ctranslate2_format import Ct2Model, read_ct2_model
+from actstore.ingest.items import SAMPLE_RATE
 
-HOP_LENGTH, SAMPLE_RATE = 160, 16000
+HOP_LENGTH = 160
 PROVENANCE_FILE = "actstore-provenance.json"
 
 
