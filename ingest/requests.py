@@ -13,13 +13,6 @@ from typing import Literal
 
 from actstore.errors import ActstoreError
 
-#: the study's layers of SeamlessM4T v2's 24-layer encoders. A fact of that model family, not of
-#: argument parsing: adapters declare their own (`Adapter.study_layers`) and `--layers study`
-#: falls back to this for those that declare none (`steps.planning.study_layers`, its one reader).
-#: It moves to the SeamlessM4T v2 adapter family with issue 13 section 1 (SONAR's two adapters
-#: repeat the same tuple).
-STUDY_LAYERS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
-
 #: ingest engines (`--engine`): who runs the model (`actstore.ingest.engines`; planning and
 #: writing are shared)
 ENGINES = ("local", "ray")

@@ -12,7 +12,8 @@ from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.pipeline import (PHASES, IngestRequest, ingest, open_inputs, pending_work, prepare_plan,
                                       study_layers)
-from actstore.ingest.requests import ENGINES, STUDY_LAYERS, parse_layers
+from actstore.ingest.adapters.common.study import STUDY_LAYERS
+from actstore.ingest.requests import ENGINES, parse_layers
 from actstore.ingest.sources.base import Source
 from actstore.ingest.steps.inputs import check_request
 from actstore.schema import VECTOR_DTYPES

@@ -18,7 +18,7 @@ from actstore.catalogue import Catalogue
 from actstore.errors import ActstoreError
 from actstore.store import Store
 from actstore.ingest.adapters.base import Adapter
-from actstore.ingest.requests import STUDY_LAYERS
+from actstore.ingest.adapters.common.study import STUDY_LAYERS
 from actstore.ingest.sources.base import Entry
 from actstore.ingest.steps.jobs import IngestPlan, IngestRequest, Job, JobKeys, JobWork
 

@@ -53,6 +53,7 @@ from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES
 from actstore.ingest.items import SAMPLE_RATE, Item
+from actstore.ingest.adapters.common.study import STUDY_LAYERS
 
 #: ISO 639-3 (or macro-language) code -> SeamlessM4T's language code, where they differ.
 SEAMLESS_LANG_CODES = {
@@ -88,7 +89,7 @@ class SeamlessM4Tv2Adapter(HFAdapter):
 
     modalities = ("speech", "text")
     priority = 10
-    study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)  # the study's layer set
+    study_layers = STUDY_LAYERS  # the FLEURS study's layer set (common.study)
 
     @classmethod
     def matches(cls, config) -> bool:

@@ -58,6 +58,7 @@ from actstore.ingest.adapters.sonar.fbank import MIN_SAMPLES, collate, sonar_fba
 from actstore.ingest.adapters.sonar.speech_model import DROPPED, SonarSpeechEncoder, speech_state_map
 from actstore.ingest.adapters.base import ModelInfo
 from actstore.ingest.model_paths import ModelSource
+from actstore.ingest.adapters.common.study import STUDY_LAYERS
 
 SPEECH_FAMILIES = ("sonar_speech",)
 _SPENC = re.compile(r"^spenc\..+\.pt$")
@@ -73,7 +74,7 @@ class SonarSpeechAdapter(HFAdapter):
 
     modalities = ("speech",)
     priority = 20
-    study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+    study_layers = STUDY_LAYERS  # the FLEURS study's layer set (common.study)
 
     # -- recognition ------------------------------------------------------------------------
     @staticmethod

@@ -56,6 +56,7 @@ from actstore.ingest.adapters.sonar.checkpoint import (assign_state, card_config
 from actstore.ingest.adapters.base import ModelInfo
 from actstore.ingest.items import Item
 from actstore.ingest.model_paths import ModelSource
+from actstore.ingest.adapters.common.study import STUDY_LAYERS
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class SonarTextAdapter(HFAdapter):
 
     modalities = ("text",)
     priority = 20
-    study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)
+    study_layers = STUDY_LAYERS  # the FLEURS study's layer set (common.study)
 
     # -- recognition ------------------------------------------------------------------------
     @classmethod
