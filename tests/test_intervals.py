@@ -184,4 +184,4 @@ def test_report_bootstrap_draws_intervals_around_unchanged_scores(tmp_path):
     assert rows["score"].to_list() == plain["score"].to_list()  # only the intervals are new
     assert ((rows["ci_low"] < rows["score"]) & (rows["score"] < rows["ci_high"])).all()
     page = out.read_text()
-    assert "band: mean per-language bootstrap interval" in page  # drawn only with intervals
+    assert "band: mean per-language 95% interval of the mean score at n" in page  # drawn only with intervals
