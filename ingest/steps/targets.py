@@ -31,12 +31,12 @@ def resolve_targets(request: IngestRequest, source, langs: list[str],
     out: dict[str, dict[int, str]] = {}
     fixed = None
     if request.target_lang is not None:
-        if request.target_lang not in source.languages() or "text" not in source.modalities(request.target_lang):
+        fixed = source.texts(request.target_lang) if request.target_lang in source.languages() else {}
+        if not fixed:
             raise ActstoreError(f"Source {source.name} has no {request.target_lang} text to decode as the "
                                 "target; pick a --target-lang the source has texts for.")
-        fixed = source.texts(request.target_lang)
     for lang in langs:
-        texts = fixed if fixed is not None else (source.texts(lang) if "text" in source.modalities(lang) else {})
+        texts = fixed if fixed is not None else source.texts(lang)
         for modality in points_by_mod:
             if modality not in source.modalities(lang):
                 continue

@@ -145,7 +145,8 @@ class WhisperAdapter(HFAdapter):
     def _decode(self, items, points, enc_out, src_mask):
         """Teacher-forced decoder over each item's transcription, conditioned on `enc_out`."""
         dec = self._load_decoder()
-        ids, tmask = decoding.target_ids(self.tokenizer, items, self.device)
+        ids, tmask = decoding.target_ids(self.tokenizer, items, self.device,
+                                          self.config.max_target_positions)
         hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
                   if p in points]
         with Capture() as cap:

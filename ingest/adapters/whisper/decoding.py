@@ -91,8 +91,10 @@ def language_token(tokenizer, lang: str) -> int:
                         "language from decoder runs.")
 
 
-def target_ids(tokenizer, items: Sequence[Item], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Teacher-forced decoder input ids [B, T] (right-padded) and their mask."""
+def target_ids(tokenizer, items: Sequence[Item], device, max_len: int | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-forced decoder input ids [B, T] (right-padded) and their mask; a target longer
+    than the decoder's `max_len` positions is refused (Whisper's decoder has no more)."""
     rows = []
     for it in items:
         if it.target is None:
@@ -104,6 +106,9 @@ def target_ids(tokenizer, items: Sequence[Item], device) -> tuple[torch.Tensor, 
         prefix = [tokenizer.convert_tokens_to_ids(t) if t else language_token(tokenizer, it.lang)
                   for t in PREFIX]
         rows.append(prefix + tokenizer.encode(" " + it.target.strip(), add_special_tokens=False))
+        if max_len is not None and len(rows[-1]) > max_len:
+            raise ActstoreError(f"The target of {it.lang}/{it.sample_id} is {len(rows[-1])} tokens, more "
+                                f"than Whisper's decoder reads ({max_len}); drop or shorten it.")
     width = max(len(r) for r in rows)
     pad = tokenizer.convert_tokens_to_ids(END)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)

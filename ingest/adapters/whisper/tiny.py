@@ -52,7 +52,7 @@ def build_tiny_whisper(out_dir: str | Path, seed: int = 0) -> Path:
         vocab_size=len(tokenizer), num_mel_bins=80, d_model=TINY_HIDDEN, encoder_layers=WHISPER_LAYERS,
         decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
         encoder_ffn_dim=64, decoder_ffn_dim=64, max_source_positions=WHISPER_MAX_SOURCE_POSITIONS,
-        max_target_positions=32, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.pad_token_id,
+        max_target_positions=256, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.pad_token_id,
         decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"), begin_suppress_tokens=None, suppress_tokens=None,
     )
