@@ -239,6 +239,25 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
         click.echo(f"skipped {key}: {why}")
 
 
+@main.command("points")
+@click.option("--model", required=True, help="Model directory or name (as for ingest).")
+@click.option("--adapter", default=None, help="Adapter name (default: recognised from the model).")
+@output_options
+@friendly_errors
+def points_cmd(model, adapter, fmt, output):
+    """List a model's points and neuron sites: name, modality, layer, width, and whether ingest
+    extracts it by default (sites and decoder states only on request: --points or --sites).
+
+    \b
+    Example:
+        actstore points --model tiny-random-seamless-m4t-v2
+    """
+    from actstore.ingest.adapters import load_adapter
+    from actstore.ingest.adapters.registry import point_table
+
+    write_frame(point_table(load_adapter(model, adapter=adapter)), fmt, output)
+
+
 @main.command()
 @output_options
 @friendly_errors

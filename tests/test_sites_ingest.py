@@ -98,3 +98,15 @@ def test_decoder_sites_on_an_encoder_only_family_are_refused(tmp_path, tiny_bert
     out = _ingest(str(db), tiny_bert_dir, manifest, "--modalities", "text", *extra, code=1)
     assert message in out and "Traceback" not in out
     assert not db.exists()
+
+
+def test_points_and_adapters_list_sites(tiny_whisper_dir):
+    out = cli("points", "--model", tiny_whisper_dir, "--format", "csv").output
+    lines = out.splitlines()
+    assert lines[0] == "modality,point,kind,layer,width,default"
+    assert "speech,speech.L1,hidden,1,32,true" in lines
+    assert "speech,speech.L2.ffn,site,2,64,false" in lines
+    assert "speech,decoder.L1.cross_attn.k,site,1,32,false" in lines
+    assert "speech,decoder.L1,decoder,1,32,false" in lines
+    table = cli("adapters", "--format", "csv").output
+    assert any(line.startswith("whisper,") and "ffn" in line and ",true," in line for line in table.splitlines())

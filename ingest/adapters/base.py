@@ -93,6 +93,10 @@ class Adapter(ABC):
     #: are truncated by the model); None: no window. It is the default `--max-seconds`
     #: (actstore.ingest.memory); override `speech_window()` when the loaded checkpoint decides it
     window_seconds: ClassVar[float | None] = None
+    #: neuron-site kinds this family declares (`common/sites.py`: "ffn", "self_attn.q", ...)
+    site_kinds: ClassVar[tuple[str, ...]] = ()
+    #: True for encoder-decoder families whose decoder runs teacher-forced (`decoder.*` points)
+    decodes: ClassVar[bool] = False
     #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
     #: is built (an option silently ignored would change nothing and be recorded nowhere)
     option_keys: ClassVar[tuple[str, ...]] = ()
@@ -161,7 +165,7 @@ class Adapter(ABC):
 
     def has_decoder(self) -> bool:
         """True when the family can decode teacher-forced (`decoder.*` points exist)."""
-        return False
+        return type(self).decodes
 
     @abstractmethod
     def width(self, point: str) -> int:

@@ -52,7 +52,7 @@ import torch
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
-from actstore.ingest.adapters.common.sites import hook_sites
+from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
 from actstore.ingest.adapters.seamless_m4t_v2 import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 
@@ -91,6 +91,8 @@ class SeamlessM4Tv2Adapter(HFAdapter):
     """Speech and text encoders of SeamlessM4T v2 (`model_type == "seamless_m4t_v2"`)."""
 
     modalities = ("speech", "text")
+    site_kinds = SITE_KINDS
+    decodes = True
     priority = 10
     study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)  # the study's layer set
 
@@ -136,9 +138,6 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         self._optional, widths = decoding.declare(cfg)
         self._widths.update(widths)
         self.decoder = None
-
-    def has_decoder(self) -> bool:
-        return True
 
     def _decode(self, items, points, enc_out, src_mask):
         """The shared text decoder, teacher-forced over each item's target, attending to

@@ -38,7 +38,7 @@ import torch
 from actstore.errors import UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
-from actstore.ingest.adapters.common.sites import hook_sites
+from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
 from actstore.ingest.adapters.whisper import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 
@@ -52,6 +52,8 @@ class WhisperAdapter(HFAdapter):
     """Encoder of Whisper-family models (`model_type == "whisper"`)."""
 
     modalities = ("speech",)
+    site_kinds = SITE_KINDS
+    decodes = True
     priority = 20
 
     @classmethod
@@ -88,9 +90,6 @@ class WhisperAdapter(HFAdapter):
         self._optional = {"speech": optional}
         self._widths.update(widths)
         self.decoder = self.tokenizer = None
-
-    def has_decoder(self) -> bool:
-        return True
 
     def _load_decoder(self):
         """The decoder and tokenizer, loaded on the first decoder request."""
