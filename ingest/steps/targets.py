@@ -28,6 +28,9 @@ def resolve_targets(request: IngestRequest, source, langs: list[str],
             raise ActstoreError(f"--target-lang {request.target_lang} needs decoder points; add e.g. "
                                 "--points decoder.L1 or --sites cross_attn.k, or drop --target-lang.")
         return {}
+    if request.engine != "local":  # Ray actors read their own items, without targets (yet)
+        raise ActstoreError("Decoder points run on --engine local only for now; drop --engine "
+                            f"{request.engine} or the decoder points.")
     out: dict[str, dict[int, str]] = {}
     fixed = None
     if request.target_lang is not None:
