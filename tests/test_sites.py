@@ -146,3 +146,25 @@ def test_seamless_decoder_states_match_transformers(seamless, tiny_seamless_dir)
             hs = model(input_ids=src, attention_mask=src_mask, decoder_input_ids=ids,
                        output_hidden_states=True).decoder_hidden_states
         np.testing.assert_allclose(ours["decoder.L1"].vectors[b], hs[-1][0].mean(0).numpy(), atol=1e-5)
+
+
+def test_seamless_speech_conditioned_decoder_matches_transformers(seamless, tiny_seamless_dir):
+    """Speech-conditioned: SeamlessM4Tv2ForSpeechToText on the same clip (alone, even length)."""
+    from transformers import SeamlessM4Tv2ForSpeechToText
+
+    from actstore.ingest.adapters.seamless_m4t_v2.decoding import target_ids
+
+    (item,) = _with_targets(speech_items([16000]), "eng")
+    ours = seamless.encode([item], ["decoder.L1", "decoder.L1.cross_attn.v"])
+    model = SeamlessM4Tv2ForSpeechToText.from_pretrained(tiny_seamless_dir).eval()
+    feats, mask = seamless._speech_inputs([item])
+    ids, _ = target_ids(seamless.tokenizer, [item], seamless.config.decoder_start_token_id,
+                        seamless._lang_code, "cpu")
+    with torch.no_grad():
+        out = model(input_features=feats, attention_mask=mask, decoder_input_ids=ids,
+                    output_hidden_states=True)
+    np.testing.assert_allclose(ours["decoder.L1"].vectors[0], out.decoder_hidden_states[-1][0].mean(0).numpy(),
+                               atol=1e-5)
+    v = model.text_decoder.layers[0].cross_attention.v_proj(out.encoder_last_hidden_state)
+    np.testing.assert_allclose(ours["decoder.L1.cross_attn.v"].vectors[0], v[0].mean(0).detach().numpy(),
+                               atol=1e-5)

@@ -111,3 +111,18 @@ def test_points_and_adapters_list_sites(tiny_whisper_dir):
     assert "speech,decoder.L1,decoder,1,32,false" in lines
     table = cli("adapters", "--format", "csv").output
     assert any(line.startswith("whisper,") and "ffn" in line and ",true," in line for line in table.splitlines())
+
+
+@pytest.mark.parametrize("width", [2048, 8192])
+def test_wide_site_vectors_round_trip_in_float16(tmp_path, width):
+    """SeamlessM4T v2's text FFN sites are 8192 wide: the registry and the tables take them."""
+    from _store_data import activation_rows
+
+    store = Store.open(tmp_path / "db")
+    vectors = np.random.default_rng(0).standard_normal((3, width)).astype(np.float32)
+    store.register_points("m", [{"point": "decoder.L1.ffn", "modality": "text", "layer": 1,
+                                 "width": width, "vector_dtype": "float16"}])
+    store.write_activations("m", width, activation_rows("m", "decoder.L1.ffn", "text", "eng", [1, 2, 3],
+                                                        vectors), vector_dtype="float16", replace=False)
+    back = store.read("m", points="decoder.L1.ffn")
+    np.testing.assert_allclose(back.vectors, vectors, atol=2e-3)  # float16 round-off
