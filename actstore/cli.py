@@ -165,8 +165,9 @@ def _quiet_library_deprecations() -> None:
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
 @click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers); "
               "also site names (speech.L3.ffn, decoder.L5.cross_attn.v) and decoder states (decoder.L5).")
-@click.option("--sites", default=None, help="Neuron-site kinds at --layers in every stack, e.g. "
-              "ffn,cross_attn.k,cross_attn.v (kinds: ffn, self_attn.q|k|v, cross_attn.q|k|v).")
+@click.option("--sites", default=None, help="Neuron-site kinds at --layers in every stack (added to the points "
+              "chosen), e.g. ffn,cross_attn.k,cross_attn.v (kinds: ffn, self_attn.q|k|v, cross_attn.q|k|v); "
+              "decoder sites run the decoder teacher-forced.")
 @click.option("--target-lang", default=None, help="Decoder target: the parallel sentence in this language "
               "(translation, e.g. eng); default: the sentence itself (transcription).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,

@@ -105,7 +105,7 @@ def ingest(store: Store | Callable[[], Store], request: IngestRequest, *, progre
     adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
                            name=request.name, device="cpu" if ray else request.device, dtype=request.dtype)
     chosen = choose_points(adapter, request)  # unknown points are refused before a store exists
-    targets = resolve_targets(request, source, langs, chosen[0])  # missing targets too
+    targets = resolve_targets(request, adapter, source, langs, chosen[0])  # missing targets too
     if callable(store):
         store = store()
     phase(on_phase, "plan", None)

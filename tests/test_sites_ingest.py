@@ -89,6 +89,13 @@ def test_bad_requests_leave_the_store_unchanged(tmp_path, tiny_seamless_dir, man
     assert (store.count_rows(), store.runs().height) == before
 
 
+def test_whisper_refuses_translation_before_any_store(tmp_path, tiny_whisper_dir, manifest):
+    db = tmp_path / "db"
+    out = _ingest(str(db), tiny_whisper_dir, manifest, "--modalities", "speech", "--points",
+                  "decoder.L1", "--target-lang", "fra", code=1)
+    assert "decodes transcriptions only" in out and not db.exists()
+
+
 @pytest.mark.parametrize("extra,message", [
     (("--points", "decoder.L1.cross_attn.k"), "encoder-only"),
     (("--sites", "cross_attn.k"), "has no cross_attn.k site"),

@@ -97,6 +97,8 @@ class Adapter(ABC):
     site_kinds: ClassVar[tuple[str, ...]] = ()
     #: True for encoder-decoder families whose decoder runs teacher-forced (`decoder.*` points)
     decodes: ClassVar[bool] = False
+    #: True when its decoder also reads targets in another language (`--target-lang`): translation
+    translates: ClassVar[bool] = False
     #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
     #: is built (an option silently ignored would change nothing and be recorded nowhere)
     option_keys: ClassVar[tuple[str, ...]] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from actstore.errors import ActstoreError
+from actstore.ingest.adapters.base import Adapter
 from actstore.ingest.items import Item
 from actstore.ingest.steps.jobs import IngestRequest, Job
 
@@ -19,7 +20,7 @@ def wants_decoder(points_by_mod: dict[str, list[str]]) -> bool:
     return any(p.startswith("decoder.") for ps in points_by_mod.values() for p in ps)
 
 
-def resolve_targets(request: IngestRequest, source, langs: list[str],
+def resolve_targets(request: IngestRequest, adapter: Adapter, source, langs: list[str],
                     points_by_mod: dict[str, list[str]]) -> dict[str, dict[int, str]]:
     """lang -> {sentence id: target text} for every sentence the ingest may decode ({} when no
     decoder point is requested); refuses a missing target sentence or a pointless --target-lang."""
@@ -31,6 +32,10 @@ def resolve_targets(request: IngestRequest, source, langs: list[str],
     if request.engine != "local":  # Ray actors read their own items, without targets (yet)
         raise ActstoreError("Decoder points run on --engine local only for now; drop --engine "
                             f"{request.engine} or the decoder points.")
+    other = [lang for lang in langs if lang != request.target_lang]
+    if request.target_lang is not None and other and not adapter.translates:
+        raise ActstoreError(f"{adapter.adapter_label} decodes transcriptions only, not {other[0]}->"
+                            f"{request.target_lang}; drop --target-lang.")
     out: dict[str, dict[int, str]] = {}
     fixed = None
     if request.target_lang is not None:

@@ -93,6 +93,7 @@ class SeamlessM4Tv2Adapter(HFAdapter):
     modalities = ("speech", "text")
     site_kinds = SITE_KINDS
     decodes = True
+    translates = True
     priority = 10
     study_layers = (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 23, 24)  # the study's layer set
 
