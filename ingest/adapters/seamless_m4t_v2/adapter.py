@@ -2,8 +2,9 @@
 neuron sites and the shared text decoder, teacher-forced: `seamless_m4t_v2/decoding.py`).
 
 Only the two encoders are loaded (`SeamlessM4Tv2SpeechEncoder` / `SeamlessM4Tv2Encoder`
-`.from_pretrained` with a key mapping on the full checkpoint); the text decoder, the
-text-to-unit model and the vocoder are never materialised.
+`.from_pretrained` with a key mapping on the full checkpoint); the text decoder is loaded the
+same way on the first request for a `decoder.*` point only; the text-to-unit model and the
+vocoder are never materialised.
 
 Points (hooks on modules, never `hidden_states` indices: transformers 5 overwrites the last
 speech entry with the adaptor output):
