@@ -163,7 +163,13 @@ def _quiet_library_deprecations() -> None:
 @click.option("--modalities", default="speech,text", show_default=True, help="speech, text or both.")
 @click.option("--layers", default=None, help="Layer list, e.g. 1,2,4-8, or 'study' (the adapter's study layers; "
               "SeamlessM4T v2: 1,2,4,...,22,23,24). Default: all.")
-@click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers).")
+@click.option("--points", default=None, help="Point names, e.g. speech.adaptor,text.L12 (added to --layers); "
+              "also site names (speech.L3.ffn, decoder.L5.cross_attn.v) and decoder states (decoder.L5).")
+@click.option("--sites", default=None, help="Neuron-site kinds at --layers in every stack (added to the points "
+              "chosen), e.g. ffn,cross_attn.k,cross_attn.v (kinds: ffn, self_attn.q|k|v, cross_attn.q|k|v); "
+              "decoder sites run the decoder teacher-forced.")
+@click.option("--target-lang", default=None, help="Decoder target: the parallel sentence in this language "
+              "(translation, e.g. eng); default: the sentence itself (transcription).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most this many sentence ids per language (first by id).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -192,7 +198,7 @@ def _quiet_library_deprecations() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def ingest(db, storage_options, model, adapter, adapter_options, name, source, data_dir, split, corpus, langs, modalities,
-           layers, points, limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite,
+           layers, points, sites, target_lang, limit, batch_size, max_seconds, memory_budget, device, dtype, vector_dtype, overwrite,
            languages_csv, cache_dir, engine, ray_address, ray_actors, quiet):
     """Pool a model's activations over a parallel corpus into the store.
 
@@ -214,6 +220,7 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
         langs=parse_langs(langs), modalities=parse_names(modalities, "--modalities"),
         layers=parse_layers(layers),
         points=[p.strip() for p in points.split(",") if p.strip()] if points else None,
+        sites=parse_names(sites, "--sites"), target_lang=target_lang,
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, vector_dtype=vector_dtype,
         overwrite=overwrite, languages_csv=languages_csv, cache_dir=cache_dir,
         max_seconds=max_seconds, memory_budget=memory_budget,
@@ -231,6 +238,25 @@ def ingest(db, storage_options, model, adapter, adapter_options, name, source, d
                f"{summary.rows} rows written, {summary.skipped_items} already stored.")
     for key, why in summary.skipped_langs.items():
         click.echo(f"skipped {key}: {why}")
+
+
+@main.command("points")
+@click.option("--model", required=True, help="Model directory or name (as for ingest).")
+@click.option("--adapter", default=None, help="Adapter name (default: recognised from the model).")
+@output_options
+@friendly_errors
+def points_cmd(model, adapter, fmt, output):
+    """List a model's points and neuron sites: name, modality, layer, width, and whether ingest
+    extracts it by default (sites and decoder states only on request: --points or --sites).
+
+    \b
+    Example:
+        actstore points --model tiny-random-seamless-m4t-v2
+    """
+    from actstore.ingest.adapters import load_adapter
+    from actstore.ingest.adapters.registry import point_table
+
+    write_frame(point_table(load_adapter(model, adapter=adapter)), fmt, output)
 
 
 @main.command()

@@ -18,6 +18,8 @@ class Item:
     two languages or modalities is the same sentence. `sample_id` identifies this recording or
     text item and is unique within (lang, modality): FLEURS has several speakers per sentence id.
     `audio` is mono float32 at 16 kHz for speech; `text` is set for text.
+    `target` / `target_lang`: the sentence a teacher-forced decoder reads (the transcription, or
+    the parallel sentence in another language), set only when decoder points are requested.
     """
 
     sentence_id: int
@@ -27,6 +29,8 @@ class Item:
     split: str
     text: str | None = None
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
+    target: str | None = None
+    target_lang: str | None = None
 
     @property
     def length(self) -> int:

@@ -65,6 +65,7 @@ from actstore.ingest.steps.inputs import check_request, open_inputs
 from actstore.ingest.steps.jobs import PHASES, IngestPlan, IngestRequest, IngestSummary, Job, JobWork, PhaseHook, phase
 from actstore.ingest.steps.planning import choose_points, pending_jobs, pending_work, prepare_plan, study_layers
 from actstore.ingest.steps.rows import job_rows
+from actstore.ingest.steps.targets import attach as attach_targets, resolve_targets
 from actstore.ingest.steps.writing import PointRegistration, finalize, finish_cleanup, provenance
 
 #: the public API: the entry point, its request and summary, the shared job types, and the steps
@@ -104,10 +105,12 @@ def ingest(store: Store | Callable[[], Store], request: IngestRequest, *, progre
     adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
                            name=request.name, device="cpu" if ray else request.device, dtype=request.dtype)
     chosen = choose_points(adapter, request)  # unknown points are refused before a store exists
+    targets = resolve_targets(request, adapter, source, langs, chosen[0])  # missing targets too
     if callable(store):
         store = store()
     phase(on_phase, "plan", None)
     plan = prepare_plan(store, request, adapter, catalogue, source, langs, chosen)
+    attach_targets(plan.jobs, targets, request.target_lang)
     limits = resolve_limits(adapter, max_seconds=request.max_seconds,
                             memory_budget=parse_size(request.memory_budget), device=request.device)
     pending = pending_jobs(store, plan, overwrite=request.overwrite)

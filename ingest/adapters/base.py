@@ -5,6 +5,16 @@ An adapter loads one family of models, names its extraction points, and turns a 
 `{modality}.{name}`: `speech.embed`, `speech.L3`, `speech.adaptor`, `text.embed`, `text.L12`, ...
 (names are the API; keep them stable).
 
+Optional points (`optional_points`), extracted only when asked for by name or by `--sites`:
+- neuron *sites* `{stack}.L{i}.{kind}`, stack `speech`/`text` (encoders) or `decoder`, kind
+  `ffn` (the FFN activation after its nonlinearity, the input of fc2; a conformer's two FFNs
+  are `ffn1`/`ffn2`), `self_attn.q|k|v`, `cross_attn.q|k|v` (decoder; k/v read the encoder
+  output). Widths: the FFN width, or d_model for projections (`common/sites.py`);
+- decoder hidden states `decoder.L{i}` (encoder-decoder families), from a TEACHER-FORCED
+  decoder run over `Item.target` conditioned on the item's own encoding: a decoder row's
+  modality is its conditioning (speech- or text-conditioned decoding). Decoder-stream points
+  pool over the target positions, cross-attention k/v over the source positions.
+
 How an adapter is found (docs/ARCHITECTURE.md, "Extension points"):
 - it is registered as a Python entry point in the group `actstore.adapters`
   (`name = "package.module:AdapterClass"`); the built-ins register the same way;
@@ -83,6 +93,12 @@ class Adapter(ABC):
     #: are truncated by the model); None: no window. It is the default `--max-seconds`
     #: (actstore.ingest.memory); override `speech_window()` when the loaded checkpoint decides it
     window_seconds: ClassVar[float | None] = None
+    #: neuron-site kinds this family declares (`common/sites.py`: "ffn", "self_attn.q", ...)
+    site_kinds: ClassVar[tuple[str, ...]] = ()
+    #: True for encoder-decoder families whose decoder runs teacher-forced (`decoder.*` points)
+    decodes: ClassVar[bool] = False
+    #: True when its decoder also reads targets in another language (`--target-lang`): translation
+    translates: ClassVar[bool] = False
     #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
     #: is built (an option silently ignored would change nothing and be recorded nowhere)
     option_keys: ClassVar[tuple[str, ...]] = ()
@@ -144,6 +160,15 @@ class Adapter(ABC):
     def layer_of(self, point: str) -> int | None:
         """Depth index for ordering (0 for embeddings, i for layer i); None if not a layer."""
 
+    def optional_points(self, modality: str) -> list[str]:
+        """Points extracted only on request (sites, decoder states); see the module docstring.
+        Default: none."""
+        return []
+
+    def has_decoder(self) -> bool:
+        """True when the family can decode teacher-forced (`decoder.*` points exist)."""
+        return type(self).decodes
+
     @abstractmethod
     def width(self, point: str) -> int:
         """Vector width at a point."""
@@ -197,6 +222,7 @@ class Adapter(ABC):
         available = self.points(modality)
         if layers is None and names is None:
             return available
+        optional = self.optional_points(modality)
         chosen: list[str] = []
         if layers is not None:
             by_layer = {self.layer_of(p): p for p in available if self.layer_of(p) is not None}
@@ -209,18 +235,19 @@ class Adapter(ABC):
                     )
                 chosen.append(by_layer[i])
         if names is not None:
-            other = [n for n in names if not n.startswith(modality + ".")]
-            mine = [n for n in names if n.startswith(modality + ".")]
-            all_points = {p for m in self.modalities for p in self.points(m)}
+            own = set(available) | set(optional)
+            other = [n for n in names if n not in own and not n.startswith(modality + ".")]
+            mine = [n for n in names if n in own or n.startswith(modality + ".")]
+            all_points = {p for m in self.modalities for p in self.points(m) + self.optional_points(m)}
             bad = [n for n in other if n not in all_points]
             if bad:
                 raise ActstoreError(
                     f"Unknown point(s) {bad}; this model has {', '.join(sorted(all_points))}."
                 )
             for n in mine:
-                if n not in available:
+                if n not in own:
                     raise ActstoreError(f"Unknown point {n!r}; this model has {', '.join(available)}.")
                 if n not in chosen:
                     chosen.append(n)
-        order = {p: i for i, p in enumerate(available)}
+        order = {p: i for i, p in enumerate(available + optional)}
         return sorted(chosen, key=order.__getitem__)

@@ -39,6 +39,12 @@ class ModalityComposite(Adapter):
     def points(self, modality: str) -> list[str]:
         return self.part(modality).points(modality)
 
+    def optional_points(self, modality: str) -> list[str]:
+        return self.part(modality).optional_points(modality)
+
+    def has_decoder(self) -> bool:
+        return any(part.has_decoder() for part in self.parts.values())
+
     def layer_of(self, point: str) -> int | None:
         return self.part(point).layer_of(point)
 

@@ -76,7 +76,8 @@ def adapter_for(source: ModelSource) -> type[Adapter]:
 
 
 def adapter_table():
-    """The registry as a Polars frame: name, modalities, paired, priority, class, what it is."""
+    """The registry as a Polars frame: name, modalities, paired, priority, neuron-site kinds,
+    whether it decodes (teacher-forced), class, what it is."""
     import polars as pl
 
     rows = []
@@ -84,5 +85,23 @@ def adapter_table():
         doc = (cls.__doc__ or "").strip().splitlines()
         rows.append({"adapter": name, "modalities": ",".join(cls.modalities),
                      "paired": bool(cls.paired), "priority": cls.priority,
+                     "sites": ",".join(cls.site_kinds), "decoder": bool(cls.decodes),
                      "class": f"{cls.__module__}.{cls.__qualname__}", "about": doc[0] if doc else ""})
+    return pl.DataFrame(rows)
+
+
+def point_table(adapter):
+    """A loaded adapter's points and sites as a Polars frame, one row per (modality, name)."""
+    import polars as pl
+
+    from actstore.ingest.adapters.common.sites import parse_name
+
+    rows = []
+    for modality in adapter.modalities:
+        for default, names in ((True, adapter.points(modality)), (False, adapter.optional_points(modality))):
+            for p in names:
+                parsed = parse_name(p)
+                kind = "site" if parsed and parsed[2] else "decoder" if p.startswith("decoder.") else "hidden"
+                rows.append({"modality": modality, "point": p, "kind": kind, "layer": adapter.layer_of(p),
+                             "width": adapter.width(p), "default": default})
     return pl.DataFrame(rows)

@@ -53,6 +53,11 @@ class IngestRequest:
     modalities: Sequence[str] = MODALITIES
     layers: Sequence[int] | Literal["study"] | None = None
     points: Sequence[str] | None = None
+    #: neuron-site kinds (`--sites ffn,cross_attn.k`), at `--layers`, in every stack of a modality
+    sites: Sequence[str] | None = None
+    #: decoder target: None = the sentence itself (transcription), else a language whose parallel
+    #: sentence (same corpus and sentence id) the decoder reads (translation)
+    target_lang: str | None = None
     limit: int | None = None
     batch_size: int = 16
     device: str = "cpu"
@@ -91,6 +96,9 @@ class Job:
     modalities: tuple[str, ...]
     ids: list[int]  # sentence ids to cover (after --limit)
     points: dict[str, list[str]]  # modality -> points to extract
+    #: decoder targets by sentence id (set when decoder points are requested) and their language
+    targets: dict[int, str] | None = None
+    target_lang: str | None = None
 
     @property
     def label(self) -> str:

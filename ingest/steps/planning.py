@@ -18,8 +18,10 @@ from actstore.catalogue import Catalogue
 from actstore.errors import ActstoreError
 from actstore.store import Store
 from actstore.ingest.adapters.base import Adapter
+from actstore.ingest.adapters.common.sites import check_kinds, expand_kinds, parse_name
 from actstore.ingest.adapters.common.study import STUDY_LAYERS
 from actstore.ingest.sources.base import Entry
+from actstore.ingest.steps.targets import with_targets
 from actstore.ingest.steps.jobs import IngestPlan, IngestRequest, Job, JobKeys, JobWork
 
 log = logging.getLogger("actstore.ingest")
@@ -33,8 +35,11 @@ def study_layers(adapter: Adapter) -> list[int]:
 
 def _check_point_names(adapter: Adapter, names: Sequence[str]) -> None:
     """Refuse `--points` names the model does not have, naming each one as the user wrote it."""
-    every = [p for m in adapter.modalities for p in adapter.points(m)]
+    every = [p for m in adapter.modalities for p in adapter.points(m) + adapter.optional_points(m)]
     bad = [n for n in names if n not in every]
+    if bad and any(n.startswith("decoder.") for n in bad) and not adapter.has_decoder():
+        raise ActstoreError(f"Model {adapter.info.name!r} is encoder-only: it has no decoder points "
+                            f"({', '.join(n for n in bad if n.startswith('decoder.'))}); drop them.")
     if bad:
         what = f"point {bad[0]!r}" if len(bad) == 1 else "points " + ", ".join(map(repr, bad))
         raise ActstoreError(f"Unknown {what} in --points; this model has {', '.join(every)}.")
@@ -42,6 +47,8 @@ def _check_point_names(adapter: Adapter, names: Sequence[str]) -> None:
 
 def choose_points(adapter: Adapter, request: IngestRequest) -> tuple[dict[str, list[str]], list[dict]]:
     """Points per modality, and the points-registry rows (layer, width, vector dtype) for them."""
+    if request.sites:
+        check_kinds(request.sites)
     study = request.layers == "study"
     layers = study_layers(adapter) if study else request.layers
     names = request.points
@@ -60,11 +67,19 @@ def choose_points(adapter: Adapter, request: IngestRequest) -> tuple[dict[str, l
                 log.warning("--layers study: %s has no %s layer(s) %s; using the others", adapter.info.name,
                             modality, dropped)
             layers = [i for i in study_layers(adapter) if i in have]
-        if names is not None and not any(n.startswith(modality + ".") for n in names):
+        own = set(adapter.points(modality)) | set(adapter.optional_points(modality))
+        if names is not None and not any(n in own or n.startswith(modality + ".") for n in names):
             continue  # explicit names for the other modality only: choose nothing here
         chosen = adapter.select_points(modality, layers=layers, names=names)
+        if request.sites:
+            chosen += [p for p in expand_kinds(request.sites, adapter.optional_points(modality), layers)
+                       if p not in chosen]
         if chosen:
             points_by_mod[modality] = chosen
+    if request.sites and not any(parse_name(p) and parse_name(p)[2] for ps in points_by_mod.values()
+                                 for p in ps):
+        raise ActstoreError(f"Model {adapter.info.name!r} has no {','.join(request.sites)} site at the "
+                            "requested layers; see `actstore points --model ...` for its sites.")
     if not points_by_mod:
         raise ActstoreError(
             f"Model {adapter.info.name!r} encodes {', '.join(adapter.modalities)}; none of the requested "
@@ -164,7 +179,7 @@ def pending_keys(store: Store, model: str, source, job: Job, *, overwrite: bool)
 def load_work(source, keys: JobKeys) -> JobWork:
     """The payloads of a job's pending keys (audio decoded, texts read), in the keys' order."""
     job = keys.job
-    items = {m: list(source.load(job.lang, m, es)) for m, es in keys.entries.items()}
+    items = {m: with_targets(job, list(source.load(job.lang, m, es))) for m, es in keys.entries.items()}
     return JobWork(job=job, items=items, complete=keys.complete, replace=keys.replace)
 
 

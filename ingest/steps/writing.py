@@ -92,6 +92,12 @@ def provenance(plan: IngestPlan, request: IngestRequest, limits: MemoryLimits | 
                    "layers": (request.layers if isinstance(request.layers, str)
                               else list(request.layers) if request.layers else None),
                    "data_dir": request.data_dir, "engine": request.engine, **info.extra,
+                   "sites": list(request.sites) if request.sites else None,
+                   # the decoder's target: the sentence itself, or its parallel in target_lang
+                   **({"decoder_target": ("translation" if request.target_lang else "transcription"),
+                       "target_lang": request.target_lang}
+                      if any(p.startswith("decoder.") for ps in plan.points_by_mod.values() for p in ps)
+                      else {}),
                    "corpus": source.corpus(request.split),
                    # the catalogue rows this run used: reports read them, not the installed table
                    "languages": {c: dataclasses.asdict(plan.catalogue.get(c)) for c in plan.langs}},

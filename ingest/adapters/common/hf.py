@@ -25,7 +25,7 @@ from actstore.ingest.model_paths import ModelSource
 from actstore.ingest.pooling import masked_mean
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_LAYER = re.compile(r"^(speech|text)\.L(\d+)$")
+_LAYER = re.compile(r"^(speech|text|decoder)\.L(\d+)(\..+)?$")
 
 
 def parse_dtype(dtype: str) -> torch.dtype:
@@ -83,6 +83,7 @@ class HFAdapter(Adapter):
         self.device = parse_device(device)
         self.config = None
         self._points: dict[str, list[str]] = {}
+        self._optional: dict[str, list[str]] = {}  # sites and decoder states, on request only
         self._widths: dict[str, int] = {}
 
     @classmethod
@@ -123,6 +124,10 @@ class HFAdapter(Adapter):
                                 f"{', '.join(self.modalities)}.")
         return list(self._points[modality])
 
+    def optional_points(self, modality: str) -> list[str]:
+        self.points(modality)  # the same checks
+        return list(self._optional.get(modality, []))
+
     def layer_of(self, point: str) -> int | None:
         if point.endswith(".embed"):
             return 0
@@ -145,7 +150,7 @@ class HFAdapter(Adapter):
             raise ActstoreError(f"A batch must hold one modality, got {sorted(modalities)}; "
                                 "group items by modality before encode().")
         modality = modalities.pop()
-        available = self.points(modality)
+        available = self.points(modality) + self.optional_points(modality)
         bad = [p for p in points if p not in available]
         if bad:
             raise ActstoreError(f"Unknown {modality} point(s) {bad}; this model has "

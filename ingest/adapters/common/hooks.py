@@ -62,17 +62,18 @@ class Capture:
         """Register a plain forward pre-hook (e.g. one that rewrites the input) for this pass."""
         self._handles.append(module.register_forward_pre_hook(fn))
 
-    def layer_stack(self, prefix: str, order: list[str], layers, final_norm: nn.Module) -> None:
+    def layer_stack(self, prefix: str, order: list[str], layers, final_norm: nn.Module, *,
+                    stop: bool = True) -> None:
         """Hook a pre-norm transformer encoder's points `{prefix}.embed` and `{prefix}.L{i}`.
 
         embed = the input of layer 1 (embeddings + positions); L{i} = layer i's output, except
         the last layer, taken after the encoder's final LayerNorm (as `hidden_states[N]` was in
         transformers 4). `order` lists the requested points shallowest first; the forward stops
-        after the last one.
+        after the last one (unless `stop` is False: sites or a decoder need the whole stack).
         """
         n_layers = len(layers)
         for p in order:
-            last = p == order[-1]
+            last = stop and p == order[-1]
             if p == f"{prefix}.embed":
                 self.input_of(layers[0], p, stop=last)
             elif p == f"{prefix}.L{n_layers}":

@@ -1,8 +1,10 @@
-"""SeamlessM4T v2: pooled states of its speech encoder and its text encoder.
+"""SeamlessM4T v2: pooled states of its speech encoder and its text encoder (and, on request,
+neuron sites and the shared text decoder, teacher-forced: `seamless_m4t_v2/decoding.py`).
 
 Only the two encoders are loaded (`SeamlessM4Tv2SpeechEncoder` / `SeamlessM4Tv2Encoder`
-`.from_pretrained` with a key mapping on the full checkpoint); the text decoder, the
-text-to-unit model and the vocoder are never materialised.
+`.from_pretrained` with a key mapping on the full checkpoint); the text decoder is loaded the
+same way on the first request for a `decoder.*` point only; the text-to-unit model and the
+vocoder are never materialised.
 
 Points (hooks on modules, never `hidden_states` indices: transformers 5 overwrites the last
 speech entry with the adaptor output):
@@ -52,6 +54,8 @@ from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES
+from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
+from actstore.ingest.adapters.seamless_m4t_v2 import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.adapters.common.study import STUDY_LAYERS
 
@@ -88,6 +92,9 @@ class SeamlessM4Tv2Adapter(HFAdapter):
     """Speech and text encoders of SeamlessM4T v2 (`model_type == "seamless_m4t_v2"`)."""
 
     modalities = ("speech", "text")
+    site_kinds = SITE_KINDS
+    decodes = True
+    translates = True
     priority = 10
     study_layers = STUDY_LAYERS  # the FLEURS study's layer set (common.study)
 
@@ -130,6 +137,27 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         text_points = ["text.embed"] + [f"text.L{i}" for i in range(1, n_text + 1)]
         self._points = {"speech": speech_points, "text": text_points}
         self._widths = {p: d for p in speech_points + text_points}
+        self._optional, widths = decoding.declare(cfg)
+        self._widths.update(widths)
+        self.decoder = None
+
+    def _decode(self, items, points, enc_out, src_mask):
+        """The shared text decoder, teacher-forced over each item's target, attending to
+        `enc_out` (speech or text encoding) under `src_mask`."""
+        if self.decoder is None:  # loaded on the first decoder request only
+            self.decoder = decoding.load_decoder(self.path, self.torch_dtype, self.device)
+        dec = self.decoder
+        ids, tmask = decoding.target_ids(self.tokenizer, items, self.config.decoder_start_token_id,
+                                         self._lang_code, self.device)
+        hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
+                  if p in points]
+        with Capture() as cap:
+            cap.layer_stack("decoder", hidden, dec.layers, dec.layer_norm, stop=False)
+            where = hook_sites(cap, "decoder", decoding.decoder_sites(dec), points)
+            tensors = cap.run(lambda: dec(input_ids=ids, attention_mask=tmask.long(),
+                                          encoder_hidden_states=enc_out,
+                                          encoder_attention_mask=src_mask.long(), use_cache=False))
+        return {p: (tensors[p], src_mask if where.get(p) == "source" else tmask) for p in points}
 
     def cost_model(self, modality: str):
         """No window: 50 frames a second (fbanks at 100/s stacked in pairs) and relative-position
@@ -174,15 +202,27 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         if enc.adapter is not None:
             modules["speech.adaptor"] = enc.inner_layer_norm
         order = [p for p in self._points["speech"] if p in wanted]
+        extra = [p for p in points if p not in order]
+        outputs: dict = {}
         with Capture() as cap:
             for p in order:
-                cap.output_of(modules[p], p, stop=(p == order[-1]))
+                cap.output_of(modules[p], p, stop=not extra and p == order[-1])
+            hook_sites(cap, "speech", decoding.speech_sites(enc), extra)
             if enc.adapter is not None:
                 for layer in enc.adapter.layers:
                     cap.pre_hook(layer.residual_conv, _zero_past(lengths))
                     cap.pre_hook(layer.self_attn_conv, _zero_past(lengths))
-            tensors = cap.run(lambda: enc(input_features=x, attention_mask=mask))
-        out = {}
+            tensors = cap.run(lambda: outputs.setdefault(
+                "enc", enc(input_features=x, attention_mask=mask)))
+        out = {p: (tensors[p], mask.bool()) for p in extra if p in tensors}
+        dec_points = [p for p in extra if p.startswith("decoder.")]
+        if dec_points:
+            h = outputs["enc"].last_hidden_state
+            n = lengths
+            if enc.adapter is not None:
+                cfg = self.config
+                n = adaptor_lengths(lengths, cfg.adaptor_kernel_size, cfg.adaptor_stride)
+            out.update(self._decode(items, dec_points, h, lengths_to_mask(n.to(h.device), h.shape[1])))
         for p in order:
             h = tensors[p]
             if p == "speech.adaptor":
@@ -194,17 +234,19 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         return out
 
     # -- text -------------------------------------------------------------------------------
+    def _lang_code(self, lang: str) -> str:
+        """SeamlessM4T's code for `lang`, refused when the tokenizer has no `__code__` token."""
+        tok, code = self.tokenizer, seamless_lang_code(lang)
+        token = f"__{code}__"
+        if tok.convert_tokens_to_ids(token) in (None, tok.unk_token_id):
+            raise ActstoreError(
+                f"SeamlessM4T's tokenizer has no language token {token} for {lang!r}; add "
+                f"the mapping to SEAMLESS_LANG_CODES or drop that language's text.")
+        return code
+
     def _token_ids(self, items: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenizer
-        rows = []
-        for it in items:
-            code = seamless_lang_code(it.lang)
-            token = f"__{code}__"
-            if tok.convert_tokens_to_ids(token) in (None, tok.unk_token_id):
-                raise ActstoreError(
-                    f"SeamlessM4T's tokenizer has no language token {token} for {it.lang!r}; add "
-                    f"the mapping to SEAMLESS_LANG_CODES or drop that language's text.")
-            rows.append(tok(it.text, src_lang=code)["input_ids"])
+        rows = [tok(it.text, src_lang=self._lang_code(it.lang))["input_ids"] for it in items]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -217,10 +259,17 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         enc = self.text_encoder
         ids, mask = self._token_ids(items)
         order = [p for p in self._points["text"] if p in set(points)]
+        extra = [p for p in points if p not in order]
+        outputs: dict = {}
         with Capture() as cap:
-            cap.layer_stack("text", order, enc.layers, enc.layer_norm)
-            tensors = cap.run(lambda: enc(input_ids=ids, attention_mask=mask))
-        return {p: (tensors[p], mask.bool()) for p in order}
+            cap.layer_stack("text", order, enc.layers, enc.layer_norm, stop=not extra)
+            hook_sites(cap, "text", decoding.text_sites(enc), extra)
+            tensors = cap.run(lambda: outputs.setdefault("enc", enc(input_ids=ids, attention_mask=mask)))
+        out = {p: (tensors[p], mask.bool()) for p in order + [p for p in extra if p in tensors]}
+        dec_points = [p for p in extra if p.startswith("decoder.")]
+        if dec_points:
+            out.update(self._decode(items, dec_points, outputs["enc"].last_hidden_state, mask.bool()))
+        return out
 
     def _forward(self, modality, items, points):
         if modality == "speech":

@@ -1,4 +1,7 @@
-"""Whisper: pooled states of the audio encoder (the decoder is never loaded).
+"""Whisper: pooled states of the audio encoder, and on request its sites and decoder.
+
+The decoder is loaded only when a decoder point is requested (`whisper/decoding.py`: sites,
+the teacher-forced transcription).
 
 Points (hooks on modules):
 - `speech.embed`: input of encoder layer 1 = GELU(conv2(GELU(conv1(mel)))) + positions.
@@ -35,6 +38,8 @@ import torch
 from actstore.errors import UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
+from actstore.ingest.adapters.whisper import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 
 
@@ -47,6 +52,8 @@ class WhisperAdapter(HFAdapter):
     """Encoder of Whisper-family models (`model_type == "whisper"`)."""
 
     modalities = ("speech",)
+    site_kinds = SITE_KINDS
+    decodes = True
     priority = 20
 
     @classmethod
@@ -79,6 +86,19 @@ class WhisperAdapter(HFAdapter):
         pts = ["speech.embed"] + [f"speech.L{i}" for i in range(1, n + 1)]
         self._points = {"speech": pts}
         self._widths = {p: cfg.d_model for p in pts}
+        optional, widths = decoding.declare(cfg)
+        self._optional = {"speech": optional}
+        self._widths.update(widths)
+        self.decoder = self.tokenizer = None
+
+    def _load_decoder(self):
+        """The decoder and tokenizer, loaded on the first decoder request."""
+        if self.decoder is None:
+            from transformers import AutoTokenizer
+
+            self.decoder = decoding.load_decoder(self.path, self.torch_dtype, self.device)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        return self.decoder
 
     def speech_window(self) -> float | None:
         """The feature extractor's window (30 s for the released models; tiny test models: 1 s)."""
@@ -108,7 +128,29 @@ class WhisperAdapter(HFAdapter):
                                                 max_positions=self.config.max_source_positions)
                                  for it in items], device=self.device)
         order = [p for p in self._points["speech"] if p in set(points)]
+        extra = [p for p in points if p not in order]
+        outputs: dict = {}
         with Capture() as cap:
-            cap.layer_stack("speech", order, enc.layers, enc.layer_norm)
-            tensors = cap.run(lambda: enc(input_features=x))
-        return {p: (tensors[p], lengths_to_mask(n_frames, tensors[p].shape[1])) for p in order}
+            cap.layer_stack("speech", order, enc.layers, enc.layer_norm, stop=not extra)
+            hook_sites(cap, "speech", decoding.encoder_sites(enc), extra)
+            tensors = cap.run(lambda: outputs.setdefault("enc", enc(input_features=x)))
+        src_mask = lengths_to_mask(n_frames, enc.config.max_source_positions)
+        out = {p: (tensors[p], src_mask) for p in order + [p for p in extra if p in tensors]}
+        dec_points = [p for p in extra if p.startswith("decoder.")]
+        if dec_points:
+            out.update(self._decode(items, dec_points, outputs["enc"].last_hidden_state, src_mask))
+        return out
+
+    def _decode(self, items, points, enc_out, src_mask):
+        """Teacher-forced decoder over each item's transcription, conditioned on `enc_out`."""
+        dec = self._load_decoder()
+        ids, tmask = decoding.target_ids(self.tokenizer, items, self.device,
+                                          self.config.max_target_positions)
+        hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
+                  if p in points]
+        with Capture() as cap:
+            cap.layer_stack("decoder", hidden, dec.layers, dec.layer_norm, stop=False)
+            where = hook_sites(cap, "decoder", decoding.decoder_sites(dec), points)
+            tensors = cap.run(lambda: dec(input_ids=ids, attention_mask=tmask.long(),
+                                          encoder_hidden_states=enc_out, use_cache=False))
+        return {p: (tensors[p], src_mask if where.get(p) == "source" else tmask) for p in points}
