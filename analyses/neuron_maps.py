@@ -20,6 +20,7 @@ from actstore.store import Store
 from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
+from actstore.analyses.site_data import is_site
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
 
 TOP_TABLE, OVERLAP_TABLE = NEURONS_TOP_TABLE, NEURONS_OVERLAP_TABLE
@@ -45,7 +46,10 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
     resolve_device(device, what="the neuron analysis", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(language_levels(store, model, langs))
-    chosen = choose_depths(store, model, depths, need=())
+    chosen = [d for d in choose_depths(store, model, depths, need=())
+              if not all(is_site(p) for p in d.points.values())]  # sites: analyses/neuron_sites.py
+    if not chosen:
+        return {}
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
     tops, overlaps, conc = [], [], []
     for depth in chosen:
