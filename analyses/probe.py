@@ -81,11 +81,14 @@ def _points(store: Store, model: str, wanted: Sequence[str] | None) -> list[tupl
     rows = list(pts.iter_rows())
     if not wanted:
         return [(p, layer) for p, layer in rows if not is_site(p)]
-    unknown = [w for w in wanted if not any(fnmatch.fnmatchcase(p, w) for p, _ in rows)]
+    def match(point: str, pattern: str) -> bool:  # `decoder.L*` names states, `decoder.L*.ffn` sites
+        return fnmatch.fnmatchcase(point, pattern) and point.count(".") == pattern.count(".")
+
+    unknown = [w for w in wanted if not any(match(p, w) for p, _ in rows)]
     if unknown:
         raise AnalysisInputError(f"Point(s) {', '.join(unknown)} are not stored for model {model!r}; stored: "
                                  f"{', '.join(p for p, _ in rows[:12])}{' ...' if len(rows) > 12 else ''}.")
-    return [(p, layer) for p, layer in rows if any(fnmatch.fnmatchcase(p, w) for w in wanted)]
+    return [(p, layer) for p, layer in rows if any(match(p, w) for w in wanted)]
 
 
 def language_probe(store: Store, model: str, *, points: Sequence[str] | None = None,
@@ -93,8 +96,9 @@ def language_probe(store: Store, model: str, *, points: Sequence[str] | None = N
                    corpus: str | None = None, progress=None) -> pl.DataFrame:
     """Probe accuracy per (point, modality) of `model` (not yet saved).
 
-    points: names or globs (`decoder.L*`); None: every hidden-state point (sites are many and wide:
-    name them to probe them). Every stored row of the corpus is one item (all recordings).
+    points: names or globs (`decoder.L*`; a glob matches names with as many dots, so `decoder.L*`
+    names the decoder states and `decoder.L*.ffn` its FFN sites); None: every hidden-state point
+    (sites are many and wide: name them to probe them). Every stored row of the corpus is one item (all recordings).
     """
     stored_modalities(store, model)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:

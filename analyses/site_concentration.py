@@ -4,14 +4,20 @@ For a group of items (rows), v_j = mean over the items of |activation of neuron 
 - Gini of v (0: every neuron carries the same mass; (d-1)/d: one neuron carries all of it);
 - top-1% share: the fraction of sum(v) carried by the ceil(1% of d) neurons of largest v.
 
-Interval: percentile bootstrap over items (resample the group's rows with replacement, recompute
-v and both numbers; 2.5% and 97.5% quantiles of `n_boot` resamples). Both statistics are smooth
-functions of a vector of means, the setting where the item bootstrap is first-order valid. What
-it covers: the concentration of THIS model's mean-|activation| vector on the population of items
-the group's rows were drawn from (sentences and, for speech, recordings), the model fixed. It is
-not an interval over model seeds, corpora or voices not sampled. Both statistics are plug-ins of a
-noisy mean vector, so they are biased upward for few items (noise spreads v); tests/
-test_site_concentration.py measures the coverage this leaves by simulation.
+Interval: basic (reverse-percentile) bootstrap over items: resample the group's rows with
+replacement `n_boot` times, recompute v and both numbers, and reflect the 2.5%/97.5% quantiles
+q about the estimate t: [2t - q97.5, 2t - q2.5] (clipped to [0, 1]). Why not the plain percentile
+interval: both statistics are plug-ins of a noisy mean vector, and noise spreads v, so they are
+biased upward for few items, and a resample adds the same noise again: the percentile interval
+sits above the estimate, which sits above the truth. In the simulation of
+tests/test_site_concentration.py (gamma activations, log-normal true masses, 30 items) the
+percentile interval covered the true Gini in about 0-40% of draws, the basic interval in about
+92-97% (top-1% share: about 90-94%). `*_bias` is the bootstrap estimate of that bias
+(mean of resamples - estimate), reported beside each number.
+
+What the interval covers: the concentration of THIS model's mean-|activation| vector on the
+population of items the group's rows were drawn from (sentences and, for speech, recordings),
+the model fixed. It is not an interval over model seeds, corpora or voices not sampled.
 
 Groups: each (language, modality) of a site (script and resource level carried from the
 catalogue columns on every row), and per (script, modality) all its languages pooled
@@ -47,7 +53,7 @@ def concentration_of(v: np.ndarray, top_fraction: float = 0.01) -> tuple[np.ndar
 
 def bootstrap_concentration(x: np.ndarray, *, n_boot: int = 200, seed: int = 0, level: float = 0.95,
                             top_fraction: float = 0.01) -> dict[str, float]:
-    """Gini and top share of mean |x| over rows, with percentile-bootstrap intervals over rows."""
+    """Gini and top share of mean |x| over rows, with basic-bootstrap intervals and bias over rows."""
     if x.ndim != 2 or x.shape[0] < 2:
         raise AnalysisInputError(f"concentration needs at least 2 items; got shape {x.shape}.")
     if n_boot < 10:
@@ -65,10 +71,14 @@ def bootstrap_concentration(x: np.ndarray, *, n_boot: int = 200, seed: int = 0, 
         shares.append(sb)
     gs, shares = np.concatenate(gs), np.concatenate(shares)
     q = [(1 - level) / 2, 1 - (1 - level) / 2]
-    glo, ghi = np.nanquantile(gs, q)
-    slo, shi = np.nanquantile(shares, q)
-    return {"gini": float(g[0]), "gini_lo": float(glo), "gini_hi": float(ghi),
-            "top_share": float(share[0]), "top_share_lo": float(slo), "top_share_hi": float(shi)}
+    out = {}
+    for name, est, boot in (("gini", g[0], gs), ("top_share", share[0], shares)):
+        lo, hi = np.nanquantile(boot, q)
+        out[name] = float(est)
+        out[f"{name}_lo"] = float(np.clip(2 * est - hi, 0.0, 1.0))  # basic bootstrap: reflected
+        out[f"{name}_hi"] = float(np.clip(2 * est - lo, 0.0, 1.0))
+        out[f"{name}_bias"] = float(np.nanmean(boot) - est)
+    return out
 
 
 def _group_seed(seed: int, *parts: str) -> np.random.SeedSequence:
