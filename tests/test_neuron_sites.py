@@ -169,3 +169,19 @@ def test_probe_refuses_a_class_smaller_than_the_folds():
         probe_accuracy(np.ones((7, 2)), ["a"] * 5 + ["b"] * 2)
     with pytest.raises(AnalysisInputError, match="at least two languages"):
         probe_accuracy(np.ones((7, 2)), ["a"] * 7)
+
+
+def test_neuron_study_charts_draw_the_stored_tables(db, tables):
+    from actstore.analyses.probe import language_probe
+    from actstore.reports.neuron_study import neuron_study_charts
+
+    probe = language_probe(Store.open(db), "m", points=["decoder.L1"], folds=3)
+    charts = neuron_study_charts(tables, probe)
+    assert set(charts) == {"spread", "concentration", "top_share", "probe"}
+    spec = charts["spread"].to_dict()
+    cells = spec["data"]["values"] if "data" in spec else spec["spec"]["data"]["values"]
+    cross = [c for c in cells if c["site"] == "decoder cross_attn.v" and c["comparison"] == "speech vs text"]
+    assert cross and cross[0]["n_top"] > 0
+    probe_rows = charts["probe"].to_dict()
+    assert "accuracy" in str(probe_rows) and "chance" in str(probe_rows)
+    assert neuron_study_charts({}, None) == {}
