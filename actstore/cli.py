@@ -762,7 +762,7 @@ def analyze_neurons(db, storage_options, model, points, langs, k, sites, global_
     with _Bar("neurons", enabled=not quiet) as bar:
         result = run_neurons(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
                              progress=bar.update, device=device, corpus=corpus, sites=_csv(sites),
-                             global_k=global_k, n_boot=n_boot)
+                             global_k=global_k, n_boot=n_boot, strict_k=True)
     _report_saved(result, err=False)
 
 

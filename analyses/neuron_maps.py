@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.errors import AnalysisInputError
 from actstore.schema import CONCENTRATION_TABLE, NEURONS_OVERLAP_TABLE, NEURONS_TOP_TABLE
 from actstore.store import Store
 from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
@@ -36,10 +37,12 @@ UNITS = {TOP_TABLE: ("model", "depth", "langs", "corpus"), OVERLAP_TABLE: ("mode
 
 def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
                   langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
-                  progress=None, device: str | None = None, corpus: str | None = None) -> dict[str, pl.DataFrame]:
+                  progress=None, device: str | None = None, corpus: str | None = None,
+                  strict_k: bool = False) -> dict[str, pl.DataFrame]:
     """Compute the three neuron-level tables for every chosen depth (not yet saved).
 
     corpus: the corpus whose sentences are analysed (None: the model's largest).
+    strict_k: refuse k above a depth's width (the CLI: the user asked for k); else list every dim.
 
     device: the neuron analyses run on the CPU; None or "cpu" (anything else is refused).
     """
@@ -61,6 +64,9 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
             x = np.concatenate([sets.vectors[key] for key in keys])
             labels = np.concatenate([[key[0]] * sets.vectors[key].shape[0] for key in keys])
             by_mod[modality] = (x, labels)
+            if strict_k and k > x.shape[1]:
+                raise AnalysisInputError(f"k={k} exceeds the width of {depth.points[modality]} ({x.shape[1]} "
+                                         f"dimensions); pass --k {x.shape[1]} or less.")
             if len(keys) >= 2:
                 top = top_selective(x, labels, k=k).with_columns(
                     pl.lit("language").alias("target_kind"), pl.lit(modality).alias("modality"))

@@ -43,11 +43,12 @@ TABLES = tuple(KEYS)
 def site_neuron_tables(store: Store, model: str, *, sites: Sequence[str] | None = None,
                        langs: Sequence[str] | None = None, k: int = 20, global_k: int = 1000,
                        n_boot: int = 200, seed: int = 0, corpus: str | None = None,
-                       progress=None) -> dict[str, pl.DataFrame]:
+                       strict_k: bool = False, progress=None) -> dict[str, pl.DataFrame]:
     """The four site tables of `model` (not yet saved); {} when the model stores no site.
 
     sites: names or globs (`decoder.*.cross_attn.*`); None: every stored site.
-    k: top neurons kept per site and comparison (refused above a site's width).
+    k: top neurons kept per site and comparison (above a site's width: refused with strict_k, else
+    every neuron).
     global_k: neurons ranked over all sites per comparison, counted per site (the heatmaps).
     n_boot, seed: resamples of the concentration intervals and their seed.
     """
@@ -69,7 +70,8 @@ def site_neuron_tables(store: Store, model: str, *, sites: Sequence[str] | None 
         concentration.append(site_concentration(rows, n_boot=n_boot, seed=seed))
         return rows
 
-    frames = selectivity_over_sites(load, chosen, k=k, global_k=global_k, progress=progress)
+    frames = selectivity_over_sites(load, chosen, k=k, global_k=global_k, strict_k=strict_k,
+                                    progress=progress)
     site_set = ",".join(sites) if sites else "all"
     out = {NEURON_SITES_TOP_TABLE: frames["top"], NEURON_SITES_SPREAD_TABLE: frames["spread"],
            NEURON_SITES_OVERLAP_TABLE: frames["overlap"], SITE_CONCENTRATION_TABLE: pl.concat(concentration)}

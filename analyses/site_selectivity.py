@@ -152,8 +152,11 @@ class GlobalTop:
 
 
 def selectivity_over_sites(load: Callable[[Site], SiteRows], sites: Sequence[Site], *, k: int,
-                           global_k: int, progress=None) -> dict[str, pl.DataFrame]:
-    """top / spread / overlap frames over `sites` (each read by `load`, one at a time)."""
+                           global_k: int, strict_k: bool = False, progress=None) -> dict[str, pl.DataFrame]:
+    """top / spread / overlap frames over `sites` (each read by `load`, one at a time).
+
+    strict_k: refuse k above a site's width (the CLI: the user asked for k); else keep every neuron.
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise AnalysisInputError(f"k={k!r} must be a positive integer number of neurons.")
     if global_k < 1:
@@ -161,7 +164,7 @@ def selectivity_over_sites(load: Callable[[Site], SiteRows], sites: Sequence[Sit
     tops, overlaps, glob = [], [], GlobalTop(global_k)
     for i, site in enumerate(sites):
         rows = load(site)
-        if k > rows.x.shape[1]:
+        if strict_k and k > rows.x.shape[1]:
             raise AnalysisInputError(f"k={k} exceeds the width of site {site.name} "
                                      f"({rows.x.shape[1]} neurons); pass --k {rows.x.shape[1]} or less.")
         aps = site_ap(rows)

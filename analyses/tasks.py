@@ -128,7 +128,8 @@ def run_neurons(store: Store, model: str, *, progress: Progress = None, sites=No
     depths = options.get("depths")
     tables = {} if sites and not depths else neuron_tables(store, model, progress=progress, **options)
     if sites or not depths:
-        site_options = {key: options[key] for key in ("langs", "k", "seed", "corpus") if key in options}
+        site_options = {key: options[key] for key in ("langs", "k", "seed", "corpus", "strict_k")
+                        if key in options}
         tables.update(site_neuron_tables(store, model, sites=sites, global_k=global_k, n_boot=n_boot,
                                          progress=progress, **site_options))
     if not tables:

@@ -185,3 +185,12 @@ def test_neuron_study_charts_draw_the_stored_tables(db, tables):
     probe_rows = charts["probe"].to_dict()
     assert "accuracy" in str(probe_rows) and "chance" in str(probe_rows)
     assert neuron_study_charts({}, None) == {}
+
+
+def test_k_above_a_point_width_is_refused_too(tmp_path):
+    db = tmp_path / "db"
+    site_store(db, n=12)
+    out = cli("analyze", "neurons", "--db", db, "--model", "m", "--points", "decoder.L1", "--k", "13", "--quiet",
+              code=None)
+    assert out.exit_code != 0 and "exceeds the width of decoder.L1 (12 dimensions)" in out.output
+    assert Store.open(db).read_results("neurons_top", "model = 'm'") is None
