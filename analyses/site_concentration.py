@@ -17,6 +17,15 @@ top 1% is 3 neurons: a selection, less smooth); the percentile interval covered 
 0-67%. Read the top-share interval as a little narrow for few items. `*_bias` is the bootstrap estimate of that bias
 (mean of resamples - estimate), reported beside each number.
 
+Noise floor: with few items and many neurons the noise of each neuron's mean spreads v by
+itself: a flat true vector (Gini 0) measured on 30 items of gamma(0.5) activations reads about
+0.14. `gini_noise_floor` = rms(standard error of the means) / (mean(v) sqrt(pi)) is the Gini such
+noise alone gives (of N(mu, se^2) values, exactly). The interval covers only where the true Gini
+stands well above that floor: in simulation (30 items, 3,000 neurons) coverage was 0% at a true
+Gini of 0 (floor 0.14), 14% at 0.11, 100% at 0.28; with 300 items (floor 0.05) 91% at 0.11.
+Compare groups (speech vs text, scripts) only where their floors are small beside the
+difference: a noisier condition reads more concentrated even when it is not.
+
 What the interval covers: the concentration of THIS model's mean-|activation| vector on the
 population of items the group's rows were drawn from (sentences and, for speech, recordings),
 the model fixed. It is not an interval over model seeds, corpora or voices not sampled.
@@ -41,15 +50,15 @@ _CHUNK = 64  # resamples per matrix product: bounds memory at 64 x width floats
 
 def concentration_of(v: np.ndarray, top_fraction: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """(gini, top share) of each row of v (B, d) of non-negative masses; NaN where a row is all 0."""
-    v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+    v = np.atleast_2d(np.asarray(v))
     d = v.shape[1]
-    s = np.sort(v, axis=1)
-    total = s.sum(axis=1)
+    s = np.sort(v, axis=1)  # in the input's precision (float32 resamples sort about twice as fast)
+    total = s.sum(axis=1, dtype=np.float64)
     weights = 2.0 * np.arange(1, d + 1) - d - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        g = (s @ weights) / (d * total)
+        g = (s @ weights) / (d * total)  # weights are float64: the sum is accumulated in float64
         n_top = max(1, int(np.ceil(top_fraction * d)))
-        share = s[:, d - n_top:].sum(axis=1) / total
+        share = s[:, d - n_top:].sum(axis=1, dtype=np.float64) / total
     return g, share
 
 
@@ -72,6 +81,9 @@ def bootstrap_concentration(x: np.ndarray, *, n_boot: int = 200, seed: int = 0, 
         gs.append(gb)
         shares.append(sb)
     gs, shares = np.concatenate(gs), np.concatenate(shares)
+    # Gini that sampling noise alone gives a flat vector: of N(mu, se^2) values it is se / (mu sqrt(pi))
+    se = a.std(axis=0, ddof=1, dtype=np.float64) / np.sqrt(n)
+    floor = float(np.sqrt(np.mean(se**2)) / (a.mean(dtype=np.float64) * np.sqrt(np.pi)))
     q = [(1 - level) / 2, 1 - (1 - level) / 2]
     out = {}
     for name, est, boot in (("gini", g[0], gs), ("top_share", share[0], shares)):
@@ -80,6 +92,7 @@ def bootstrap_concentration(x: np.ndarray, *, n_boot: int = 200, seed: int = 0, 
         out[f"{name}_lo"] = float(np.clip(2 * est - hi, 0.0, 1.0))  # basic bootstrap: reflected
         out[f"{name}_hi"] = float(np.clip(2 * est - lo, 0.0, 1.0))
         out[f"{name}_bias"] = float(np.nanmean(boot) - est)
+    out["gini_noise_floor"] = floor
     return out
 
 

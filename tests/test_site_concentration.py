@@ -60,3 +60,12 @@ def test_bootstrap_refuses_too_few_items_or_resamples():
         bootstrap_concentration(np.ones((1, 4)))
     with pytest.raises(AnalysisInputError, match="too few resamples"):
         bootstrap_concentration(np.ones((5, 4)), n_boot=3)
+
+
+def test_noise_floor_is_what_a_flat_population_reads():
+    """Every neuron with the same true mass (true Gini 0): the estimate is pure sampling noise,
+    and `gini_noise_floor` predicts it (the interval does not cover 0 there: see the docstring)."""
+    x = np.random.default_rng(4).gamma(0.5, 1.0, size=(30, 3000))
+    out = bootstrap_concentration(x, n_boot=50)
+    assert out["gini_noise_floor"] == pytest.approx(out["gini"], rel=0.15)
+    assert out["gini_noise_floor"] == pytest.approx(np.sqrt(2 / 30) / np.sqrt(np.pi), rel=0.1)
