@@ -133,7 +133,8 @@ def run_neurons(store: Store, model: str, *, progress: Progress = None, sites=No
         tables.update(site_neuron_tables(store, model, sites=sites, global_k=global_k, n_boot=n_boot,
                                          progress=progress, **site_options))
     if not tables:
-        raise AnalysisInputError(f"Model {model!r} stores no depth or site to rank neurons of; ingest points first.")
+        raise AnalysisInputError(f"Nothing of model {model!r} to rank neurons of{' among ' + ','.join(depths) if depths else ''}; "
+                                 "name neuron sites with --sites (not --points), or ingest points first.")
     save_neurons(store, {name: frame for name, frame in tables.items() if name not in SITE_TABLES})
     save_site_tables(store, {name: frame for name, frame in tables.items() if name in SITE_TABLES})
     return TaskResult(model, store.is_random_init(model), dict(tables), tables_summary(tables))
