@@ -11,6 +11,11 @@ the sampled columns are checked equal to sklearn's (max |diff| printed).
 Then a store run: S sites written with the real Store API, `site_neuron_tables` end to end
 (reads, AP, top-k, spread, overlap, concentration with bootstrap), seconds per site.
 
+Measured (2 cores, Intel Xeon, shared and loaded: load average ~6; numpy 2.4.6): n=1080 (36
+languages x 30), d=8192: 1.09 s per site for 589,824 APs, 661x sklearn per AP; d=16384: 2.49 s,
+543x; max |diff| 1e-17. Store run, 12 decoder sites x 4096 x 1080 items: 2.0 s per site end to
+end (concentration with 200 resamples included).
+
 Never asserts on time. Run under `flock /tmp/actstore-bench.lock` on shared machines.
 
     PYTHONPATH=.:tests python benchmarks/bench_neurons_sites.py [--quick]
