@@ -769,8 +769,7 @@ def analyze_neurons(db, storage_options, model, points, langs, k, sites, global_
 @analyze.command("probe")
 @db_option
 @model_option
-@click.option("--points", default=None,
-              help="Points or globs to probe, e.g. 'decoder.L*' or speech.L4 (default: every hidden-state point).")
+@points_option
 @langs_option
 @click.option("--folds", type=int, default=5, show_default=True, help="Stratified cross-validation folds.")
 @seed_option
@@ -781,7 +780,9 @@ def analyze_probe(db, storage_options, model, points, langs, folds, seed, corpus
     """Language recovery: a cross-validated linear probe of the source language per point.
 
     One probe per point and modality of its rows (for decoder points: speech- vs text-conditioned
-    decoding), with the chance level (majority share) and a 95% Wilson interval.
+    decoding), with the chance level (majority share) and a 95% Wilson interval. --points takes
+    point names or globs ('decoder.L*': the decoder states; 'decoder.L*.ffn': its FFN sites);
+    default: every hidden-state point.
 
     \b
     Example:
