@@ -757,17 +757,30 @@ def analyze_tsne(db, storage_options, model, points, langs, per_language, perple
 @points_option
 @langs_option
 @click.option("--k", type=int, default=20, show_default=True, help="Top dimensions kept per language/modality.")
+@click.option("--sites", default=None,
+              help="Neuron sites to rank, comma-separated names or globs (decoder.*.cross_attn.*); default: all stored.")
+@click.option("--global-k", type=int, default=1000, show_default=True,
+              help="Neurons ranked over all sites per comparison, counted per site (site x layer heatmaps).")
+@click.option("--boot", "n_boot", type=int, default=200, show_default=True,
+              help="Bootstrap resamples (over items) of the concentration intervals.")
 @seed_option
 @device_option("The neuron analysis runs on the CPU: cpu or leave out.")
 @corpus_option
 @quiet_option
 @friendly_errors
-def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, corpus, quiet):
+def analyze_neurons(db, storage_options, model, points, langs, k, sites, global_k, n_boot, seed, device, corpus,
+                    quiet):
     """Language/modality-selective dimensions (average precision) and activation concentration.
+
+    Hidden-state points are ranked per depth; neuron sites (speech.L3.ffn, decoder.L5.cross_attn.v)
+    per site, with where the top neurons sit over sites and layers, the speech/text overlap on
+    decoder sites, and concentration (Gini, top-1% share) with bootstrap intervals. --points only
+    runs those depths, --sites only those sites, neither runs everything.
 
     \b
     Example:
         actstore analyze neurons --model tiny-random-seamless-m4t-v2 --points L1,L4
+        actstore analyze neurons --model m --sites 'decoder.*.cross_attn.*' --k 50
     """
     from actstore.analyses.tasks import run_neurons
 
@@ -775,8 +788,44 @@ def analyze_neurons(db, storage_options, model, points, langs, k, seed, device, 
     _require_writable(store)
     with _Bar("neurons", enabled=not quiet) as bar:
         result = run_neurons(store, model, depths=_csv(points), langs=_csv(langs), k=k, seed=seed,
-                             progress=bar.update, device=device, corpus=corpus)
+                             progress=bar.update, device=device, corpus=corpus, sites=_csv(sites),
+                             global_k=global_k, n_boot=n_boot, strict_k=True)
     _report_saved(result, err=False)
+
+
+@analyze.command("probe")
+@db_option
+@model_option
+@points_option
+@langs_option
+@click.option("--folds", type=int, default=5, show_default=True, help="Stratified cross-validation folds.")
+@seed_option
+@corpus_option
+@quiet_option
+@friendly_errors
+def analyze_probe(db, storage_options, model, points, langs, folds, seed, corpus, quiet):
+    """Language recovery: a cross-validated linear probe of the source language per point.
+
+    One probe per point and modality of its rows (for decoder points: speech- vs text-conditioned
+    decoding), with the chance level (majority share) and a 95% Wilson interval. --points takes
+    point names or globs ('decoder.L*': the decoder states; 'decoder.L*.ffn': its FFN sites);
+    default: every hidden-state point.
+
+    \b
+    Example:
+        actstore analyze probe --model m --points 'decoder.L*' --folds 5
+    """
+    from actstore.analyses.tasks import run_probe
+
+    store = _open(db, storage_options)
+    _require_writable(store)
+    with _Bar("probe", enabled=not quiet) as bar:
+        result = run_probe(store, model, points=_csv(points), langs=_csv(langs), folds=folds, seed=seed,
+                           corpus=corpus, progress=bar.update)
+    _note_random_init(result.random_init, result.model)
+    for row in result.summary.iter_rows(named=True):
+        click.echo(f"{row['depth']} ({row['modality']}): accuracy {row['accuracy']:.3f} "
+                   f"[{row['ci_lo']:.3f}, {row['ci_hi']:.3f}], chance {row['chance']:.3f}, n {row['n']}")
 
 
 @main.command()

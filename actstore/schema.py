@@ -53,6 +53,14 @@ TSNE_TABLE = "tsne"
 NEURONS_TOP_TABLE = "neurons_top"
 NEURONS_OVERLAP_TABLE = "neurons_overlap"
 CONCENTRATION_TABLE = "concentration"
+#: the neuron study over sites (issue 16): per-site top neurons, where the global top neurons sit
+#: (site x layer), speech/text top-set overlap on decoder sites, concentration with intervals
+NEURON_SITES_TOP_TABLE = "neuron_sites_top"
+NEURON_SITES_SPREAD_TABLE = "neuron_sites_spread"
+NEURON_SITES_OVERLAP_TABLE = "neuron_sites_overlap"
+SITE_CONCENTRATION_TABLE = "site_concentration"
+#: cross-validated linear probe of the source language per point (issue 16, item 6)
+LANGUAGE_PROBE_TABLE = "language_probe"
 #: one row per retrieval query: which sentence it retrieved first, the true one's rank
 RETRIEVAL_ITEMS_TABLE = "retrieval_items"
 #: the tables a report draws (retrieval_items is read with SQL)

@@ -15,11 +15,13 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from actstore.errors import AnalysisInputError
 from actstore.schema import CONCENTRATION_TABLE, NEURONS_OVERLAP_TABLE, NEURONS_TOP_TABLE
 from actstore.store import Store
 from actstore.analyses.aligned import first_points, language_levels, stored_modalities, choose_depths, load_depth_sets, select_recordings
 from actstore.analyses.devices import resolve_device
 from actstore.analyses.neurons import activation_concentration, modality_overlap, top_selective
+from actstore.analyses.site_data import is_site
 from actstore.analyses.results import current_rows, lang_set, load_results, save_results, stamp, widest_units
 
 TOP_TABLE, OVERLAP_TABLE = NEURONS_TOP_TABLE, NEURONS_OVERLAP_TABLE
@@ -35,17 +37,22 @@ UNITS = {TOP_TABLE: ("model", "depth", "langs", "corpus"), OVERLAP_TABLE: ("mode
 
 def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = None,
                   langs: Sequence[str] | None = None, k: int = 20, seed: int = 0,
-                  progress=None, device: str | None = None, corpus: str | None = None) -> dict[str, pl.DataFrame]:
+                  progress=None, device: str | None = None, corpus: str | None = None,
+                  strict_k: bool = False) -> dict[str, pl.DataFrame]:
     """Compute the three neuron-level tables for every chosen depth (not yet saved).
 
     corpus: the corpus whose sentences are analysed (None: the model's largest).
+    strict_k: refuse k above a depth's width (the CLI: the user asked for k); else list every dim.
 
     device: the neuron analyses run on the CPU; None or "cpu" (anything else is refused).
     """
     resolve_device(device, what="the neuron analysis", torch_backend=False)
     modalities = tuple(sorted(stored_modalities(store, model)))
     lang_list = list(language_levels(store, model, langs))
-    chosen = choose_depths(store, model, depths, need=())
+    chosen = [d for d in choose_depths(store, model, depths, need=())
+              if not all(is_site(p) for p in d.points.values())]  # sites: analyses/neuron_sites.py
+    if not chosen:
+        return {}
     selection = select_recordings(store, model, first_points(chosen), lang_list, seed=seed, corpus=corpus)
     tops, overlaps, conc = [], [], []
     for depth in chosen:
@@ -57,6 +64,9 @@ def neuron_tables(store: Store, model: str, *, depths: Sequence[str] | None = No
             x = np.concatenate([sets.vectors[key] for key in keys])
             labels = np.concatenate([[key[0]] * sets.vectors[key].shape[0] for key in keys])
             by_mod[modality] = (x, labels)
+            if strict_k and k > x.shape[1]:
+                raise AnalysisInputError(f"k={k} exceeds the width of {depth.points[modality]} ({x.shape[1]} "
+                                         f"dimensions); pass --k {x.shape[1]} or less.")
             if len(keys) >= 2:
                 top = top_selective(x, labels, k=k).with_columns(
                     pl.lit("language").alias("target_kind"), pl.lit(modality).alias("modality"))

@@ -16,7 +16,8 @@ uninformative dimension scores about the class prior P / n; a perfect one scores
 
 Vectorised: every column is sorted once (one argsort of the (d, n) transpose); the tie
 structure (the last position of each position's tie group) is computed once; each target then
-costs a gather, a cumulative sum and a weighted sum over (d, n), instead of d calls to sklearn.
+costs a gather and a sort of its own P rows' positions per column, O(d P log P), instead of d
+calls to sklearn (so all languages of a run together cost about one pass over (d, n)).
 The negative direction (AP of -x: the dimension is selective by being low) reuses the same sort
 reversed.
 
@@ -83,6 +84,7 @@ class _SortedColumns:
         self._xs = np.take_along_axis(xt, self.order, axis=1)
         self.group_end = self._group_end(self._xs)
         self._group_end_rev: np.ndarray | None = None  # built on first negative-direction use
+        self._pos: np.ndarray | None = None  # built on first use
 
     @staticmethod
     def _group_end(xs: np.ndarray) -> np.ndarray:
@@ -93,17 +95,35 @@ class _SortedColumns:
         pos = np.where(is_end, np.arange(n, dtype=np.int64), n)
         return np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1]
 
+    def _positions(self) -> np.ndarray:
+        """pos[j, r]: the sorted (descending) position of row r in column j (inverse of order)."""
+        if self._pos is None:
+            self._pos = np.empty(self.order.shape, dtype=np.int32)
+            np.put_along_axis(self._pos, self.order, np.arange(self.n, dtype=np.int32)[None, :], axis=1)
+        return self._pos
+
     def ap(self, positive: np.ndarray, direction: str) -> np.ndarray:
-        """AP of every dimension for the boolean truth `positive` (n,) in one direction."""
-        ys = positive[self.order]  # (d, n) truth in descending order of each column
+        """AP of every dimension for the boolean truth `positive` (n,) in one direction.
+
+        Costs O(d * P log P) for P positive rows, not O(d * n): with the sorted positions
+        s_1 < ... < s_P of the positives and their tie groups' last positions e_k (non-decreasing),
+        the true positives at e_k's threshold are the positives with e_m <= e_k, i.e. one plus the
+        last index m with e_m == e_k. So every language of a run costs its own rows only.
+        """
+        rows = np.flatnonzero(positive)
+        s = self._positions()[:, rows]  # (d, P)
         group_end = self.group_end
         if direction == "negative":
             if self._group_end_rev is None:
                 self._group_end_rev = self._group_end(self._xs[:, ::-1])
-            ys, group_end = ys[:, ::-1], self._group_end_rev
-        tp = np.cumsum(ys, axis=1, dtype=np.int64)
-        precision_at_end = np.take_along_axis(tp, group_end, axis=1) / (group_end + 1.0)
-        return np.where(ys, precision_at_end, 0.0).sum(axis=1) / positive.sum()
+            s, group_end = self.n - 1 - s, self._group_end_rev
+        s.sort(axis=1)
+        e = np.take_along_axis(group_end, s.astype(np.intp), axis=1)
+        p = rows.size
+        is_last = np.ones(e.shape, dtype=bool)
+        is_last[:, :-1] = e[:, :-1] != e[:, 1:]
+        last = np.minimum.accumulate(np.where(is_last, np.arange(p), p)[:, ::-1], axis=1)[:, ::-1]
+        return ((last + 1.0) / (e + 1.0)).sum(axis=1) / p
 
 
 def _positive(lab: np.ndarray, target: object) -> np.ndarray:

@@ -13,10 +13,14 @@ from typing import Callable
 
 import polars as pl
 
+from actstore.errors import AnalysisInputError
 from actstore.store import Store
 from actstore.grid_means import cross_lingual_summary, cross_modal_summary
 from actstore.analyses.grids import RESULT_TABLE as SIMILARITY_TABLE, Kind, save_grid, similarity_grid
+from actstore.analyses.devices import resolve_device
+from actstore.analyses.probe import TABLE as PROBE_TABLE, language_probe, save_probe
 from actstore.analyses.neuron_maps import neuron_tables, save_neurons
+from actstore.analyses.neuron_sites import TABLES as SITE_TABLES, save_site_tables, site_neuron_tables
 from actstore.analyses.retrieval_grid import (ITEMS_TABLE, RESULT_TABLE as RETRIEVAL_TABLE,
                                               retrieval_grid_with_items, save_retrieval)
 from actstore.analyses.tsne_maps import RESULT_TABLE as TSNE_TABLE, save_tsne, tsne_maps
@@ -111,8 +115,34 @@ def run_tsne(store: Store, model: str, *, progress: Progress = None, **options) 
     return TaskResult(model, store.is_random_init(model), {TSNE_TABLE: frame}, tsne_summary(frame))
 
 
-def run_neurons(store: Store, model: str, *, progress: Progress = None, **options) -> TaskResult:
-    """The neuron-level tables (`options`: those of `neuron_tables`), saved, with rows per table."""
-    tables = neuron_tables(store, model, progress=progress, **options)
-    save_neurons(store, tables)
+def run_neurons(store: Store, model: str, *, progress: Progress = None, sites=None, global_k: int = 1000,
+                n_boot: int = 200, **options) -> TaskResult:
+    """The neuron-level tables, saved, with rows per table: per depth of hidden-state points
+    (`options`: those of `neuron_tables`) and per neuron site (`site_neuron_tables`).
+
+    Which run: `depths` only: those depths; `sites` only: those sites; neither: everything the
+    model stores; both: both. Everything is computed before anything is saved, so a refused
+    request (an unknown site, k above a site's width) leaves the store unchanged.
+    """
+    resolve_device(options.get("device"), what="the neuron analysis", torch_backend=False)
+    depths = options.get("depths")
+    tables = {} if sites and not depths else neuron_tables(store, model, progress=progress, **options)
+    if sites or not depths:
+        site_options = {key: options[key] for key in ("langs", "k", "seed", "corpus", "strict_k")
+                        if key in options}
+        tables.update(site_neuron_tables(store, model, sites=sites, global_k=global_k, n_boot=n_boot,
+                                         progress=progress, **site_options))
+    if not tables:
+        raise AnalysisInputError(f"Nothing of model {model!r} to rank neurons of{' among ' + ','.join(depths) if depths else ''}; "
+                                 "name neuron sites with --sites (not --points), or ingest points first.")
+    save_neurons(store, {name: frame for name, frame in tables.items() if name not in SITE_TABLES})
+    save_site_tables(store, {name: frame for name, frame in tables.items() if name in SITE_TABLES})
     return TaskResult(model, store.is_random_init(model), dict(tables), tables_summary(tables))
+
+
+def run_probe(store: Store, model: str, *, progress: Progress = None, **options) -> TaskResult:
+    """The language probe (`options`: those of `language_probe`), saved, with its rows as the summary."""
+    frame = language_probe(store, model, progress=progress, **options)
+    save_probe(store, frame)
+    return TaskResult(model, store.is_random_init(model), {PROBE_TABLE: frame},
+                      frame.select("depth", "modality", "accuracy", "ci_lo", "ci_hi", "chance", "n"))

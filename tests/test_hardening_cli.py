@@ -172,7 +172,7 @@ def test_read_only_store_refused_before_computing(read_only_copy, monkeypatch):
 
     monkeypatch.setattr(grids, "score_pairs", must_not_run)
     for args in (["analyze", "svcca", "--kind", "all", "--quiet"], ["analyze", "retrieval", "--quiet"],
-                 ["analyze", "tsne", "--quiet"], ["analyze", "neurons", "--quiet"]):
+                 ["analyze", "tsne", "--quiet"], ["analyze", "neurons", "--quiet"], ["analyze", "probe", "--quiet"]):
         result = run(*args, "--db", read_only_copy, "--model", "m")
         line = one_sentence_error(result)
         assert "is read-only" in line and "copy it (cp -r)" in line, line

@@ -149,3 +149,30 @@ def test_activation_concentration_per_group():
 def test_bad_input_is_one_clear_error(call, words):
     with pytest.raises(AnalysisInputError, match=words):
         call()
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_ap_equals_sklearn_on_wide_neuron_columns_with_many_ties(seed):
+    """Neuron columns as sites store them: float16 (coarse: many exact ties), post-ReLU zeros
+    (one huge tie group at 0), a few constant columns, both directions, a rare and a common class."""
+    rng = np.random.default_rng(seed)
+    n, d = 257, 2048
+    x = rng.standard_normal((n, d)).astype(np.float16)
+    x = np.maximum(x, 0).astype(np.float32)  # ReLU: about half of each column ties at 0
+    x[:, : d // 4] = rng.integers(0, 3, size=(n, d // 4))  # three values only
+    x[:, -3:] = 1.5  # constant columns: AP = prior in both directions
+    labels = rng.choice(["eng", "fra", "swh", "tha"], size=n, p=[0.05, 0.15, 0.3, 0.5])
+    cols = rng.choice(d, size=64, replace=False).tolist() + [d - 1]
+    for target in ("eng", "tha"):
+        y = labels == target
+        for direction, sign in (("positive", 1.0), ("negative", -1.0)):
+            ours = selectivity_ap(x, labels, target, direction=direction)
+            assert ours.shape == (d,)
+            ref = [average_precision_score(y, sign * x[:, j]) for j in cols]
+            np.testing.assert_allclose(ours[cols], ref, rtol=0, atol=1e-12)
+            assert ours[-1] == pytest.approx(y.mean())
+
+
+def test_ap_top_selective_k_above_width_lists_every_dimension():
+    x, labels = _languages(d=6)
+    assert top_selective(x, labels, k=1000).group_by("target").len()["len"].to_list() == [6, 6, 6]
