@@ -99,7 +99,7 @@ def _language_meta(store: Store, model: str) -> pl.DataFrame:
             .collect())
 
 
-def text_matrix(store: Store, grid: pl.DataFrame, kind: str = TEXT) -> pl.DataFrame:
+def text_matrix(grid: pl.DataFrame, kind: str = TEXT) -> pl.DataFrame:
     """The language x language scores at the kind's final depth, both triangles (for a heatmap)."""
     rows = _final(grid.filter((pl.col("kind") == kind) & (pl.col("lang_a") != pl.col("lang_b"))))
     cols = ["model", "depth", "lang_a", "lang_b", "score", "baseline", "null"]
@@ -167,8 +167,8 @@ def findings_frames(store: Store, models: Sequence[str], *, measure: str = "svcc
     out["speech_layers"] = _stack([_layers(grids[m], SPEECH) for m in real])
     out["text_layers"] = _stack([_layers(grids[m], TEXT) for m in real])
     if out["text_layers"] is not None:
-        widest = out["text_layers"].sort("pairs", descending=True)["model"][0]
-        out["text_matrix"] = text_matrix(store, grids[widest])
+        widest = out["text_layers"].sort("pairs", descending=True, maintain_order=True)["model"][0]
+        out["text_matrix"] = text_matrix(grids[widest])
         out["text_groups"] = group_means(store, widest, out["text_matrix"])
     pairs = [load_cross_model(store, a, b, measure=measure) for a in real for b in real if a != b]
     out["cross_model"] = _stack([cross_model_summary(p) for p in pairs if p is not None])

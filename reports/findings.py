@@ -120,8 +120,9 @@ def _cross_model(frames: dict, measure: str, datasets: dict, section: Section) -
         ccharts.score_heatmap("fnd_cross_model", "depth_b", "depth", depths_b, depths_a, _domain(pair), measure,
                               "", labels=True, extra_tooltip=("languages:Q", "n:Q")), ("fnd_cross_model",)))
     best = pair.sort("score", descending=True).head(1)
+    num = {c: ("n/a" if best[c][0] is None else f"{best[c][0]:.3f}") for c in ("score", "baseline", "null")}
     section.parts.append(_p(f"Highest: {a} {html.escape(best['depth'][0])} vs {b} {html.escape(best['depth_b'][0])}, "
-                            f"{best['score'][0]:.3f} (baseline {best['baseline'][0]:.3f}, null {best['null'][0]:.3f})."))
+                            f"{num['score']} (baseline {num['baseline']}, null {num['null']})."))
 
 
 def _retrieval(frames: dict, models: list[str], datasets: dict, section: Section) -> None:

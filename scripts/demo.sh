@@ -11,8 +11,8 @@ SPEECH_LIMIT=${SPEECH_LIMIT:-10}
 # clip is padded to Whisper's 30 s window: ~1 s per clip on 2 cores), multilingual-e5-small (4-bit
 # weights) on the FLORES text of all 36 languages x E5_LIMIT sentences
 WHISPER_LANGS=${WHISPER_LANGS:-eng,fra,deu,hin,rus,bul,mar}
-WHISPER_LIMIT=${WHISPER_LIMIT:-30}
-E5_LIMIT=${E5_LIMIT:-100}
+WHISPER_LIMIT=${WHISPER_LIMIT:-24}
+E5_LIMIT=${E5_LIMIT:-50}
 # the study's other two systems, tiny and random-init: a handful of languages (high: eng fra deu,
 # medium: hin rus, low: bul mar) x COMPARE_LIMIT sentences, speech and text
 COMPARE_LANGS=${COMPARE_LANGS:-eng,fra,deu,hin,rus,bul,mar}
@@ -53,7 +53,8 @@ if has "$WHISPER"; then
 fi
 if has "$E5"; then
   "$A" ingest --db "$DB" --model "$E5_DIR" --modalities text --limit "$E5_LIMIT" --batch-size 32 --quiet
-  "$A" query --db "$DB" "SELECT DISTINCT model, params->>'weights' AS weights, params->>'text_prefix' AS text_prefix FROM runs WHERE model = '$E5'"
+  # the 'passage: ' prefix comes from the converted directory and is recorded in the run
+  "$A" query --db "$DB" "SELECT model, regexp_extract(params, '\"text_prefix\": \"[^\"]*\"') AS text_prefix, regexp_extract(params, '\"weights\": \"[^\"]*\"') AS weights FROM runs WHERE model = '$E5'"
 fi
 "$A" ingest --db "$DB" --model "$MINILM" --modalities text --limit "$LIMIT" --batch-size 32 --quiet
 
@@ -81,7 +82,9 @@ if has "$WHISPER"; then
 fi
 if has "$E5"; then
   "$A" analyze similarity --db "$DB" --model "$E5" --kind cross-lingual --quiet        # text-text, 36 languages
-  "$A" analyze retrieval --db "$DB" --model "$E5" --quiet --format csv -o "$OUT/retrieval-$E5.csv"
+  # every other layer: 630 language pairs x 2 directions per depth, with per-query rows
+  "$A" analyze retrieval --db "$DB" --model "$E5" --points embed,L2,L4,L6,L8,L10,L12 --quiet --format csv \
+    -o "$OUT/retrieval-$E5.csv"
 fi
 if has "$WHISPER" && has "$E5"; then  # Whisper speech vs e5 text on the sentences both stored
   "$A" analyze cross-model --db "$DB" --model "$WHISPER" --model-b "$E5" --modality-a speech --modality-b text \
