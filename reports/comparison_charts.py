@@ -139,14 +139,16 @@ def score_heatmap(dataset: str, x: str, y: str, x_order: Sequence[str], y_order:
 
 
 def group_bars(by: str, groups: Sequence[str], measure: str) -> alt.LayerChart:
-    """Mean score per group (resource level or script) of `fnd_text_groups`; ticks: baseline, null."""
+    """Mean score per group (resource level or script) of `fnd_text_groups` (dots); ticks: baseline, null."""
     base = alt.Chart(alt.Data(name="fnd_text_groups")).transform_filter(alt.datum.by == by)
     x = alt.X("group:N", sort=list(groups), title=by, axis=alt.Axis(labelAngle=0 if len(groups) <= 6 else -45))
     tooltip = [alt.Tooltip("group:N", title=by), alt.Tooltip("score:Q", format=".3f"),
                alt.Tooltip("baseline:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
                alt.Tooltip("languages:Q"), alt.Tooltip("langs:N", title="language codes")]
-    bars = base.mark_bar(color="#1f77b4").encode(x=x, y=alt.Y("score:Q", title=f"mean {measure}"),
-                                                 tooltip=tooltip)
+    # dots on an axis fitted to the values: the groups differ in the second decimal, which bars
+    # from zero would flatten
+    bars = base.mark_circle(color="#1f77b4", size=90, opacity=1).encode(
+        x=x, y=alt.Y("score:Q", title=f"mean {measure}", scale=alt.Scale(zero=False)), tooltip=tooltip)
     ticks = (base.transform_fold(["baseline", "null"], as_=["series", "value"])
              .transform_calculate(series="datum.series == 'baseline' ? 'random baseline' : 'shuffled null'")
              .transform_filter("isValid(datum.value)")

@@ -73,26 +73,27 @@ REAL_LIMIT = 8  # sentences per language: enough for 3-dimensional SVCCA, ~25 Wh
 #: renders to canvas, so the DOM holds no marks): one count per concat/facet cell ("scope" group),
 #: or one per chart where it has none. Axis, legend and title marks are not counted.
 PANEL_MARKS_JS = """JSON.stringify(Object.entries(window.actstoreViews).map(([id, view]) => {
-  const panels = [];
+  const guide = (mark) => /^(axis|legend|title)/.test(mark.role || '');
   const count = (mark) => {
+    if (guide(mark)) return 0;
+    if (mark.marktype !== 'group') return mark.role === 'mark' ? (mark.items || []).length : 0;
     let n = 0;
-    for (const item of mark.items || []) {
-      if (mark.marktype === 'group') { for (const m of item.items || []) n += count(m); }
-      else if (mark.role === 'mark') n += 1;
-    }
+    for (const item of mark.items || []) for (const m of item.items || []) n += count(m);
     return n;
   };
+  const panels = [];
   const walk = (mark) => {
     for (const item of mark.items || []) {
       for (const m of item.items || []) {
-        if (m.marktype === 'group' && m.role === 'scope') {
-          for (const cell of m.items || []) panels.push((cell.items || []).reduce((s, x) => s + count(x), 0));
-        } else if (m.marktype === 'group') walk(m);
+        if (guide(m) || m.marktype !== 'group') continue;
+        if (m.role === 'scope') for (const cell of m.items || []) panels.push((cell.items || []).reduce((s, x) => s + count(x), 0));
+        else walk(m);
       }
     }
   };
-  walk(view.scenegraph().root);
-  if (!panels.length) panels.push(count(view.scenegraph().root));
+  const root = view.scenegraph().root;
+  walk(root);
+  if (!panels.length) panels.push(count(root));
   return {id: id, section: document.getElementById(id).closest('section').id, panels: panels};
 }))"""
 
@@ -124,6 +125,10 @@ def findings_report(tmp_path_factory, tiny_seamless_dir, tiny_bert_dir):
     path = tmp / "report.html"
     cli("report", "--db", db, "--model", SEAMLESS, "--model", whisper.name, "--model", "tiny-random-bert",
         "--model", e5.name, "--out", path)
+    if os.environ.get("ACTSTORE_SCREENSHOT_DIR"):  # kept for a person to open
+        keep = Path(os.environ["ACTSTORE_SCREENSHOT_DIR"])
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "findings-report.html").write_bytes(path.read_bytes())
     return path, whisper.name, e5.name
 
 
