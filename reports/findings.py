@@ -76,7 +76,9 @@ def _text(frames: dict, models: list[str], measure: str, datasets: dict, section
     section.parts.append(Figure(
         "fig-fnd-text-layers", "Text of different languages per layer",
         f"Mean {measure} over language pairs per layer, one colour per real text model; dashed: baseline "
-        "and null, as above.", ccharts.layer_lines("fnd_text_layers", models, _depths(rows), measure),
+        "and null, as above. With few sentences per language, SVCCA of random sets is already high (the "
+        "baseline), so read each score against it; retrieval (below) is the plainer test of whether "
+        "translations land together.", ccharts.layer_lines("fnd_text_layers", models, _depths(rows), measure),
         ("fnd_text_layers",)))
     model, depth = matrix["model"][0], matrix["depth"][0]
     langs = sorted(set(matrix["lang_a"]))
