@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 DB         ?= actstore.lance
 OUT        ?= demo-out
 LIMIT      ?= 50
-SPEECH_LIMIT ?= 10
+SPEECH_LIMIT ?= 30
 WHISPER_LANGS ?= eng,fra,deu,hin,rus,bul,mar
 WHISPER_LIMIT ?= 24
 E5_LIMIT   ?= 50

