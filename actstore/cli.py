@@ -925,9 +925,11 @@ def _check_neighbour_options(sample_id, all_queries, lang, target_lang, corpus, 
 def report(db, storage_options, models, out, measure, no_compute, bootstrap):
     """Write one self-contained HTML report (works offline) for a stored model, or for several.
 
-    With several --model options the page opens with the study's comparison (final-layer
-    cross-modal similarity per resource level, cross-lingual speech-speech vs text-text, per-layer
-    curves on one axis), then each model's own sections.
+    With several --model options, real (trained) models come first: the page opens with their
+    findings and provenance (speech-speech and text-text across languages per layer, a language x
+    language heatmap, cross-model and retrieval results); then, under a random-init banner, the
+    study's comparison (final-layer cross-modal similarity per resource level, cross-lingual
+    speech-speech vs text-text, per-layer curves on one axis); then each model's own sections.
 
     \b
     Example:
@@ -963,13 +965,12 @@ def report(db, storage_options, models, out, measure, no_compute, bootstrap):
     if len(models) == 1:
         path = build_report(store, models[0], out, measure=measure, frames=frames[models[0]])
     else:
-        from actstore.analyses.comparison import comparison_frames
+        from actstore.analyses.report_data import multi_model_frames
         from actstore.reports.from_store import build_comparison_report
 
-        comparison = comparison_frames(store, models, measure=measure,
-                                       grids={m: f["similarity"] for m, f in frames.items()})
+        models, comparison, findings = multi_model_frames(store, models, frames, measure=measure)
         path = build_comparison_report(store, models, out, comparison=comparison, measure=measure,
-                                       frames=frames)
+                                       frames=frames, findings=findings)
     for model in models:
         _note_random_init(store.is_random_init(model), model)
     click.echo(str(path))

@@ -30,3 +30,23 @@ def report_frames(store: Store, model: str, *, measure: str = "svcca") -> dict[s
         "neurons_overlap": neurons["neurons_overlap"],
         "concentration": neurons["concentration"],
     }
+
+
+def multi_model_frames(store: Store, models: list[str], frames: dict[str, dict], *,
+                       measure: str = "svcca") -> tuple[list[str], dict[str, pl.DataFrame], dict]:
+    """What a report over several models draws: (models in page order, comparison, findings).
+
+    Real (trained) models come first and open the page with their findings; the study's
+    side-by-side comparison is then a pipeline check over the random-init models (where there are
+    two or more of them beside real ones; otherwise over all models). `frames` are each model's
+    `report_frames`.
+    """
+    from actstore.analyses.comparison import comparison_frames
+    from actstore.analyses.findings import findings_frames, real_first
+
+    ordered = real_first(store, models)
+    grids = {m: f["similarity"] for m, f in frames.items()}
+    findings = findings_frames(store, ordered, measure=measure, grids=grids)
+    random_init = [m for m in ordered if store.is_random_init(m)]
+    compared = random_init if findings["provenance"] is not None and len(random_init) >= 2 else ordered
+    return ordered, comparison_frames(store, compared, measure=measure, grids=grids), findings

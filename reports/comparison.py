@@ -25,6 +25,7 @@ import polars as pl
 from actstore.kinds import SYMMETRIC_KINDS
 from actstore.reports import comparison_charts as ccharts
 from actstore.reports.assets import RESOURCE_ORDER
+from actstore.reports.findings import findings_section
 from actstore.reports.inputs import ReportError, ReportInputs, validated
 from actstore.reports.page import build_page
 from actstore.reports.render import check_out_path, write_atomically
@@ -48,6 +49,8 @@ class ComparisonInputs:
     frames: dict[str, pl.DataFrame]
     models: list[ReportInputs]
     measure: str = "svcca"
+    #: `actstore.analyses.findings.findings_frames`: drawn first when it holds a real model
+    findings: dict[str, pl.DataFrame | None] | None = None
 
 
 def _check(inputs: ComparisonInputs) -> ComparisonInputs:
@@ -130,6 +133,12 @@ def _prefixed(sections: list[Section], datasets: dict[str, pl.DataFrame], index:
     return out, {names[k]: v for k, v in datasets.items()}
 
 
+def _has_findings(inputs: ComparisonInputs) -> bool:
+    """Whether the page opens with real models' findings (a real model is among them)."""
+    prov = (inputs.findings or {}).get("provenance")
+    return prov is not None and prov.height > 0
+
+
 def _p(text: str, cls: str | None = None) -> str:
     return f'<p class="{cls}">{text}</p>' if cls else f"<p>{text}</p>"
 
@@ -139,7 +148,9 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
     frames, measure = inputs.frames, inputs.measure
     overview = frames["models"]
     models = overview["model"].to_list()
-    section = Section("comparison", "Comparison across models")
+    checks = _has_findings(inputs) and overview.height > 0 and bool(overview["random_init"].all())
+    section = Section("comparison", "Pipeline checks: random-init models compared" if checks
+                      else "Comparison across models")
     random_init = overview.filter(pl.col("random_init"))["model"].to_list()
     if random_init:
         section.parts.append(
@@ -150,7 +161,8 @@ def comparison_section(inputs: ComparisonInputs, datasets: dict[str, pl.DataFram
     section.parts.append(html_table(overview, headers={
         "random_init": "random init", "layers": "deepest layer", "final_cross_modal": "final cross-modal depth",
         "final_cross_lingual": "final cross-lingual depth"}))
-    links = " · ".join(f'<a href="#m{i}-provenance">{html.escape(m)}</a>' for i, m in enumerate(models, 1))
+    every = [m.model for m in inputs.models]
+    links = " · ".join(f'<a href="#m{i}-provenance">{html.escape(m)}</a>' for i, m in enumerate(every, 1))
     section.parts.append(_p(f"Each model's own sections follow: {links}."))
 
     cm = frames["final_cross_modal"]
@@ -216,7 +228,8 @@ def render_comparison_html(inputs: ComparisonInputs, limits: Limits | None = Non
     """The comparison page as one HTML string."""
     inputs = _check(inputs)
     datasets: dict[str, pl.DataFrame] = {}
-    sections = [comparison_section(inputs, datasets)]
+    sections = [findings_section(inputs.findings, inputs.measure, datasets)] if _has_findings(inputs) else []
+    sections.append(comparison_section(inputs, datasets))
     for index, model_inputs in enumerate(inputs.models, 1):
         model_inputs = validated(model_inputs)
         own, own_data = build_sections(model_inputs, limits or Limits())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import altair as alt
 
 from actstore.reports.assets import CATEGORY_PALETTE, RESOURCE_ORDER
-from actstore.reports.charts import COLOUR_LINE_LEGEND, DASH_LEGEND, _lines_with_points
+from actstore.reports.charts import COLOUR_LINE_LEGEND, DASH_LEGEND, _heatmap, _lines_with_points
 
 #: the reference ticks beside each bar
 TICK_COLOURS = {"random baseline": "#222222", "shuffled null": "#999999"}
@@ -80,3 +80,80 @@ def cross_modal_curves(models: Sequence[str], relative: bool, measure: str) -> a
                     alt.Tooltip("languages:Q")],
     }
     return _lines_with_points(base, enc, dash).properties(width=560, height=300)
+
+
+def layer_lines(dataset: str, models: Sequence[str], depths: Sequence[str], measure: str,
+                colour: str = "model") -> alt.LayerChart:
+    """Mean score per depth, one line per `colour` value; dashed: random baseline and shuffled null."""
+    dash = alt.StrokeDash("series:N", title="series", legend=DASH_LEGEND,
+                          scale=alt.Scale(domain=["score", "random baseline", "shuffled null"],
+                                          range=[[1, 0], [6, 4], [2, 3]]))
+    base = (alt.Chart(alt.Data(name=dataset))
+            .transform_fold(["score", "baseline", "null"], as_=["series", "value"])
+            .transform_calculate(series="datum.series == 'null' ? 'shuffled null' : "
+                                        "datum.series == 'baseline' ? 'random baseline' : 'score'")
+            .transform_filter("isValid(datum.value)"))
+    enc = {
+        "x": alt.X("depth:N", sort=list(depths), title="depth", axis=alt.Axis(labelAngle=0)),
+        "y": alt.Y("value:Q", title=measure, scale=alt.Scale(zero=False)),
+        "color": alt.Color(f"{colour}:N", scale=model_scale(models), title=colour, legend=COLOUR_LINE_LEGEND),
+        "detail": "series:N",
+        "tooltip": [alt.Tooltip(f"{colour}:N"), alt.Tooltip("depth:N"), alt.Tooltip("series:N"),
+                    alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("pairs:Q", title="language pairs")],
+    }
+    return _lines_with_points(base, enc, dash).properties(width=560, height=280)
+
+
+def retrieval_lines(models: Sequence[str], depths: Sequence[str]) -> alt.LayerChart:
+    """P@1 (solid) and xsim error (dashed) per depth, one colour per model."""
+    dash = alt.StrokeDash("metric:N", title="metric", legend=DASH_LEGEND,
+                          scale=alt.Scale(domain=["P@1", "xsim error"], range=[[1, 0], [5, 3]]))
+    base = (alt.Chart(alt.Data(name="fnd_retrieval"))
+            .transform_fold(["p_at_1", "xsim_error"], as_=["metric", "value"])
+            .transform_calculate(metric="datum.metric == 'p_at_1' ? 'P@1' : 'xsim error'"))
+    enc = {
+        "x": alt.X("depth:N", sort=list(depths), title="depth", axis=alt.Axis(labelAngle=0)),
+        "y": alt.Y("value:Q", title="P@1 / xsim error", scale=alt.Scale(domain=[0, 1])),
+        "color": alt.Color("model:N", scale=model_scale(models), title="model", legend=COLOUR_LINE_LEGEND),
+        "detail": "metric:N",
+        "tooltip": [alt.Tooltip("model:N"), alt.Tooltip("depth:N"), alt.Tooltip("metric:N"),
+                    alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("pairs:Q", title="language pairs"),
+                    alt.Tooltip("n:Q", title="sentences per language")],
+    }
+    return _lines_with_points(base, enc, dash).properties(width=560, height=280)
+
+
+def score_heatmap(dataset: str, x: str, y: str, x_order: Sequence[str], y_order: Sequence[str],
+                  domain: tuple[float, float], measure: str, title: str, labels: bool,
+                  extra_tooltip: Sequence[str] = ()) -> alt.LayerChart:
+    """A viridis heatmap of `score` on a fixed domain (cells sized to fit ~1100 px)."""
+    lo, hi = domain
+    scale = alt.Scale(scheme="viridis", domain=[lo, hi])
+    tooltip = [alt.Tooltip(f"{y}:N"), alt.Tooltip(f"{x}:N"), alt.Tooltip("score:Q", format=".3f"),
+               alt.Tooltip("baseline:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
+               *(alt.Tooltip(t) for t in extra_tooltip)]
+    cell = max(12, min(44, 900 // max(1, len(x_order))))
+    chart = _heatmap(alt.Data(name=dataset), f"{x}:N", f"{y}:N", "score:Q", x_order, y_order, scale, title,
+                     tooltip, labels, f"datum.score < {lo + 0.5 * (hi - lo):.6g}", legend_title=measure)
+    return chart.properties(width=cell * len(x_order), height=cell * len(y_order))
+
+
+def group_bars(by: str, groups: Sequence[str], measure: str) -> alt.LayerChart:
+    """Mean score per group (resource level or script) of `fnd_text_groups` (dots); ticks: baseline, null."""
+    base = alt.Chart(alt.Data(name="fnd_text_groups")).transform_filter(alt.datum.by == by)
+    x = alt.X("group:N", sort=list(groups), title=by, axis=alt.Axis(labelAngle=0 if len(groups) <= 6 else -45))
+    tooltip = [alt.Tooltip("group:N", title=by), alt.Tooltip("score:Q", format=".3f"),
+               alt.Tooltip("baseline:Q", format=".3f"), alt.Tooltip("null:Q", format=".3f"),
+               alt.Tooltip("languages:Q"), alt.Tooltip("langs:N", title="language codes")]
+    # dots on an axis fitted to the values: the groups differ in the second decimal, which bars
+    # from zero would flatten
+    bars = base.mark_circle(color="#1f77b4", size=90, opacity=1).encode(
+        x=x, y=alt.Y("score:Q", title=f"mean {measure}", scale=alt.Scale(zero=False)), tooltip=tooltip)
+    ticks = (base.transform_fold(["baseline", "null"], as_=["series", "value"])
+             .transform_calculate(series="datum.series == 'baseline' ? 'random baseline' : 'shuffled null'")
+             .transform_filter("isValid(datum.value)")
+             .mark_tick(thickness=3, size=18)
+             .encode(x=x, y="value:Q", tooltip=tooltip + [alt.Tooltip("series:N")],
+                     color=alt.Color("series:N", title="reference",
+                                     scale=alt.Scale(domain=list(TICK_COLOURS), range=list(TICK_COLOURS.values())))))
+    return alt.layer(bars, ticks).properties(width=max(160, 34 * len(groups)), height=240, title=f"by {by}")

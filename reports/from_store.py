@@ -108,15 +108,18 @@ def build_report(store: Store, model: str, out: str | Path, *, measure: str = "s
 
 def build_comparison_report(store: Store, models: list[str], out: str | Path, *,
                             comparison: dict[str, pl.DataFrame], measure: str = "svcca",
-                            frames: dict[str, dict[str, pl.DataFrame | None]] | None = None) -> Path:
+                            frames: dict[str, dict[str, pl.DataFrame | None]] | None = None,
+                            findings: dict[str, pl.DataFrame | None] | None = None) -> Path:
     """Write one HTML page comparing `models` side by side, then each model's own sections.
 
     `comparison` is `actstore.analyses.comparison.comparison_frames(...)`; `frames` maps each model
-    to its `report_frames` (as for `build_report`).
+    to its `report_frames` (as for `build_report`); `findings`
+    (`actstore.analyses.findings.findings_frames`), where it holds a real model, opens the page.
     """
     from actstore.reports.comparison import ComparisonInputs, render_comparison
 
     check_out_path(out)
     frames = frames or {}
     inputs = [report_inputs(store, m, measure=measure, frames=frames.get(m)) for m in models]
-    return render_comparison(ComparisonInputs(frames=comparison, models=inputs, measure=measure), out)
+    return render_comparison(ComparisonInputs(frames=comparison, models=inputs, measure=measure,
+                                              findings=findings), out)

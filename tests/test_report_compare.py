@@ -148,3 +148,30 @@ def test_multi_model_report_draws_in_chromium(report, tmp_path):
             assert f"{model}: Provenance" in titles
     finally:
         browser.close()
+
+
+def test_findings_put_real_models_first_and_mirror_the_text_matrix(store_dir, report):
+    """MiniLM (real) opens the page; the random-init pair is compared after it; the heatmap's matrix
+    holds both triangles of the final depth's stored pairs, equal to the stored scores."""
+    from actstore.analyses.findings import findings_frames, real_first
+    from actstore.analyses.report_data import multi_model_frames
+
+    _, db = store_dir
+    store = Store.open(db)
+    assert real_first(store, [SONAR, MINILM, SALMONN]) == [MINILM, SONAR, SALMONN]
+    frames = {m: report_frames(store, m) for m in (SONAR, MINILM, SALMONN)}
+    ordered, comparison, findings = multi_model_frames(store, [SONAR, MINILM, SALMONN], frames)
+    assert ordered == [MINILM, SONAR, SALMONN]
+    assert comparison["models"]["model"].to_list() == [SONAR, SALMONN]  # the pipeline check
+    assert findings["provenance"]["model"].to_list() == [MINILM]
+    assert findings["speech_layers"] is None and findings["cross_model"] is None
+    matrix = findings["text_matrix"]
+    assert matrix["depth"].unique().to_list() == ["L6"] and matrix.height == 3 * 2  # 3 languages, no diagonal
+    grid = load_grid(store, MINILM, measure="svcca").filter((pl.col("depth") == "L6") & (pl.col("kind") == "text-text"))
+    for row in grid.filter(pl.col("lang_a") != pl.col("lang_b")).iter_rows(named=True):
+        both = matrix.filter(pl.col("lang_a").is_in([row["lang_a"], row["lang_b"]])
+                             & pl.col("lang_b").is_in([row["lang_a"], row["lang_b"]]))
+        assert both["score"].to_list() == pytest.approx([row["score"]] * 2, abs=1e-12)
+    groups = findings["text_groups"]
+    assert set(groups["by"]) == {"resource level", "script"} and groups["languages"].sum() == 2 * 3
+    assert findings["retrieval"]["p_at_1"].is_between(0, 1).all()

@@ -12,7 +12,9 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import contextlib
+import json
 import re
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -106,6 +108,9 @@ class HFAdapter(Adapter):
         extra = {"model_type": self.config.model_type, "dtype": self.dtype_name,
                  "device": str(self.device), "pooling": "masked mean, float32"}
         extra["source"] = self.source.source
+        record = Path(str(self.path)) / "actstore-provenance.json"  # a converted real model's packages, sha256
+        if record.is_file():
+            extra["weights_provenance"] = json.loads(record.read_text())
         return ModelInfo(model_id=self.model_id, name=self.model_name, adapter=self.adapter_label,
                          revision=self.revision,
                          random_init=bool(getattr(self.config, "actstore_random_init", False)),
