@@ -73,3 +73,26 @@ def test_bad_requests_leave_the_store_unchanged(db, tiny_whisper_dir, manifest, 
 def test_an_encoder_only_family_is_refused(db, tiny_bert_dir, manifest):
     out = _intervene(db, tiny_bert_dir, manifest, "--site", "text.L1.ffn", "--units", "1", code=1)
     assert "Whisper models only" in out
+
+
+def test_top_k_reads_the_stored_ranking_and_zero_needs_no_reference(tmp_path, tiny_whisper_dir, manifest):
+    import polars as pl
+
+    from actstore.schema import NEURON_SITES_TOP_TABLE
+
+    path = str(tmp_path / "db")
+    store = Store.open(path, create=True)
+    ranked = pl.DataFrame({"model": "tiny_whisper", "depth": "decoder.L1.self_attn.v", "langs": "eng",
+                           "corpus": "c", "target_kind": "lang", "target": "eng", "within": "all",
+                           "direction": "up", "rank": [3, 1, 2, 4], "neuron": [30, 10, 20, 40]})
+    store.write_results(NEURON_SITES_TOP_TABLE, ranked, key=("model", "depth", "target", "rank"))
+    back = Store.open(path)  # reopened: what the CLI wrote
+    _intervene(path, tiny_whisper_dir, manifest, "--name", "tiny_whisper", "--site", "decoder.L1.self_attn.v",
+               "--top", "2", "--target", "eng", "--value", "zero", "--seeds", "5")
+    rows = back.read_results(INTERVENTIONS_TABLE).sort("seed")
+    assert rows["neuron_set"].to_list() == ["top:eng", "random"]
+    assert rows["units"][0] == "10,20" and rows["k"].to_list() == [2, 2]
+    assert rows["delta_per_token"][0] != 0.0
+    out = _intervene(path, tiny_whisper_dir, manifest, "--name", "tiny_whisper", "--site",
+                     "decoder.L1.self_attn.v", "--top", "5", "--value", "zero", code=1)
+    assert "Only 4 top neurons are stored" in out
