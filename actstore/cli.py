@@ -1051,6 +1051,7 @@ def intervene(db, storage_options, model, name, site, units, top, target, value,
     from actstore.ingest.intervention_run import held_out_items, run_intervention, save
 
     store = _open(db, storage_options)
+    _require_writable(store)
     items, corpus = held_out_items(source, data_dir, _csv(langs), split, limit)
     adapter = load_adapter(model, name=name)
     frame = run_intervention(store, adapter, items, corpus, site=site, units=units, top=top, target=target,
