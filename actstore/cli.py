@@ -1019,5 +1019,51 @@ def convert_model(src, dest, tokenizer, real):
     click.echo(str(convert(src, dest, tokenizer=tokenizer, real=real)))
 
 
+@main.command()
+@db_option
+@click.option("--model", required=True, help="A Whisper model directory (its decoder is used).")
+@click.option("--name", default=None, help="Stored model name (default: the directory name); reference values "
+              "and top neurons are read for it.")
+@click.option("--site", required=True, help="A neuron site, e.g. decoder.L2.ffn (fc2's input) or decoder.L1.self_attn.v.")
+@click.option("--units", default=None, help="Explicit units, comma-separated (e.g. 3,17,42).")
+@click.option("--top", type=int, default=None, help="Use the top K units of the stored neuron_sites_top table.")
+@click.option("--target", default=None, help="With --top: the target (language/class) of the stored ranking.")
+@click.option("--value", type=click.Choice(["median", "mean", "zero"]), default="median", show_default=True,
+              help="Held value: the unit's median/mean over every stored row of the site, or zero.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the random controls (same size, same site).")
+@click.option("--source", type=click.Choice(["flores", "fleurs", "manifest"]), default="manifest", show_default=True)
+@click.option("--data-dir", default=None, help="FLEURS/FLORES directory, or the manifest file.")
+@click.option("--split", default="devtest", show_default=True)
+@click.option("--langs", required=True, help="Languages of the held-out speech, comma-separated.")
+@click.option("--limit", type=int, default=None, help="At most this many sentences per language.")
+@friendly_errors
+def intervene(db, storage_options, model, name, site, units, top, target, value, seeds, source, data_dir,
+              split, langs, limit):
+    """Hold a neuron set at a value while Whisper decodes held-out speech teacher-forced, beside
+    random controls of the same size; store the change of the target log-likelihood per token.
+
+    \b
+    Example:
+        actstore intervene --model whisper-base --site decoder.L2.ffn --top 20 --target fra \\
+            --source fleurs --data-dir ~/fleurs --langs fra --limit 50
+    """
+    from actstore.ingest.adapters import load_adapter
+    from actstore.ingest.intervention_run import held_out_items, run_intervention, save
+
+    store = _open(db, storage_options)
+    _require_writable(store)
+    items, corpus = held_out_items(source, data_dir, _csv(langs), split, limit)
+    adapter = load_adapter(model, name=name)
+    frame = run_intervention(store, adapter, items, corpus, site=site, units=units, top=top, target=target,
+                             value=value, seeds=[int(s) for s in _csv(seeds)])
+    save(store, frame)
+    _note_random_init(bool(frame["random_init"][0]), adapter.model_name)
+    for row in frame.iter_rows(named=True):
+        click.echo(f"{row['neuron_set']} seed {row['seed']} {row['lang']}: log-likelihood per token "
+                   f"{row['loglik_per_token']:.4f} -> {row['clamped_loglik_per_token']:.4f} "
+                   f"(change {row['delta_per_token']:+.4f}, {row['n_tokens']} tokens)")
+    click.echo(f"{frame.height} rows saved to table 'interventions'.", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

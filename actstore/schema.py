@@ -61,6 +61,8 @@ NEURON_SITES_OVERLAP_TABLE = "neuron_sites_overlap"
 SITE_CONCENTRATION_TABLE = "site_concentration"
 #: cross-validated linear probe of the source language per point (issue 16, item 6)
 LANGUAGE_PROBE_TABLE = "language_probe"
+#: teacher-forced target log-likelihood with a neuron set held at a value (issue 16, item 4)
+INTERVENTIONS_TABLE = "interventions"
 #: one row per retrieval query: which sentence it retrieved first, the true one's rank
 RETRIEVAL_ITEMS_TABLE = "retrieval_items"
 #: the tables a report draws (retrieval_items is read with SQL)

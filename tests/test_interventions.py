@@ -1,0 +1,112 @@
+"""Interventions on the tiny random-init Whisper: identity clamps change nothing (bitwise), a
+fully clamped FFN site equals a hand-built model (known answer), a padded batch equals each item
+alone, and bad requests are refused in one sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from _models import speech_items
+from actstore.errors import ActstoreError
+from actstore.ingest.adapters import load_adapter
+from actstore.ingest.interventions import (Clamp, capture, check_site, clamped, random_units,
+                                           reference_values, target_loglik, whisper_sites)
+from actstore.store import Store
+
+TARGETS = ["the cat sleeps", "rain falls on the hills today", "we read"]
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_whisper_dir):
+    return load_adapter(str(tiny_whisper_dir))
+
+
+def _items():
+    items = speech_items([8000, 12000, 14000])
+    for it, t in zip(items, TARGETS):
+        object.__setattr__(it, "target", t)
+    return items
+
+
+def test_clamping_to_current_values_changes_nothing_bitwise(adapter):
+    items = _items()
+    base = target_loglik(adapter, items)
+    sites = whisper_sites(adapter)
+    for name in ("decoder.L1.ffn", "decoder.L1.self_attn.v", "speech.L1.ffn"):
+        units = (0, 3, 17)
+        now = capture(sites, name, lambda: target_loglik(adapter, items))
+        same = target_loglik(adapter, items, [Clamp(name, units, now[..., list(units)])])
+        assert np.array_equal(same[0], base[0]) and np.array_equal(same[1], base[1])
+    moved = target_loglik(adapter, items, [Clamp("decoder.L1.ffn", (0, 3, 17), torch.full((3,), 5.0))])
+    assert not np.allclose(moved[0], base[0])  # the hooks do act
+
+
+def test_constant_ffn_site_equals_a_hand_built_model(adapter):
+    """fc1 = 0 weights, bias b makes fc2's input GELU(b) at every position: clamping every unit
+    of decoder.L1.ffn to GELU(b) must give that model's numbers."""
+    items = _items()
+    dec = adapter._load_decoder()
+    layer = dec.layers[0]
+    width = layer.fc2.in_features
+    b = torch.linspace(-2, 2, width)
+    consts = torch.nn.functional.gelu(b)
+    clamped_ll = target_loglik(adapter, items, [Clamp("decoder.L1.ffn", tuple(range(width)), consts)])
+    saved = (layer.fc1.weight.detach().clone(), layer.fc1.bias.detach().clone())
+    try:
+        with torch.no_grad():
+            layer.fc1.weight.zero_()
+            layer.fc1.bias.copy_(b)
+        hand = target_loglik(adapter, items)
+    finally:
+        with torch.no_grad():
+            layer.fc1.weight.copy_(saved[0])
+            layer.fc1.bias.copy_(saved[1])
+    np.testing.assert_allclose(clamped_ll[0], hand[0], atol=1e-5, rtol=0)
+    assert not np.allclose(hand[0], target_loglik(adapter, items)[0])
+
+
+@pytest.mark.parametrize("clamps", [[], [Clamp("decoder.L1.ffn", (1, 2, 40), torch.tensor([0.5, -1.0, 2.0]))]])
+def test_padded_batch_equals_each_item_alone(adapter, clamps):
+    items = _items()
+    batch = target_loglik(adapter, items, clamps)
+    for i, it in enumerate(items):
+        alone = target_loglik(adapter, [it], clamps)
+        np.testing.assert_allclose(batch[0][i], alone[0][0], atol=1e-5, rtol=0)
+        assert batch[1][i] == alone[1][0]
+    assert len(set(batch[1].tolist())) == 3  # the targets do differ in length
+
+
+def test_bad_requests_are_refused_in_one_sentence(adapter, tmp_path):
+    with pytest.raises(ActstoreError, match="Unknown site 'decoder.L9.ffn'"):
+        check_site(whisper_sites(adapter), "decoder.L9.ffn")
+    with pytest.raises(ActstoreError, match="outside site"):
+        random_units(64, 65, 0, "decoder.L1.ffn")
+    store = _store_with_site(tmp_path, "decoder.L1.self_attn.q")
+    with pytest.raises(ActstoreError, match="not stored for model .m."):
+        reference_values(store, "m", "decoder.L1.ffn", (1, 2), "median")
+    with pytest.raises(ActstoreError, match="Unknown site"):
+        with clamped(whisper_sites(adapter), [Clamp("decoder.L1.nope", (0,), torch.zeros(1))]):
+            pass
+
+
+def _store_with_site(tmp_path, site: str, width: int = 32) -> Store:
+    """A store of model `m` holding 3 rows of one site."""
+    from _store_data import activation_rows
+
+    store = Store.open(tmp_path / "db")
+    vectors = np.arange(3 * width, dtype=np.float32).reshape(3, width)
+    store.register_points("m", [{"point": site, "modality": "speech", "layer": 1, "width": width,
+                                 "vector_dtype": "float32"}])
+    store.write_activations("m", width, activation_rows("m", site, "speech", "eng", [1, 2, 3], vectors),
+                            vector_dtype="float32", replace=False)
+    return store
+
+
+def test_reference_values_are_the_median_and_mean_of_stored_rows(tmp_path):
+    store = _store_with_site(tmp_path, "decoder.L1.ffn", width=8)
+    x = np.arange(24, dtype=np.float64).reshape(3, 8)
+    np.testing.assert_allclose(reference_values(store, "m", "decoder.L1.ffn", (0, 5), "median"), x[1, [0, 5]])
+    np.testing.assert_allclose(reference_values(store, "m", "decoder.L1.ffn", (2,), "mean"), x[:, 2].mean())
+    assert reference_values(store, "m", "decoder.L1.ffn", (2,), "zero").tolist() == [0.0]
