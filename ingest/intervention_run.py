@@ -17,6 +17,8 @@ import torch
 
 from actstore.errors import ActstoreError
 from actstore.ingest import interventions as iv
+from actstore.ingest.adapters.common.clamps import Clamp, check_site, site_width
+from actstore.ingest.adapters.whisper.intervene import target_loglik, whisper_sites
 from actstore.ingest.items import Item
 from actstore.schema import INTERVENTIONS_TABLE
 
@@ -63,8 +65,8 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
         raise ActstoreError(f"Interventions support Whisper models only, not the {type(adapter).family} "
                             "family; pass a Whisper model directory.")
     iv.known_site(site)
-    sites = iv.whisper_sites(adapter)
-    width = iv.site_width(iv.check_site(sites, site))
+    sites = whisper_sites(adapter)
+    width = site_width(check_site(sites, site))
     model = adapter.model_name
     sets = neuron_sets(store, model, site, width, units=units, top=top, target=target, seeds=seeds)
     values = [iv.reference_values(store, model, site, u, value) for _, _, u in sets]
@@ -72,7 +74,7 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
     langs = np.array([it.lang for it in items])
     rows, random_init = [], bool(adapter.info.random_init)
     for (name, seed, u), vals in zip(sets, values):
-        clamp = iv.Clamp(site, u, torch.from_numpy(vals))
+        clamp = Clamp(site, u, torch.from_numpy(vals))
         ll = _loglik(adapter, items, [clamp], batch_size)
         for lang in dict.fromkeys(langs.tolist()):
             m = langs == lang
@@ -88,7 +90,7 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
 
 
 def _loglik(adapter, items, clamps, batch_size) -> tuple[np.ndarray, np.ndarray]:
-    parts = [iv.target_loglik(adapter, items[i:i + batch_size], clamps) for i in range(0, len(items), batch_size)]
+    parts = [target_loglik(adapter, items[i:i + batch_size], clamps) for i in range(0, len(items), batch_size)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

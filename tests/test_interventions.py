@@ -11,8 +11,9 @@ import torch
 from _models import speech_items
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.interventions import (Clamp, capture, check_site, clamped, random_units,
-                                           reference_values, target_loglik, whisper_sites)
+from actstore.ingest.adapters.whisper.intervene import target_loglik, whisper_sites
+from actstore.ingest.adapters.common.clamps import Clamp, capture, check_site, clamped
+from actstore.ingest.interventions import random_units, reference_values
 from actstore.store import Store
 
 TARGETS = ["the cat sleeps", "rain falls on the hills today", "we read"]
