@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from actstore.errors import ActstoreError, DataSourceError
+from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.base import Adapter, ModelInfo, Pooled
 from actstore.ingest.items import Item
 from actstore.ingest.model_paths import ModelSource
@@ -65,6 +65,18 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def load_submodule(cls, path, key_mapping: dict[str, str], dtype, device, what: str):
+    """One part of a full checkpoint (e.g. its text decoder) as `cls`, keys renamed by `key_mapping`;
+    refused in one sentence when the checkpoint lacks that part's weights."""
+    with quiet_transformers():
+        part, info = cls.from_pretrained(path, key_mapping=key_mapping, dtype=dtype, local_files_only=True,
+                                         output_loading_info=True)
+    if info["missing_keys"]:
+        raise UnknownModelError(f"Checkpoint {path} lacks {what} weights (e.g. {sorted(info['missing_keys'])[:3]}); "
+                                f"decoder points need the full model.")
+    return part.to(device).eval()
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

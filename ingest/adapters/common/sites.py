@@ -111,3 +111,22 @@ def expand_kinds(kinds: Sequence[str], available: Sequence[str],
         if any(kind_matches(k, parsed[2]) for k in kinds):
             out.append(name)
     return out
+
+
+def capture_decoder(dec, sites: Sequence[dict[str, Site]], points: Sequence[str], ids, target_mask,
+                    source_mask, **forward_kwargs) -> dict[str, tuple]:
+    """Run a decoder teacher-forced over `ids` and capture the requested `decoder.*` points.
+
+    Hidden states (`decoder.embed`, `decoder.L{i}`, the last after the final norm) and sites are
+    pooled over the target (`target_mask`), except sites that read the encoder output
+    (cross-attention k/v), which are pooled over the source (`source_mask`). `forward_kwargs`
+    carry the family's encoder inputs (`encoder_hidden_states`, ...).
+    """
+    hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
+              if p in points]
+    with Capture() as cap:
+        cap.layer_stack("decoder", hidden, dec.layers, dec.layer_norm, stop=False)
+        where = hook_sites(cap, "decoder", sites, points)
+        tensors = cap.run(lambda: dec(input_ids=ids, attention_mask=target_mask.long(), use_cache=False,
+                                      **forward_kwargs))
+    return {p: (tensors[p], source_mask if where.get(p) == "source" else target_mask) for p in points}

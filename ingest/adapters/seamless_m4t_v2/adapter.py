@@ -54,7 +54,7 @@ from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES
-from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
+from actstore.ingest.adapters.common.sites import SITE_KINDS, capture_decoder, hook_sites
 from actstore.ingest.adapters.seamless_m4t_v2 import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 from actstore.ingest.adapters.common.study import STUDY_LAYERS
@@ -149,15 +149,8 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         dec = self.decoder
         ids, tmask = decoding.target_ids(self.tokenizer, items, self.config.decoder_start_token_id,
                                          self._lang_code, self.device)
-        hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
-                  if p in points]
-        with Capture() as cap:
-            cap.layer_stack("decoder", hidden, dec.layers, dec.layer_norm, stop=False)
-            where = hook_sites(cap, "decoder", decoding.decoder_sites(dec), points)
-            tensors = cap.run(lambda: dec(input_ids=ids, attention_mask=tmask.long(),
-                                          encoder_hidden_states=enc_out,
-                                          encoder_attention_mask=src_mask.long(), use_cache=False))
-        return {p: (tensors[p], src_mask if where.get(p) == "source" else tmask) for p in points}
+        return capture_decoder(dec, decoding.decoder_sites(dec), points, ids, tmask, src_mask,
+                               encoder_hidden_states=enc_out, encoder_attention_mask=src_mask.long())
 
     def cost_model(self, modality: str):
         """No window: 50 frames a second (fbanks at 100/s stacked in pairs) and relative-position

@@ -23,8 +23,8 @@ from typing import Sequence
 
 import torch
 
-from actstore.errors import ActstoreError, UnknownModelError
-from actstore.ingest.adapters.common.hf import quiet_transformers
+from actstore.errors import ActstoreError
+from actstore.ingest.adapters.common.hf import load_submodule
 from actstore.ingest.adapters.common.sites import Site, attn_sites, ffn_site
 from actstore.ingest.items import Item
 
@@ -74,15 +74,8 @@ def load_decoder(path: str, dtype, device):
     """The text decoder alone (`text_decoder.*`, embeddings from `shared.*`)."""
     from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import SeamlessM4Tv2Decoder
 
-    with quiet_transformers():
-        dec, info = SeamlessM4Tv2Decoder.from_pretrained(
-            path, key_mapping={r"^text_decoder\.": "", r"^shared\.": "embed_tokens."}, dtype=dtype,
-            local_files_only=True, output_loading_info=True)
-    if info["missing_keys"]:
-        raise UnknownModelError(f"Checkpoint {path} lacks text decoder weights (e.g. "
-                                f"{sorted(info['missing_keys'])[:3]}); decoder points need a full "
-                                "SeamlessM4T v2 model.")
-    return dec.to(device).eval()
+    return load_submodule(SeamlessM4Tv2Decoder, path, {r"^text_decoder\.": "", r"^shared\.": "embed_tokens."},
+                          dtype, device, "SeamlessM4T v2 text decoder")
 
 
 def target_ids(tokenizer, items: Sequence[Item], start_id: int, lang_code, device

@@ -38,7 +38,7 @@ import torch
 from actstore.errors import UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
-from actstore.ingest.adapters.common.sites import SITE_KINDS, hook_sites
+from actstore.ingest.adapters.common.sites import SITE_KINDS, capture_decoder, hook_sites
 from actstore.ingest.adapters.whisper import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
 
@@ -146,11 +146,5 @@ class WhisperAdapter(HFAdapter):
         dec = self._load_decoder()
         ids, tmask = decoding.target_ids(self.tokenizer, items, self.device,
                                           self.config.max_target_positions)
-        hidden = [p for p in ["decoder.embed"] + [f"decoder.L{i}" for i in range(1, len(dec.layers) + 1)]
-                  if p in points]
-        with Capture() as cap:
-            cap.layer_stack("decoder", hidden, dec.layers, dec.layer_norm, stop=False)
-            where = hook_sites(cap, "decoder", decoding.decoder_sites(dec), points)
-            tensors = cap.run(lambda: dec(input_ids=ids, attention_mask=tmask.long(),
-                                          encoder_hidden_states=enc_out, use_cache=False))
-        return {p: (tensors[p], src_mask if where.get(p) == "source" else tmask) for p in points}
+        return capture_decoder(dec, decoding.decoder_sites(dec), points, ids, tmask, src_mask,
+                               encoder_hidden_states=enc_out)

@@ -21,8 +21,8 @@ from typing import Sequence
 
 import torch
 
-from actstore.errors import ActstoreError, UnknownModelError
-from actstore.ingest.adapters.common.hf import quiet_transformers
+from actstore.errors import ActstoreError
+from actstore.ingest.adapters.common.hf import load_submodule
 from actstore.ingest.adapters.common.sites import Site, attn_sites, ffn_site, site_names
 from actstore.ingest.items import Item
 
@@ -59,15 +59,8 @@ def load_decoder(path: str, dtype, device):
     """The decoder alone, from the full checkpoint (`model.decoder.*`)."""
     from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
-    with quiet_transformers():
-        dec, info = WhisperDecoder.from_pretrained(
-            path, key_mapping={r"^model\.decoder\.": "", r"^decoder\.": ""}, dtype=dtype,
-            local_files_only=True, output_loading_info=True)
-    if info["missing_keys"]:
-        raise UnknownModelError(f"Checkpoint {path} lacks Whisper decoder weights (e.g. "
-                                f"{sorted(info['missing_keys'])[:3]}); decoder points need a full "
-                                "Whisper model.")
-    return dec.to(device).eval()
+    return load_submodule(WhisperDecoder, path, {r"^model\.decoder\.": "", r"^decoder\.": ""}, dtype, device,
+                          "Whisper decoder")
 
 
 def language_token(tokenizer, lang: str) -> int:
