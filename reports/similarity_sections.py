@@ -58,6 +58,16 @@ def _chosen_measure(ctx: Context, frame: pl.DataFrame) -> tuple[str, list[str]]:
     return measures[0], [f"Measure {wanted!r} was not computed; showing {measures[0]!r}."]
 
 
+def _measure_with_notes(ctx: Context, rows: pl.DataFrame, section: Section) -> str:
+    """The measure a section draws, after adding its notes (measure fallback, forced correlations)."""
+    measure, notes = _chosen_measure(ctx, rows)
+    section.parts.extend(note_html(n) for n in notes)
+    forced = _forced_note(rows, measure)
+    if forced:
+        section.parts.append(note_html(forced))
+    return measure
+
+
 def cross_modal_section(ctx: Context) -> Section:
     """Section 2: speech vs text of the same sentences per depth, overall/per resource level/per language."""
     section = Section("cross-modal", "Cross-modal similarity per depth")
@@ -66,11 +76,7 @@ def cross_modal_section(ctx: Context) -> Section:
     if rows is None or rows.height == 0:
         section.parts.append(missing(ctx, "cross-modal similarity results", "cross-modal"))
         return section
-    measure, notes = _chosen_measure(ctx, rows)
-    section.parts.extend(note_html(n) for n in notes)
-    forced = _forced_note(rows, measure)
-    if forced:
-        section.parts.append(note_html(forced))
+    measure = _measure_with_notes(ctx, rows, section)
     depths = depth_order(rows)
     summary = ctx.add("cm_summary", cross_modal_series(rows))
     n_langs = rows["lang_a"].n_unique()
@@ -119,11 +125,7 @@ def cross_lingual_section(ctx: Context) -> Section:
         else:
             section.parts.append(missing(ctx, "cross-lingual similarity results", "cross-lingual"))
         return section
-    measure, notes = _chosen_measure(ctx, rows)
-    section.parts.extend(note_html(n) for n in notes)
-    forced = _forced_note(rows, measure)
-    if forced:
-        section.parts.append(note_html(forced))
+    measure = _measure_with_notes(ctx, rows, section)
     grid = cross_lingual_rows(rows, measure, ctx.langs)
     means = ctx.add("xl_means", cross_lingual_means(grid))
     grid, dropped = limit_depths(grid, ctx.limits.grid_rows)
