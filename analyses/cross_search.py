@@ -73,14 +73,21 @@ class Target:
     point: str
 
 
-def read_query(store: Store, model: str, point: str, sample_id: str) -> Query:
-    """The query sample at `point` (a point or a depth, resolved as `nearest_in_table` does)."""
+def _stored_point(store: Store, model: str, point: str, sample_id: str | None) -> tuple[pl.DataFrame, str]:
+    """(the model's points, `point` resolved from a depth) after refusing duplicate keys and
+    points the model does not store."""
     pts = store.require_model(model)
     require_unique_keys(store, model)
     point = resolve_point(store, model, pts, point, sample_id)
     if point not in pts["point"].to_list():
         raise AnalysisInputError(f"Point {point!r} is not stored for model {model!r}; stored: "
                                  f"{', '.join(pts['point'].to_list())}.")
+    return pts, point
+
+
+def read_query(store: Store, model: str, point: str, sample_id: str) -> Query:
+    """The query sample at `point` (a point or a depth, resolved as `nearest_in_table` does)."""
+    pts, point = _stored_point(store, model, point, sample_id)
     found = store.read(model, points=point, where=f"sample_id = {sql_quote(sample_id)}",
                        columns=["lang", "modality", "sentence_id", "corpus"])
     if len(found) == 0:
@@ -222,12 +229,7 @@ def query_ranks(store: Store, model: str, point: str, lang: str, *, target_lang:
     """
     from actstore.analyses.retrieval import retrieval_scores
 
-    pts = store.require_model(model)
-    require_unique_keys(store, model)
-    point = resolve_point(store, model, pts, point, None)
-    if point not in pts["point"].to_list():
-        raise AnalysisInputError(f"Point {point!r} is not stored for model {model!r}; stored: "
-                                 f"{', '.join(pts['point'].to_list())}.")
+    pts, point = _stored_point(store, model, point, None)
     modality = pts.filter(pl.col("point") == point)["modality"][0]
     target = resolve_target(store, model, point, model=target_model, point=target_point, modality=target_modality)
     t_modality = store.points(target.model).filter(pl.col("point") == target.point)["modality"][0]
