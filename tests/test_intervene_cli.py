@@ -155,3 +155,15 @@ def test_rows_written_by_the_old_code_still_read(tmp_path, tiny_whisper_dir, man
     assert first["delta_per_token"].to_list() == [-0.5]
     assert first["ci_low"].is_null().all() and first["boot"].is_null().all() and first["lang_prob"].is_null().all()
     assert rows.filter(pl.col("corpus") != "c")["ci_low"].is_not_null().all()
+
+
+def test_held_out_items_give_each_conditioning_its_sentences_and_targets(manifest):
+    from actstore.errors import ActstoreError
+    from actstore.ingest.intervention_run import held_out_items
+
+    items, corpus = held_out_items("manifest", str(manifest), ["eng"], "devtest", 2, ("speech", "text"))
+    assert [(it.modality, it.sentence_id) for it in items] == [("speech", 1), ("speech", 2), ("text", 1), ("text", 2)]
+    assert [it.target for it in items] == TEXTS[:2] * 2 and {it.target_lang for it in items} == {"eng"}
+    assert items[0].audio is not None and items[2].text == TEXTS[0] and corpus.startswith("manifest:m")
+    with pytest.raises(ActstoreError, match="has no fra sentences to decode as targets"):
+        held_out_items("manifest", str(manifest), ["eng"], "devtest", 2, ("speech",), target_lang="fra")
