@@ -26,7 +26,7 @@ from actstore.errors import AnalysisInputError
 from actstore.store import Store
 from actstore.analyses.aligned import choose_corpus
 
-SITE_RE = re.compile(r"^(speech|text|decoder)\.L(\d+)\.(ffn|self_attn\.[qkv]|cross_attn\.[qkv])$")
+SITE_RE = re.compile(r"^(speech|text|decoder)\.(?:llm\.)?L(\d+)\.(ffn|self_attn\.[qkv]|cross_attn\.[qkv])$")
 #: the columns an analysis of a site reads besides the vector (catalogue facts on every row)
 SITE_COLUMNS = ["lang", "modality", "sentence_id", "sample_id", "corpus", "script",
                 "resource_level", "family"]
