@@ -1,6 +1,7 @@
 """`actstore intervene`: one neuron set (explicit, or the stored top-k) and its random controls
-(same size, same site, several seeds), each held at a value while Whisper decodes held-out
-sentences teacher-forced; one row per (neuron set, seed, language) in the `interventions` table.
+(same size, same site, several seeds), each held at a value while the model decodes held-out
+sentences teacher-forced (through the `Adapter` intervention protocol only); one row per
+(neuron set, seed, language) in the `interventions` table.
 
 Every check (site, units, k, reference rows, sentences) runs before the model decodes anything
 and before any write, so a refused request leaves the store unchanged.
@@ -18,7 +19,6 @@ import torch
 from actstore.errors import ActstoreError
 from actstore.ingest import interventions as iv
 from actstore.ingest.adapters.common.clamps import Clamp, check_site, site_width
-from actstore.ingest.adapters.whisper.intervene import target_loglik, whisper_sites
 from actstore.ingest.items import Item
 from actstore.schema import INTERVENTIONS_TABLE
 
@@ -61,11 +61,9 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
                      batch_size: int = 8) -> pl.DataFrame:
     """The rows (not yet written): per set, seed and language the target log-likelihood per token
     without and with the clamp, and their difference."""
-    if type(adapter).family != "whisper":
-        raise ActstoreError(f"Interventions support Whisper models only, not the {type(adapter).family} "
-                            "family; pass a Whisper model directory.")
     iv.known_site(site)
-    sites = whisper_sites(adapter)
+    adapter.check_conditioning("speech")
+    sites = adapter.intervention_sites()
     width = site_width(check_site(sites, site))
     model = adapter.model_name
     sets = neuron_sets(store, model, site, width, units=units, top=top, target=target, seeds=seeds)
@@ -90,7 +88,7 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
 
 
 def _loglik(adapter, items, clamps, batch_size) -> tuple[np.ndarray, np.ndarray]:
-    parts = [target_loglik(adapter, items[i:i + batch_size], clamps) for i in range(0, len(items), batch_size)]
+    parts = [adapter.target_loglik(items[i:i + batch_size], clamps) for i in range(0, len(items), batch_size)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -23,7 +23,10 @@ from actstore.ingest.model_paths import ModelSource
 
 REPO = Path(__file__).resolve().parents[1]
 #: hooks that do not depend on a modality: a composite inherits or defines them itself
-MODALITY_INDEPENDENT = {"recognises", "locate", "known_models", "info", "adapter_label", "select_points", "encode_pairs"}
+MODALITY_INDEPENDENT = {"recognises", "locate", "known_models", "info", "adapter_label", "select_points", "encode_pairs",
+                        # the intervention protocol is model-wide (a decoder and its conditioning)
+                        "intervention_sites", "check_conditioning", "target_loglik", "generate",
+                        "first_step_language_probs"}
 #: what `Adapter.__init__` sets on every instance
 INSTANCE_ATTRIBUTES = {"source", "model_name", "dtype_name", "options"}
 

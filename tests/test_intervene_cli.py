@@ -72,7 +72,7 @@ def test_bad_requests_leave_the_store_unchanged(db, tiny_whisper_dir, manifest, 
 
 def test_an_encoder_only_family_is_refused(db, tiny_bert_dir, manifest):
     out = _intervene(db, tiny_bert_dir, manifest, "--site", "text.L1.ffn", "--units", "1", code=1)
-    assert "Whisper models only" in out
+    assert "cannot condition its decoder on speech; use a family that decodes" in out
 
 
 def test_top_k_reads_the_stored_ranking_and_zero_needs_no_reference(tmp_path, tiny_whisper_dir, manifest):

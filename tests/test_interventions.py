@@ -1,4 +1,4 @@
-"""Interventions on the tiny random-init Whisper: identity clamps change nothing (bitwise), a
+"""Interventions on the tiny random-init Whisper, through the `Adapter` protocol: identity clamps change nothing (bitwise), a
 fully clamped FFN site equals a hand-built model (known answer), a padded batch equals each item
 alone, and bad requests are refused in one sentence."""
 
@@ -11,7 +11,6 @@ import torch
 from _models import speech_items
 from actstore.errors import ActstoreError
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.adapters.whisper.intervene import target_loglik, whisper_sites
 from actstore.ingest.adapters.common.clamps import Clamp, capture, check_site, clamped
 from actstore.ingest.interventions import random_units, reference_values
 from actstore.store import Store
@@ -22,6 +21,14 @@ TARGETS = ["the cat sleeps", "rain falls on the hills today", "we read"]
 @pytest.fixture(scope="module")
 def adapter(tiny_whisper_dir):
     return load_adapter(str(tiny_whisper_dir))
+
+
+def target_loglik(adapter, items, clamps=()):
+    return adapter.target_loglik(items, clamps)
+
+
+def whisper_sites(adapter):
+    return adapter.intervention_sites()
 
 
 def _items():
@@ -111,3 +118,36 @@ def test_reference_values_are_the_median_and_mean_of_stored_rows(tmp_path):
     np.testing.assert_allclose(reference_values(store, "m", "decoder.L1.ffn", (0, 5), "median"), x[1, [0, 5]])
     np.testing.assert_allclose(reference_values(store, "m", "decoder.L1.ffn", (2,), "mean"), x[:, 2].mean())
     assert reference_values(store, "m", "decoder.L1.ffn", (2,), "zero").tolist() == [0.0]
+
+
+def test_first_step_language_probs_and_generate_follow_the_known_answers(adapter):
+    """Identity clamps change nothing (bitwise), a padded batch equals each item alone, and
+    greedy decoding is deterministic and bounded."""
+    items = _items()
+    base = adapter.first_step_language_probs(items)
+    assert base.shape == (3,) and ((base > 0) & (base <= 1)).all()
+    sites = adapter.intervention_sites()
+    now = capture(sites, "decoder.L1.ffn", lambda: adapter.first_step_language_probs(items))
+    same = adapter.first_step_language_probs(items, [Clamp("decoder.L1.ffn", (0, 3), now[..., [0, 3]])])
+    assert np.array_equal(same, base)
+    moved = [Clamp("speech.L1.ffn", (1, 2, 40), torch.tensor([3.0, -3.0, 6.0]))]
+    for clamps in ([], moved):
+        batch = adapter.first_step_language_probs(items, clamps)
+        alone = [adapter.first_step_language_probs([it], clamps)[0] for it in items]
+        np.testing.assert_allclose(batch, alone, atol=1e-5, rtol=0)
+        text = adapter.generate(items, clamps, max_new_tokens=6)
+        assert text == adapter.generate(items, clamps, max_new_tokens=6)
+        assert all(isinstance(t, str) and 0 < len(t) <= 6 for t in text)  # byte tokens: <= 1 char each
+        assert [adapter.generate([it], clamps, max_new_tokens=6)[0] for it in items] == text
+    assert not np.allclose(adapter.first_step_language_probs(items, moved), base)
+
+
+def test_the_protocol_refuses_what_a_family_cannot_do(adapter, tiny_bert_dir):
+    with pytest.raises(ActstoreError, match="cannot condition its decoder on text; use speech"):
+        adapter.target_loglik(_items(), conditioning="text")
+    bert = load_adapter(str(tiny_bert_dir))
+    with pytest.raises(ActstoreError, match="--generate needs a family that decodes; .* is encoder-only"):
+        bert.generate(_items())
+    with pytest.raises(ActstoreError, match="declares no intervention sites"):
+        bert.intervention_sites()
+    assert bert.first_step_language_probs(_items()) is None

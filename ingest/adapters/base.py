@@ -31,12 +31,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 
 from actstore.ingest.model_paths import ModelSource
 from actstore.ingest.items import Item
+
+if TYPE_CHECKING:  # torch stays unimported until a model loads
+    from actstore.ingest.adapters.common.clamps import Clamp
+    from actstore.ingest.adapters.common.sites import Site
+
+#: the default bound of `Adapter.generate` (greedy decoding), in new tokens
+MAX_NEW_TOKENS = 48
 
 
 @dataclass
@@ -102,6 +109,9 @@ class Adapter(ABC):
     #: the `--adapter-option` keys this family reads; any other key is refused when the adapter
     #: is built (an option silently ignored would change nothing and be recorded nowhere)
     option_keys: ClassVar[tuple[str, ...]] = ()
+    #: source modalities the decoder can be conditioned on in interventions (Whisper:
+    #: ("speech",); SeamlessM4T v2: ("speech", "text")); empty: no interventions
+    conditionings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def recognises(cls, source: ModelSource) -> bool:
@@ -251,3 +261,55 @@ class Adapter(ABC):
                     chosen.append(n)
         order = {p: i for i, p in enumerate(available + optional)}
         return sorted(chosen, key=order.__getitem__)
+
+    # --- Interventions (issue 16, item 4; `actstore.ingest.intervention_run` uses only these) ---
+    # `items` carry their `target` (the sentence the decoder is scored on); `conditioning` says
+    # which encoding of the item the decoder reads: "speech" (`item.audio`) or "text"
+    # (`item.text`). `clamps` (`common/clamps.py`) hold units of named sites at values during the
+    # whole forward. Each family's numbers must not depend on batch padding (1e-5), and clamping
+    # units to their own current values must change nothing (bitwise).
+
+    def intervention_sites(self) -> dict[str, "Site"]:
+        """Every neuron site of the loaded model by name (`stack.L<i>.<kind>`), with the module
+        a clamp hooks (loads whatever part holds them, e.g. a decoder)."""
+        from actstore.errors import ActstoreError
+
+        raise ActstoreError(f"The {self.adapter_label} family declares no intervention sites; use a "
+                            "family that does (e.g. Whisper) or implement Adapter.intervention_sites.")
+
+    def check_conditioning(self, conditioning: str) -> None:
+        """Refuse, in one sentence, a conditioning this family's decoder cannot read."""
+        from actstore.errors import ActstoreError
+
+        have = type(self).conditionings
+        if conditioning not in have:
+            fix = f"use {' or '.join(have)}" if have else "use a family that decodes (e.g. Whisper)"
+            raise ActstoreError(f"The {self.adapter_label} family cannot condition its decoder on "
+                                f"{conditioning}; {fix}.")
+
+    def target_loglik(self, items: Sequence[Item], clamps: Sequence["Clamp"] = (),
+                      conditioning: str = "speech") -> tuple[np.ndarray, np.ndarray]:
+        """Per item: the summed teacher-forced log-probability of its target tokens (float64)
+        and how many tokens were scored (int64), with `clamps` applied."""
+        self._refuse_decoding("Interventions score a teacher-forced target")
+
+    def generate(self, items: Sequence[Item], clamps: Sequence["Clamp"] = (),
+                 max_new_tokens: int = MAX_NEW_TOKENS, conditioning: str = "speech") -> list[str]:
+        """Per item: the greedy decoding (at most `max_new_tokens` new tokens) with `clamps`
+        applied, as plain text (special tokens dropped)."""
+        self._refuse_decoding("--generate")
+
+    def first_step_language_probs(self, items: Sequence[Item], clamps: Sequence["Clamp"] = ()
+                                  ) -> np.ndarray | None:
+        """Per item: the probability the decoder gives the item's language at its first step
+        (language identification, e.g. Whisper's language token after <|startoftranscript|>),
+        with `clamps` applied; None when the family has no such step."""
+        return None
+
+    def _refuse_decoding(self, what: str):
+        from actstore.errors import ActstoreError
+
+        if not type(self).decodes:
+            raise ActstoreError(f"{what} needs a family that decodes; {self.adapter_label} is encoder-only.")
+        raise ActstoreError(f"{what} is not implemented for the {self.adapter_label} family yet; "
+                            "use a Whisper model.")

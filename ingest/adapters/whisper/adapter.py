@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from actstore.errors import UnknownModelError
+from actstore.ingest.adapters.base import MAX_NEW_TOKENS
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.common.sites import SITE_KINDS, capture_decoder, hook_sites
@@ -54,6 +55,7 @@ class WhisperAdapter(HFAdapter):
     modalities = ("speech",)
     site_kinds = SITE_KINDS
     decodes = True
+    conditionings = ("speech",)
     priority = 20
 
     @classmethod
@@ -99,6 +101,30 @@ class WhisperAdapter(HFAdapter):
             self.decoder = decoding.load_decoder(self.path, self.torch_dtype, self.device)
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         return self.decoder
+
+    # --- the intervention protocol (`Adapter`; the work is in whisper/intervene.py) ---
+
+    def intervention_sites(self):
+        from actstore.ingest.adapters.whisper import intervene
+
+        return intervene.whisper_sites(self)
+
+    def target_loglik(self, items, clamps=(), conditioning="speech"):
+        from actstore.ingest.adapters.whisper import intervene
+
+        self.check_conditioning(conditioning)
+        return intervene.target_loglik(self, items, clamps)
+
+    def generate(self, items, clamps=(), max_new_tokens=MAX_NEW_TOKENS, conditioning="speech"):
+        from actstore.ingest.adapters.whisper import intervene
+
+        self.check_conditioning(conditioning)
+        return intervene.generate(self, items, clamps, max_new_tokens)
+
+    def first_step_language_probs(self, items, clamps=()):
+        from actstore.ingest.adapters.whisper import intervene
+
+        return intervene.first_step_language_probs(self, items, clamps)
 
     def speech_window(self) -> float | None:
         """The feature extractor's window (30 s for the released models; tiny test models: 1 s)."""
