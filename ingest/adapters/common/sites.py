@@ -87,6 +87,12 @@ def llm_sites(layers: Sequence[nn.Module]) -> list[dict[str, Site]]:
             for layer in layers]
 
 
+def named_sites(stacks: dict[str, Sequence[dict[str, Site]]]) -> dict[str, Site]:
+    """Every site of the given stacks by full name (`{stack}.L{i}.{kind}`)."""
+    return {f"{stack}.L{i}.{kind}": site for stack, layers in stacks.items()
+            for i, sites in enumerate(layers, 1) for kind, site in sites.items()}
+
+
 def by_position(layers: Sequence[dict[str, Site]], infix: str = "") -> dict[str, dict[str, Site]]:
     """A decoder-only LLM's sites under a speech and a text name each (`speech.{infix}L3.ffn`,
     `text.{infix}L3.ffn`): one module, pooled over the speech or the text positions of the prompt,

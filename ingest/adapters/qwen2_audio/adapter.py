@@ -20,7 +20,7 @@ the LLM's last `hidden_states` entry is after the final RMSNorm):
 - `text.llm.L{j}`: raw output of LLM decoder layer j at the text positions.
 Neuron sites (on request, `--sites ffn,self_attn.q,...`; `qwen2_audio/sites.py`):
 `speech.llm.L{j}.ffn|self_attn.q|k|v` and `text.llm.L{j}.*`, pooled over the same positions as
-the hidden states of the same name.
+the hidden states of the same name. Interventions (`actstore intervene`): `qwen2_audio/intervene.py`.
 The LLM points carry `llm.` so they never collide with the tower's `speech.L{i}`; the text
 embedding is `text.llm.embed`, not `text.embed`, so that analyses pairing points by depth name
 never pair the tower's input (`speech.embed`) with the LLM's token embeddings.
@@ -74,6 +74,7 @@ from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.base import ModelInfo, Pooled
 from actstore.ingest.adapters.qwen2_audio import sites as llm_sites
+from actstore.ingest.adapters.qwen2_audio.intervene import Qwen2AudioInterventions
 from actstore.ingest.adapters.qwen2_audio.prompts import (AUDIO_SLOT, PROMPT_TEMPLATE, Prompts, pad_rows,
                                                           render, template_fields)
 from actstore.ingest.items import SAMPLE_RATE, Item
@@ -95,7 +96,7 @@ def _unique(model: torch.nn.Module, what: str, predicate) -> torch.nn.Module:
     return found[0]
 
 
-class Qwen2AudioAdapter(HFAdapter):
+class Qwen2AudioAdapter(Qwen2AudioInterventions, HFAdapter):
     """Audio tower, projector and LLM of Qwen2-Audio (`model_type == "qwen2_audio"`)."""
 
     modalities = ("speech", "text")
@@ -244,8 +245,10 @@ class Qwen2AudioAdapter(HFAdapter):
         tower_len, token_len = self.tower._get_feat_extract_output_lengths(mask.sum(-1))
         return feats["input_features"].to(self.device, self.torch_dtype), mask, tower_len, token_len
 
-    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None) -> Prompts:
-        """Tokenise one prompt per row: its audio (if `speech`), its text (if `text`)."""
+    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None,
+                 targets: Sequence[list[int]] | None = None) -> Prompts:
+        """Tokenise one prompt per row: its audio (if `speech`), its text (if `text`), then its
+        `targets` token ids if given (interventions: `Prompts.target` marks them)."""
         n = len(speech if speech is not None else text)
         features = feature_mask = tower_len = token_len = None
         if speech is not None:
@@ -265,6 +268,9 @@ class Qwen2AudioAdapter(HFAdapter):
             enc = self.tokenizer(prompt, return_offsets_mapping=True)
             rows.append(enc["input_ids"])
             spans.append([s < end and e > start for s, e in enc["offset_mapping"]])
+        n_prompt = [len(r) for r in rows]
+        if targets is not None:
+            rows = [r + list(t) for r, t in zip(rows, targets)]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids, attn, sentence = pad_rows(rows, spans, pad)
         audio = (ids == self.audio_token_id) & attn.bool()
@@ -273,8 +279,12 @@ class Qwen2AudioAdapter(HFAdapter):
                                 "output length; the template or tokenizer splits the audio token.")
         text_mask = sentence if self.text_pool == "sentence" else (attn.bool() & ~audio)
         dev = self.device
+        target = None
+        if targets is not None:
+            pos = torch.arange(ids.shape[1])
+            target = ((pos >= torch.tensor(n_prompt)[:, None]) & attn.bool()).to(dev)
         return Prompts(ids.to(dev), attn.to(dev), audio.to(dev), text_mask.to(dev), features,
-                        feature_mask, tower_len, token_len)
+                       feature_mask, tower_len, token_len, target)
 
     # -- forward ----------------------------------------------------------------------------
     def _modules(self) -> list[tuple[str, torch.nn.Module, str]]:
