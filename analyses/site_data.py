@@ -26,7 +26,7 @@ from actstore.errors import AnalysisInputError
 from actstore.store import Store
 from actstore.analyses.aligned import choose_corpus
 
-SITE_RE = re.compile(r"^(speech|text|decoder)\.L(\d+)\.(ffn|self_attn\.[qkv]|cross_attn\.[qkv])$")
+SITE_RE = re.compile(r"^(speech|text|decoder)\.(?:llm\.)?L(\d+)\.(ffn|self_attn\.[qkv]|cross_attn\.[qkv])$")
 #: the columns an analysis of a site reads besides the vector (catalogue facts on every row)
 SITE_COLUMNS = ["lang", "modality", "sentence_id", "sample_id", "corpus", "script",
                 "resource_level", "family"]
@@ -58,7 +58,8 @@ def model_sites(store: Store, model: str, wanted: Sequence[str] | None = None) -
     Sorted by stack (speech, text, decoder), layer and kind, so tables and heatmaps read in
     model order. An unknown name (no stored site matches it) is refused.
     """
-    points = store.require_model(model)["point"].to_list()
+    # a decoder site is registered once per conditioning (modality): list each site once
+    points = list(dict.fromkeys(store.require_model(model)["point"].to_list()))
     sites = [s for s in (parse_site(p) for p in points) if s is not None]
     if wanted:
         unknown = [w for w in wanted if not any(fnmatch.fnmatchcase(s.name, w) for s in sites)]

@@ -49,6 +49,19 @@ def text_items(pairs: list[tuple[str, str]]) -> list[Item]:
                  text=text) for i, (lang, text) in enumerate(pairs)]
 
 
+def assert_pairs_equal_alone(adapter, speech: list[Item], text: list[Item], points: list[str],
+                             atol=1e-5) -> dict:
+    """A paired adapter: the pairs as one padded batch and each pair alone agree at every point."""
+    batch = adapter.encode_pairs(speech, text, points)
+    for i in range(len(speech)):
+        alone = adapter.encode_pairs([speech[i]], [text[i]], points)
+        for p in points:
+            np.testing.assert_allclose(batch[p].vectors[i], alone[p].vectors[0], atol=atol, rtol=0,
+                                       err_msg=f"{p} item {i}")
+            assert batch[p].n_frames[i] == alone[p].n_frames[0]
+    return batch
+
+
 def assert_batch_equals_single(adapter, items: list[Item], points: list[str], atol=1e-5) -> dict:
     """Encode `items` as one padded batch and one by one; the pooled vectors must agree."""
     batch = adapter.encode(items, points)

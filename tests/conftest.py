@@ -111,3 +111,23 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     from actstore.ingest.adapters.hf_text.tiny import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), corpus_texts=small_corpus())
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_audio_dir(tmp_path_factory) -> Path:
+    """A tiny random-init Qwen2-Audio (2 tower layers, 3 LLM layers, a 2 s window)."""
+    from _models import small_corpus
+    from actstore.ingest.adapters.qwen2_audio.tiny import build_tiny_qwen2_audio
+
+    return build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny_qwen2_audio") / "tiny-random-qwen2-audio",
+                                  corpus_texts=small_corpus(), vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_salmonn_dir(tmp_path_factory) -> Path:
+    """A tiny random-init SALMONN as `actstore make-tiny-model --kind salmonn` writes it."""
+    from _models import small_corpus
+    from actstore.ingest.adapters.salmonn.tiny import build_tiny_salmonn
+
+    return build_tiny_salmonn(tmp_path_factory.mktemp("tiny_salmonn") / "tiny-random-salmonn",
+                              corpus_texts=small_corpus(), vocab_size=800)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _models import assert_batch_equals_single, flores_lines, small_corpus, speech_items, text_items
+from _models import (assert_batch_equals_single, assert_pairs_equal_alone, flores_lines, small_corpus,
+                     speech_items, text_items)
 from actstore.cli import main
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters import load_adapter
@@ -108,14 +109,7 @@ def test_audio_positions_follow_the_length_formula_and_the_processor(paired):
 
 def test_paired_batch_equals_each_pair_alone(paired):
     speech, text = pairs()
-    points = all_points(paired)
-    batch = paired.encode_pairs(speech, text, points)
-    for i in range(len(speech)):
-        alone = paired.encode_pairs([speech[i]], [text[i]], points)
-        for p in points:
-            np.testing.assert_allclose(batch[p].vectors[i], alone[p].vectors[0], atol=1e-5, rtol=0,
-                                       err_msg=f"{p} item {i}")
-            assert batch[p].n_frames[i] == alone[p].n_frames[0]
+    assert_pairs_equal_alone(paired, speech, text, all_points(paired))
 
 
 def test_separate_batch_equals_single_items(separate):

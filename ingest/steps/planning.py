@@ -72,7 +72,8 @@ def choose_points(adapter: Adapter, request: IngestRequest) -> tuple[dict[str, l
             continue  # explicit names for the other modality only: choose nothing here
         chosen = adapter.select_points(modality, layers=layers, names=names)
         if request.sites:
-            chosen += [p for p in expand_kinds(request.sites, adapter.optional_points(modality), layers)
+            chosen += [p for p in expand_kinds(request.sites, adapter.optional_points(modality), layers,
+                                                   adapter.layer_of)
                        if p not in chosen]
         if chosen:
             points_by_mod[modality] = chosen

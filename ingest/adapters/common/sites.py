@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from torch import nn
 
@@ -33,11 +33,14 @@ from actstore.ingest.adapters.common.hooks import Capture
 SITE_KINDS = ("ffn", "self_attn.q", "self_attn.k", "self_attn.v",
               "cross_attn.q", "cross_attn.k", "cross_attn.v")
 STACKS = ("speech", "text", "decoder")
-_NAME = re.compile(r"^(speech|text|decoder)\.L(\d+)(?:\.(.+))?$")
+#: `llm.` marks a decoder-only family's LLM layers where the name would otherwise collide with
+#: its audio tower's (Qwen2-Audio: `speech.llm.L3.ffn` = LLM layer 3 at the audio positions)
+_NAME = re.compile(r"^(speech|text|decoder)\.(?:llm\.)?L(\d+)(?:\.(.+))?$")
 
 
 def parse_name(name: str) -> tuple[str, int, str | None] | None:
-    """`decoder.L5.cross_attn.v` -> ("decoder", 5, "cross_attn.v"); `text.L3` -> ("text", 3, None)."""
+    """`decoder.L5.cross_attn.v` -> ("decoder", 5, "cross_attn.v"); `text.L3` -> ("text", 3, None);
+    `text.llm.L3.ffn` -> ("text", 3, "ffn")."""
     m = _NAME.match(name)
     return (m.group(1), int(m.group(2)), m.group(3)) if m else None
 
@@ -76,6 +79,28 @@ def attn_sites(prefix: str, attn: nn.Module, names: tuple[str, str, str] = ("q_p
             for s, n in zip("qkv", names)}
 
 
+def llm_sites(layers: Sequence[nn.Module]) -> list[dict[str, Site]]:
+    """Sites of a LLaMA-style decoder (LLaMA, Qwen2: `mlp.down_proj`, `self_attn.q|k|v_proj`):
+    `ffn` is the input of down_proj, i.e. act(gate_proj(x)) * up_proj(x); k/v are as wide as the
+    key-value heads (grouped-query attention)."""
+    return [{"ffn": ffn_site(layer.mlp.down_proj), **attn_sites("self_attn", layer.self_attn)}
+            for layer in layers]
+
+
+def named_sites(stacks: dict[str, Sequence[dict[str, Site]]]) -> dict[str, Site]:
+    """Every site of the given stacks by full name (`{stack}.L{i}.{kind}`)."""
+    return {f"{stack}.L{i}.{kind}": site for stack, layers in stacks.items()
+            for i, sites in enumerate(layers, 1) for kind, site in sites.items()}
+
+
+def by_position(layers: Sequence[dict[str, Site]], infix: str = "") -> dict[str, dict[str, Site]]:
+    """A decoder-only LLM's sites under a speech and a text name each (`speech.{infix}L3.ffn`,
+    `text.{infix}L3.ffn`): one module, pooled over the speech or the text positions of the prompt,
+    as the family's hidden states are split."""
+    return {m: {f"{m}.{infix}L{j}.{k}": site for j, sites in enumerate(layers, 1) for k, site in sites.items()}
+            for m in ("speech", "text")}
+
+
 def site_names(stack: str, layers: Sequence[dict[str, Site]]) -> list[str]:
     """Every site name of a stack, layer by layer, in declared order."""
     return [f"{stack}.L{i}.{s}" for i, sites in enumerate(layers, 1) for s in sites]
@@ -99,14 +124,15 @@ def hook_sites(cap: Capture, stack: str, layers: Sequence[dict[str, Site]],
 
 
 def expand_kinds(kinds: Sequence[str], available: Sequence[str],
-                 layers: Sequence[int] | None) -> list[str]:
-    """The available site names of the given kinds (at `layers`; None: every layer)."""
+                 layers: Sequence[int] | None, layer_of: Callable[[str], int | None] | None = None) -> list[str]:
+    """The available site names of the given kinds (at `layers`; None: every layer). `layer_of`:
+    the adapter's depth index of a name (default: its `L<i>`), which `--layers` counts in."""
     out = []
     for name in available:
         parsed = parse_name(name)
         if parsed is None or parsed[2] is None:
             continue
-        if layers is not None and parsed[1] not in layers:
+        if layers is not None and (layer_of(name) if layer_of else parsed[1]) not in layers:
             continue
         if any(kind_matches(k, parsed[2]) for k in kinds):
             out.append(name)

@@ -18,6 +18,9 @@ the LLM's last `hidden_states` entry is after the final RMSNorm):
   (`input_ids == config.audio_token_id`).
 - `text.llm.embed`: the LLM's token embeddings (its layer-1 input) at the text positions.
 - `text.llm.L{j}`: raw output of LLM decoder layer j at the text positions.
+Neuron sites (on request, `--sites ffn,self_attn.q,...`; `qwen2_audio/sites.py`):
+`speech.llm.L{j}.ffn|self_attn.q|k|v` and `text.llm.L{j}.*`, pooled over the same positions as
+the hidden states of the same name. Interventions (`actstore intervene`): `qwen2_audio/intervene.py`.
 The LLM points carry `llm.` so they never collide with the tower's `speech.L{i}`; the text
 embedding is `text.llm.embed`, not `text.embed`, so that analyses pairing points by depth name
 never pair the tower's input (`speech.embed`) with the LLM's token embeddings.
@@ -70,6 +73,8 @@ from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.base import ModelInfo, Pooled
+from actstore.ingest.adapters.qwen2_audio import sites as llm_sites
+from actstore.ingest.adapters.qwen2_audio.intervene import Qwen2AudioInterventions
 from actstore.ingest.adapters.qwen2_audio.prompts import (AUDIO_SLOT, PROMPT_TEMPLATE, Prompts, pad_rows,
                                                           render, template_fields)
 from actstore.ingest.items import SAMPLE_RATE, Item
@@ -91,13 +96,14 @@ def _unique(model: torch.nn.Module, what: str, predicate) -> torch.nn.Module:
     return found[0]
 
 
-class Qwen2AudioAdapter(HFAdapter):
+class Qwen2AudioAdapter(Qwen2AudioInterventions, HFAdapter):
     """Audio tower, projector and LLM of Qwen2-Audio (`model_type == "qwen2_audio"`)."""
 
     modalities = ("speech", "text")
     priority = 10
     paired = True  # the instance sets False for mode="separate"
     option_keys = OPTIONS
+    site_kinds = llm_sites.KINDS
 
     @classmethod
     def matches(cls, config) -> bool:
@@ -165,6 +171,8 @@ class Qwen2AudioAdapter(HFAdapter):
         self._points = {"speech": speech, "text": text}
         self._widths = {p: (d_tower if p == "speech.embed" or p.startswith("speech.L") else d_llm)
                         for p in speech + text}
+        self._sites, self._optional, widths = llm_sites.declare(self.llm)
+        self._widths.update(widths)
 
     @property
     def info(self) -> ModelInfo:
@@ -182,6 +190,9 @@ class Qwen2AudioAdapter(HFAdapter):
             return 0
         if point in ("speech.projector", "text.llm.embed"):
             return n + 1
+        site = llm_sites.parse(point)
+        if site is not None:
+            return n + 1 + site[1]
         head, _, idx = point.rpartition(".L")
         if idx.isdigit():
             if head == "speech":
@@ -234,8 +245,10 @@ class Qwen2AudioAdapter(HFAdapter):
         tower_len, token_len = self.tower._get_feat_extract_output_lengths(mask.sum(-1))
         return feats["input_features"].to(self.device, self.torch_dtype), mask, tower_len, token_len
 
-    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None) -> Prompts:
-        """Tokenise one prompt per row: its audio (if `speech`), its text (if `text`)."""
+    def _prompts(self, speech: Sequence[Item] | None, text: Sequence[Item] | None,
+                 targets: Sequence[list[int]] | None = None) -> Prompts:
+        """Tokenise one prompt per row: its audio (if `speech`), its text (if `text`), then its
+        `targets` token ids if given (interventions: `Prompts.target` marks them)."""
         n = len(speech if speech is not None else text)
         features = feature_mask = tower_len = token_len = None
         if speech is not None:
@@ -255,6 +268,9 @@ class Qwen2AudioAdapter(HFAdapter):
             enc = self.tokenizer(prompt, return_offsets_mapping=True)
             rows.append(enc["input_ids"])
             spans.append([s < end and e > start for s, e in enc["offset_mapping"]])
+        n_prompt = [len(r) for r in rows]
+        if targets is not None:
+            rows = [r + list(t) for r, t in zip(rows, targets)]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids, attn, sentence = pad_rows(rows, spans, pad)
         audio = (ids == self.audio_token_id) & attn.bool()
@@ -263,8 +279,12 @@ class Qwen2AudioAdapter(HFAdapter):
                                 "output length; the template or tokenizer splits the audio token.")
         text_mask = sentence if self.text_pool == "sentence" else (attn.bool() & ~audio)
         dev = self.device
+        target = None
+        if targets is not None:
+            pos = torch.arange(ids.shape[1])
+            target = ((pos >= torch.tensor(n_prompt)[:, None]) & attn.bool()).to(dev)
         return Prompts(ids.to(dev), attn.to(dev), audio.to(dev), text_mask.to(dev), features,
-                        feature_mask, tower_len, token_len)
+                       feature_mask, tower_len, token_len, target)
 
     # -- forward ----------------------------------------------------------------------------
     def _modules(self) -> list[tuple[str, torch.nn.Module, str]]:
@@ -277,7 +297,8 @@ class Qwen2AudioAdapter(HFAdapter):
 
     @staticmethod
     def _internal(point: str) -> str:
-        """Hook name of a point: speech.embed -> tower.embed, text.llm.L3 -> llm.L3, ..."""
+        """Hook name of a point: speech.embed -> tower.embed, text.llm.L3 -> llm.L3,
+        text.llm.L3.ffn -> llm.L3.ffn, ..."""
         if point == "speech.embed" or (point.startswith("speech.L")):
             return "tower." + point.split(".", 1)[1]
         if point == "speech.projector":
@@ -288,7 +309,10 @@ class Qwen2AudioAdapter(HFAdapter):
 
     def _run(self, batch: Prompts, points: Sequence[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """One forward with hooks; {point: (hidden [B, T, d], mask [B, T])}."""
-        wanted = {self._internal(p) for p in points}
+        sites = [p for p in points if llm_sites.parse(p)]
+        wanted = {self._internal(p) for p in points if p not in sites}
+        # the forward must reach the deepest site's layer: stop after that layer's output
+        wanted |= {f"llm.L{llm_sites.parse(p)[1]}" for p in sites}
         mods = [m for m in self._modules() if m[0] in wanted]
         kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
         if batch.features is not None:
@@ -297,6 +321,9 @@ class Qwen2AudioAdapter(HFAdapter):
             for name, module, where in mods:
                 hook = cap.input_of if where == "in" else cap.output_of
                 hook(module, name, stop=(name == mods[-1][0]))
+            for p in dict.fromkeys(map(self._internal, sites)):  # speech./text. share a module
+                site = self._sites["speech." + p]
+                (cap.input_of if site.read == "input" else cap.output_of)(site.module, p)
             tensors = cap.run(lambda: self.model(**kwargs))
         out = {}
         for p in points:

@@ -40,6 +40,7 @@ class Prompts:
     feature_mask: torch.Tensor | None  # [B, window] long
     tower_len: torch.Tensor | None    # [B] valid tower positions
     token_len: torch.Tensor | None    # [B] audio tokens
+    target: torch.Tensor | None = None  # [B, T] bool, target-token positions (interventions)
 
 
 def template_fields(template: str) -> set[str]:

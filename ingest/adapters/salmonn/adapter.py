@@ -20,6 +20,11 @@ Points (names are the API):
 - `speech.final_norm` / `text.final_norm`: after the LLM's final RMSNorm (what the LM head reads),
   kept separate from `L{n}` so the last layer is the same kind of vector as every other layer.
 - `text.embed`: the LLM input embeddings at the text positions.
+- neuron sites, on request (`--sites`): `speech.L{i}.ffn` / `text.L{i}.ffn` (the input of LLM
+  layer i's `mlp.down_proj`, act(gate) * up, intermediate_size wide) and
+  `speech.L{i}.self_attn.q|k|v` / `text.L{i}.self_attn.q|k|v` (the projections' outputs, LoRA
+  included: the module hooked is peft's wrapper, so the tensor is what attention reads), pooled
+  over the same positions as `speech.L{i}` / `text.L{i}` in the same forward.
 
 Pooling choices (options; recorded in `info.extra` with the prompt template):
 - `speech_pooling="all_windows"` (default) pools `speech.qformer` and `speech.L{i}` over ALL
@@ -64,7 +69,10 @@ import numpy as np
 import torch
 
 from actstore.errors import ActstoreError
+from actstore.ingest.adapters.common.clamps import site_width
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask
+from actstore.ingest.adapters.common.hooks import Capture
+from actstore.ingest.adapters.common.sites import by_position, llm_sites
 from actstore.ingest.adapters.salmonn.checkpoint import (SPEECH_INSTRUCTION, find_decode_config,
                                                           has_qformer_keys, read_parts)
 from actstore.ingest.adapters.base import ModelInfo, Pooled
@@ -88,6 +96,7 @@ class SalmonnAdapter(HFAdapter):
     paired = True
     study_layers = SALMONN_STUDY_LAYERS
     option_keys = (*OPTIONS, *PATH_OPTIONS, "task_prompt")
+    site_kinds = ("ffn", "self_attn.q", "self_attn.k", "self_attn.v")
 
     def __init__(self, source: ModelSource, *, name: str | None = None, device: str = "cpu",
                  dtype: str = "float32", options: dict | None = None):
@@ -146,6 +155,10 @@ class SalmonnAdapter(HFAdapter):
         }
         self._widths = {p: m.llm_width for ps in self._points.values() for p in ps}
         self._widths["speech.encoder"] = m.encoder_width
+        named = by_position(llm_sites(m.llm.layers))
+        self._optional = {mod: list(v) for mod, v in named.items()}
+        self._sites = {**named["speech"], **named["text"]}
+        self._widths.update({p: site_width(site) for p, site in self._sites.items()})
         self.study_layers = tuple(i for i in SALMONN_STUDY_LAYERS if i <= n)
 
     # -- provenance --------------------------------------------------------------------------
@@ -296,13 +309,19 @@ class SalmonnAdapter(HFAdapter):
                 text_mask[b, lay["sentence"]] = True
             else:
                 text_mask[b, lay["bos"] + lay["before"] + lay["after"]] = True
-        layers = [int(p.split(".L")[1]) for p in llm_points if ".L" in p]
+        layers = [int(p.split(".L")[1].split(".")[0]) for p in llm_points if ".L" in p]
         final = any(p.endswith(".final_norm") for p in llm_points)
-        states = m.llm_states(embeds, attn, layers, final)
+        with Capture() as cap:  # sites: one hook per module, shared by the speech and text names
+            for what in dict.fromkeys(p.split(".", 1)[1] for p in llm_points if p in self._sites):
+                site = self._sites["speech." + what]
+                (cap.input_of if site.read == "input" else cap.output_of)(site.module, what)
+            states = m.llm_states(embeds, attn, layers, final)
         for p in llm_points:
             modality, what = p.split(".", 1)
             mask = speech_mask if modality == "speech" else text_mask
-            if what in ("qformer", "embed"):
+            if p in self._sites:
+                hidden = cap.tensors[what]
+            elif what in ("qformer", "embed"):
                 hidden = embeds
             elif what == "final_norm":
                 hidden = states["final_norm"]

@@ -51,6 +51,7 @@ from typing import Sequence
 import torch
 
 from actstore.errors import ActstoreError, DataSourceError, UnknownModelError
+from actstore.ingest.adapters.base import MAX_NEW_TOKENS
 from actstore.ingest.adapters.common.hf import HFAdapter, lengths_to_mask, quiet_transformers
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.adapters.common.kaldi_fbank import MIN_SAMPLES
@@ -98,9 +99,29 @@ class SeamlessM4Tv2Adapter(HFAdapter):
     priority = 10
     study_layers = STUDY_LAYERS  # the FLEURS study's layer set (common.study)
 
+    conditionings = ("speech", "text")
+
     @classmethod
     def matches(cls, config) -> bool:
         return getattr(config, "model_type", None) == "seamless_m4t_v2"
+
+    # --- the intervention protocol (`Adapter`; the work is in seamless_m4t_v2/intervene.py) ---
+    def intervention_sites(self):
+        from actstore.ingest.adapters.seamless_m4t_v2 import intervene
+
+        return intervene.seamless_sites(self)
+
+    def target_loglik(self, items, clamps=(), conditioning="speech"):
+        from actstore.ingest.adapters.seamless_m4t_v2 import intervene
+
+        self.check_conditioning(conditioning)
+        return intervene.target_loglik(self, items, clamps, conditioning)
+
+    def generate(self, items, clamps=(), max_new_tokens=MAX_NEW_TOKENS, conditioning="speech"):
+        from actstore.ingest.adapters.seamless_m4t_v2 import intervene
+
+        self.check_conditioning(conditioning)
+        return intervene.generate(self, items, clamps, max_new_tokens, conditioning)
 
     def load(self) -> None:
         from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
@@ -141,12 +162,16 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         self._widths.update(widths)
         self.decoder = None
 
+    def _load_decoder(self):
+        """The shared text decoder, loaded on the first request only."""
+        if self.decoder is None:
+            self.decoder = decoding.load_decoder(self.path, self.torch_dtype, self.device)
+        return self.decoder
+
     def _decode(self, items, points, enc_out, src_mask):
         """The shared text decoder, teacher-forced over each item's target, attending to
         `enc_out` (speech or text encoding) under `src_mask`."""
-        if self.decoder is None:  # loaded on the first decoder request only
-            self.decoder = decoding.load_decoder(self.path, self.torch_dtype, self.device)
-        dec = self.decoder
+        dec = self._load_decoder()
         ids, tmask = decoding.target_ids(self.tokenizer, items, self.config.decoder_start_token_id,
                                          self._lang_code, self.device)
         return capture_decoder(dec, decoding.decoder_sites(dec), points, ids, tmask, src_mask,
@@ -182,10 +207,39 @@ class SeamlessM4Tv2Adapter(HFAdapter):
         mask = feats["attention_mask"].to(self.device)
         return x, mask
 
+    def _run_speech_encoder(self, cap: Capture, x: torch.Tensor, mask: torch.Tensor):
+        """Run the speech encoder under `cap` (whose point hooks are already registered), with
+        the adaptor convolutions' zero-past pre-hooks (module docstring: padding); its output,
+        or None when a point hook stopped the forward early."""
+        enc, lengths, outputs = self.speech_encoder, mask.sum(1), {}
+        if enc.adapter is not None:
+            for layer in enc.adapter.layers:
+                cap.pre_hook(layer.residual_conv, _zero_past(lengths))
+                cap.pre_hook(layer.self_attn_conv, _zero_past(lengths))
+        cap.run(lambda: outputs.setdefault("enc", enc(input_features=x, attention_mask=mask)))
+        return outputs.get("enc")
+
+    def _adaptor_mask(self, mask: torch.Tensor, width: int) -> torch.Tensor:
+        """Valid positions of the speech encoder's output (after the length adaptor, if any)."""
+        n, cfg = mask.sum(1), self.config
+        if self.speech_encoder.adapter is not None:
+            n = adaptor_lengths(n, cfg.adaptor_kernel_size, cfg.adaptor_stride)
+        return lengths_to_mask(n.to(mask.device), width)
+
+    def encode_source(self, items: Sequence[Item], conditioning: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the shared decoder reads: the speech (after the adaptor) or the text encoder's
+        output [B, S, d] and its valid positions [B, S] (call under the caller's clamps)."""
+        if conditioning == "speech":
+            x, mask = self._speech_inputs(items)
+            with Capture() as cap:
+                h = self._run_speech_encoder(cap, x, mask).last_hidden_state
+            return h, self._adaptor_mask(mask, h.shape[1])
+        ids, mask = self._token_ids(items)
+        return self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask.bool()
+
     def _forward_speech(self, items, points):
         enc = self.speech_encoder
         x, mask = self._speech_inputs(items)
-        lengths = mask.sum(1)
         n_layers = len(enc.encoder.layers)
         wanted = set(points)
         modules = {"speech.embed": enc.feature_projection}
@@ -196,34 +250,20 @@ class SeamlessM4Tv2Adapter(HFAdapter):
             modules["speech.adaptor"] = enc.inner_layer_norm
         order = [p for p in self._points["speech"] if p in wanted]
         extra = [p for p in points if p not in order]
-        outputs: dict = {}
         with Capture() as cap:
             for p in order:
                 cap.output_of(modules[p], p, stop=not extra and p == order[-1])
             hook_sites(cap, "speech", decoding.speech_sites(enc), extra)
-            if enc.adapter is not None:
-                for layer in enc.adapter.layers:
-                    cap.pre_hook(layer.residual_conv, _zero_past(lengths))
-                    cap.pre_hook(layer.self_attn_conv, _zero_past(lengths))
-            tensors = cap.run(lambda: outputs.setdefault(
-                "enc", enc(input_features=x, attention_mask=mask)))
+            encoded = self._run_speech_encoder(cap, x, mask)
+            tensors = cap.tensors
         out = {p: (tensors[p], mask.bool()) for p in extra if p in tensors}
         dec_points = [p for p in extra if p.startswith("decoder.")]
         if dec_points:
-            h = outputs["enc"].last_hidden_state
-            n = lengths
-            if enc.adapter is not None:
-                cfg = self.config
-                n = adaptor_lengths(lengths, cfg.adaptor_kernel_size, cfg.adaptor_stride)
-            out.update(self._decode(items, dec_points, h, lengths_to_mask(n.to(h.device), h.shape[1])))
+            h = encoded.last_hidden_state
+            out.update(self._decode(items, dec_points, h, self._adaptor_mask(mask, h.shape[1])))
         for p in order:
             h = tensors[p]
-            if p == "speech.adaptor":
-                cfg = self.config
-                n = adaptor_lengths(lengths, cfg.adaptor_kernel_size, cfg.adaptor_stride)
-                out[p] = (h, lengths_to_mask(n.to(h.device), h.shape[1]))
-            else:
-                out[p] = (h, mask.bool())
+            out[p] = (h, self._adaptor_mask(mask, h.shape[1]) if p == "speech.adaptor" else mask.bool())
         return out
 
     # -- text -------------------------------------------------------------------------------
