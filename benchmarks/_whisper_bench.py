@@ -102,6 +102,9 @@ def parser(doc: str):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="the tiny model only (make bench)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared machine one thread per run keeps "
+                         "the ratios steady; the ratio is the number reported, not the time)")
     return ap
 
 

@@ -8,9 +8,9 @@ with clamps (`common.clamps.Clamp`, applied by `clamped`'s hooks):
   their median;
 - `every decoder FFN`: the top-k units of every decoder layer's FFN site at once.
 Which units are "top" does not change the cost, so the top-k here are the k units with the
-largest mean activation over the batch (a real run reads them from `analyze neuron-sites`'
-table through `interventions.top_units`); the median is over the batch's positions (a real run
-reads it from the store through `interventions.reference_values`).
+largest mean pooled activation over the batch (a real run reads them from `analyze
+neuron-sites`' table through `interventions.top_units`), held at their median over the batch's
+pooled vectors (a real run reads it from the store through `interventions.reference_values`).
 
 Models: the tiny random-init Whisper (1 s window), the real Whisper base (if installed), and a
 full-size RANDOM-INIT Whisper with large-v2's sizes (1.55 B parameters; `--no-full-size` skips it;
@@ -35,26 +35,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import add_run_options, machine, write_summary  # noqa: E402
 from _whisper_bench import (parser, espeak_items, fastest, free_gib, full_size_random_whisper,  # noqa: E402
                             ratio_line, real_whisper_base, tiny_whisper)
-from actstore.ingest.adapters.common.clamps import Clamp, capture, site_width  # noqa: E402
-from actstore.ingest.adapters.whisper.intervene import target_loglik, whisper_sites  # noqa: E402
+from actstore.ingest.adapters.common.clamps import Clamp  # noqa: E402
+from actstore.ingest.adapters.whisper.intervene import target_loglik  # noqa: E402
 
 
-def top_clamp(adapter, items, site: str, k: int) -> Clamp:
-    """The k units of `site` with the largest mean activation, held at their median over the
-    batch's positions."""
-    sites = whisper_sites(adapter)
-    x = capture(sites, site, lambda: target_loglik(adapter, items)).float().flatten(0, -2)
-    k = min(k, site_width(sites[site]))
-    units = tuple(int(u) for u in torch.topk(x.mean(0), k).indices.sort().values)
-    return Clamp(site, units, x[:, list(units)].median(0).values)
+def top_clamps(adapter, items, sites: list[str], k: int) -> list[Clamp]:
+    """Per site: the k units with the largest mean pooled activation, held at their median over
+    the items' pooled vectors (what the store holds and `reference_values` reads), from ONE
+    `encode` of every site."""
+    pooled = adapter.encode(items, sites)
+    out = []
+    for site in sites:
+        x = pooled[site].vectors
+        units = np.sort(np.argsort(-x.mean(0), kind="stable")[: min(k, x.shape[1])])
+        out.append(Clamp(site, tuple(int(u) for u in units), torch.from_numpy(np.median(x[:, units], 0))))
+    return out
 
 
 def bench(label: str, adapter, items, k: int, repeats: int) -> dict[str, float]:
     """Ratios (clamped / plain) for one site and for every decoder FFN site."""
     n_dec = adapter.config.decoder_layers
     mid = (n_dec + 1) // 2
-    one = [top_clamp(adapter, items, f"decoder.L{mid}.ffn", k)]
-    every = [top_clamp(adapter, items, f"decoder.L{i}.ffn", k) for i in range(1, n_dec + 1)]
+    every = top_clamps(adapter, items, [f"decoder.L{i}.ffn" for i in range(1, n_dec + 1)], k)
+    one = [every[mid - 1]]
     plain = target_loglik(adapter, items)
     moved = target_loglik(adapter, items, one)
     print(f"{label}: clamping {len(one[0].units)} units of decoder.L{mid}.ffn moves the target "
@@ -72,7 +75,8 @@ def main() -> None:
     ap.add_argument("--no-full-size", action="store_true", help="skip the full-size random-init model")
     add_run_options(ap)
     args = ap.parse_args()
-    print(f"machine: {machine('torch ' + torch.__version__)}; data: espeak-ng English FLORES sentences, "
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine(f'torch {torch.__version__} ({args.threads} threads)')}; data: espeak-ng English FLORES sentences, "
           "teacher-forced on their text; baseline: the same target_loglik call without clamps")
     tiny = bench("tiny Whisper (RANDOM-INIT)", tiny_whisper(), espeak_items(args.batch, 12), args.k,
                  args.repeats * 4)
@@ -87,8 +91,7 @@ def main() -> None:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 big = full_size_random_whisper(Path(real.path), Path(tmp))
-                got = bench("Whisper large-v2 sizes (RANDOM-INIT)", big, espeak_items(1, 200), args.k,
-                            max(2, args.repeats // 2))
+                got = bench("Whisper large-v2 sizes (RANDOM-INIT)", big, espeak_items(1, 200), args.k, 1)
                 rows.append(f"large-v2-size random-init x{got['1 site']:.2f}")
     write_summary(args.summary, __file__, f"Whisper, top-{args.k} of one decoder FFN clamped vs plain",
                   ", ".join(rows) + " (target <= x1.10)")

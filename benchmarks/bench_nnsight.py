@@ -133,7 +133,8 @@ def child(model: str, arm: str, batch: int, k: int) -> None:
 def memory(model: str, names, batch: int, k: int) -> dict[str, dict]:
     out = {}
     for arm in names:
-        done = subprocess.run([sys.executable, __file__, "--child", model, arm, "--batch", str(batch), "--k", str(k)],
+        done = subprocess.run([sys.executable, __file__, "--child", model, arm, "--batch", str(batch), "--k", str(k),
+                               "--threads", str(torch.get_num_threads())],
                               capture_output=True, text=True)
         out[arm] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     return out
@@ -168,6 +169,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("MODEL", "ARM"), help=argparse.SUPPRESS)
     add_run_options(ap)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     if args.child:
         return child(*args.child, args.batch, args.k)
     try:
@@ -176,7 +178,7 @@ def main() -> None:
         version = f"nnsight {nnsight.__version__}"
     except ImportError:
         version = "nnsight not installed"
-    print(f"machine: {machine('torch ' + torch.__version__, version)}; data: espeak-ng English FLORES "
+    print(f"machine: {machine(f'torch {torch.__version__} ({args.threads} threads)', version)}; data: espeak-ng English FLORES "
           "sentences, teacher-forced; baseline: the same forward without intervention")
     rows = []
     got = bench("tiny", "tiny Whisper (RANDOM-INIT)", args.batch, args.k, args.repeats * 4, args.quick)

@@ -61,12 +61,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps ratios steady on a shared machine)")
     ap.add_argument("--quick", action="store_true", help="the tiny model only, fewer repeats (make bench)")
     add_run_options(ap)
     args = ap.parse_args()
-    print(f"machine: {machine()}; data: espeak-ng English FLORES sentences, teacher-forced; "
+    print(f"machine: {machine(f'torch {torch.__version__} ({args.threads} threads)')}; data: espeak-ng English FLORES sentences, teacher-forced; "
           "baseline: the same encode without the sites")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else args.repeats
     over = bench("tiny Whisper (RANDOM-INIT)", tiny_whisper(), espeak_items(args.batch, 12), repeats * 4)  # 1 s window
     if args.quick:
