@@ -77,7 +77,6 @@ def test_whisper_transcription_sites(tmp_path, tiny_whisper_dir, manifest):
     (("--points", "decoder.L1", "--target-lang", "deu"), "no deu text"),
     (("--sites", "ffn,nope"), "Unknown site kind"),
     (("--target-lang", "fra"), "needs decoder points"),
-    (("--points", "decoder.L1", "--engine", "ray"), "--engine local only"),
 ])
 def test_bad_requests_leave_the_store_unchanged(tmp_path, tiny_seamless_dir, manifest, extra, message):
     db = str(tmp_path / "db")

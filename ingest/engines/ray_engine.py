@@ -8,8 +8,10 @@ How a run flows (and why):
    driver never holds a whole study's audio and reading scales with the actors.
    Text groups are ordered by length like the local engine's batches (longest first), so text
    batches are the same batches and the vectors the same numbers. A paired job (speech+text
-   in one forward: SALMONN, Qwen2-Audio) is cut into groups of whole pairs.
-3. `map_batches` runs `EncodeActor` (a class in this package, importable by every worker) on a
+   in one forward: SALMONN, Qwen2-Audio) is cut into groups of whole pairs. A decoding job's
+   rows also carry its decoder targets (`targets`, aligned with `sentence_ids`, and
+   `target_lang`; both empty otherwise), resolved on the driver before any store opens.
+3. `map_batches` runs `EncodeActor` (`engines.ray_actor`, importable by every worker) on a
    fixed-size actor pool: `num_gpus=1` per actor with `--device cuda`, otherwise a fraction of a
    CPU that leaves room for Ray Data's own tasks (actors that take every CPU starve them).
    Actors encode with the local engine's `steps.encoding.encode_job` (same batching, same NaN check).
@@ -42,9 +44,8 @@ import pyarrow.compute as pc
 from actstore.errors import ActstoreError
 from actstore.store import Store
 from actstore.ingest.items import Item
-from actstore.ingest.memory import parse_size, resolve_limits
-from actstore.ingest.steps.encoding import encode_job
-from actstore.ingest.steps.jobs import (Encoded, IngestPlan, IngestRequest, IngestSummary, Job, JobKeys, JobWork,
+from actstore.ingest.engines.ray_actor import EncodeActor
+from actstore.ingest.steps.jobs import (Encoded, IngestPlan, IngestRequest, IngestSummary, Job, JobKeys,
                                         PhaseHook, phase)
 from actstore.ingest.steps.rows import build_job_tables, sentence_rows
 from actstore.ingest.steps.writing import write_job
@@ -124,107 +125,6 @@ def actor_plan(request: IngestRequest, resources: dict) -> ActorPlan:
     return ActorPlan(size=size, num_cpus=num_cpus, num_gpus=0.0, device=request.device)
 
 
-#: what an actor returns: one row per (item, point); `error` set only on an error row
-RESULT_SCHEMA = pa.schema([
-    ("job", pa.int32()), ("modality", pa.string()), ("sample_id", pa.string()), ("sentence_id", pa.int64()),
-    ("split", pa.string()), ("text", pa.string()), ("point", pa.string()), ("n_frames", pa.int64()),
-    ("vector", pa.list_(pa.float32())), ("error", pa.string()),
-])
-
-
-def _error_rows(exc: ActstoreError) -> pa.Table:
-    """One row naming the error's class and its sentence (see `EncodeActor.__call__`)."""
-    row = {f.name: None for f in RESULT_SCHEMA}
-    row.update(job=-1, error=f"{type(exc).__module__}:{type(exc).__qualname__}\t{exc}")
-    return pa.Table.from_pylist([row], schema=RESULT_SCHEMA)
-
-
-def _vectors_column(vecs: np.ndarray) -> pa.Array:
-    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-    n, d = vecs.shape
-    return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32)),
-                                    pa.array(vecs.reshape(-1)))
-
-
-class EncodeActor:
-    """A model actor: loads the adapter and the source once, then encodes groups of keys.
-
-    Input rows (one per call, `batch_size=1`): job, lang, modalities, sentence_ids and the
-    sample ids per modality (`speech_ids`, `text_ids`). Output: one row per (item, point) with
-    the item's keys, n_frames and the pooled vector as a float32 list. Errors (bad audio, an
-    overflowing layer) end the run on the driver with the same ActstoreError the local engine
-    raises.
-    """
-
-    def __init__(self, request: IngestRequest, device: str, points_by_mod: dict[str, list[str]]):
-        import torch
-
-        from actstore.catalogue import Catalogue
-        from actstore.ingest.adapters import load_adapter
-        from actstore.ingest.sources import open_source
-
-        # Ray sets OMP_NUM_THREADS for the actor's CPU share; torch must follow it
-        threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        self.request = request
-        self.points_by_mod = points_by_mod
-        self.adapter = load_adapter(request.model, adapter=request.adapter, options=request.adapter_options,
-                                    name=request.name, device=device, dtype=request.dtype)
-        # this actor's own memory (a worker node may have another size than the driver)
-        self.budget = resolve_limits(self.adapter, max_seconds=request.max_seconds,
-                                     memory_budget=parse_size(request.memory_budget), device=device).budget
-        catalogue = Catalogue.load(request.languages_csv)
-        self.source = open_source(request.source, catalogue=catalogue, data_dir=request.data_dir,
-                                  split=request.split, cache_dir=request.cache_dir)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        try:
-            outs = [self._group(row) for row in batch.to_pylist()]
-        except ActstoreError as exc:
-            # Ray Data re-raises a UDF's exception as UserCodeException with the original only
-            # in a traceback string; an error row carries the class and sentence to the driver
-            return _error_rows(exc)
-        return pa.concat_tables(outs) if len(outs) > 1 else outs[0]
-
-    def _read(self, lang: str, modality: str, sentence_ids: list[int], sample_ids: list[str]) -> list[Item]:
-        wanted = set(sample_ids)
-        entries = [e for e in self.source.entries(lang, modality, sentence_ids) if e.sample_id in wanted]
-        items = list(self.source.load(lang, modality, entries))
-        got = {it.sample_id for it in items}
-        if got != wanted:
-            raise ActstoreError(
-                f"The source returned other items for {lang}/{modality} on a Ray worker than on the "
-                f"driver ({len(wanted - got)} missing); give every node the same --data-dir contents."
-            )
-        return items
-
-    def _group(self, row: dict) -> pa.Table:
-        lang, modalities = row["lang"], tuple(row["modalities"])
-        items = {m: self._read(lang, m, row["sentence_ids"], row[f"{m}_ids"]) for m in modalities}
-        job = Job(lang, modalities, row["sentence_ids"], {m: self.points_by_mod[m] for m in modalities})
-        work = JobWork(job=job, items=items, complete={m: set() for m in modalities}, replace=False)
-        # the local engine's encoder: same length buckets inside the group, same NaN/inf check
-        encoded = encode_job(self.adapter, work, self.request.batch_size, budget=self.budget)
-        tables = []
-        for modality, (done, vectors) in encoded.items():
-            n = len(done)
-            for p, (vecs, n_frames) in vectors.items():
-                tables.append(pa.table({
-                    "job": pa.array([row["job"]] * n, pa.int32()),
-                    "modality": [modality] * n,
-                    "sample_id": [it.sample_id for it in done],
-                    "sentence_id": pa.array([it.sentence_id for it in done], pa.int64()),
-                    "split": [it.split for it in done],
-                    "text": pa.array([it.text for it in done], pa.string()),
-                    "point": [p] * n,
-                    "n_frames": pa.array(np.asarray(n_frames, dtype=np.int64)),
-                    "vector": _vectors_column(vecs),
-                    "error": pa.nulls(n, pa.string()),
-                }, schema=RESULT_SCHEMA))
-        return pa.concat_tables(tables)
-
-
 def _raise_error_rows(out: pa.Table) -> None:
     """Re-raise an actor's ActstoreError on the driver, same class, same sentence."""
     errors = out.column("error").drop_null()
@@ -281,9 +181,10 @@ def _groups(plan: IngestPlan, pending: list[JobKeys], request: IngestRequest, su
         n = len(entries[job.modalities[0]])
         for i in range(0, n, group):
             chunk = {m: entries[m][i:i + group] for m in job.modalities}
-            row = {"job": j, "lang": job.lang, "modalities": list(job.modalities),
-                   "sentence_ids": sorted({e.sentence_id for es in chunk.values() for e in es}),
-                   "speech_ids": [], "text_ids": []}
+            ids = sorted({e.sentence_id for es in chunk.values() for e in es})
+            row = {"job": j, "lang": job.lang, "modalities": list(job.modalities), "sentence_ids": ids,
+                   "speech_ids": [], "text_ids": [], "target_lang": job.target_lang or "",
+                   "targets": [(job.targets or {}).get(i, "") for i in ids]}
             row.update({f"{m}_ids": [e.sample_id for e in es] for m, es in chunk.items()})
             rows.append(row)
     return jobs, rows

@@ -29,9 +29,6 @@ def resolve_targets(request: IngestRequest, adapter: Adapter, source, langs: lis
             raise ActstoreError(f"--target-lang {request.target_lang} needs decoder points; add e.g. "
                                 "--points decoder.L1 or --sites cross_attn.k, or drop --target-lang.")
         return {}
-    if request.engine != "local":  # Ray actors read their own items, without targets (yet)
-        raise ActstoreError("Decoder points run on --engine local only for now; drop --engine "
-                            f"{request.engine} or the decoder points.")
     other = [lang for lang in langs if lang != request.target_lang]
     if request.target_lang is not None and other and not adapter.translates:
         raise ActstoreError(f"{adapter.adapter_label} decodes transcriptions only, not {other[0]}->"
