@@ -937,43 +937,13 @@ def report(db, storage_options, models, out, measure, no_compute, bootstrap):
         actstore report --model tiny-random-seamless-m4t-v2 --model tiny-random-sonar \\
             --model tiny-random-salmonn --out comparison.html
     """
-    from actstore.analyses.complete import ensure_results
-    from actstore.analyses.report_data import report_frames
-    from actstore.reports import check_out_path
-    from actstore.reports.from_store import build_report
+    from actstore.workflows.report import write_report
 
-    models = list(dict.fromkeys(models))  # a model named twice is drawn once
-    store = _open(db, storage_options)
-    for model in models:
-        store.require_model(model)
-    check_out_path(out)  # before minutes of computing
-    if not no_compute:
-        from actstore.disk_faults import require_writable
-        from actstore.errors import StoreError
-
-        try:
-            require_writable(store, "report cannot save missing results")
-        except StoreError as exc:  # still draw what is stored; missing sections name their command
-            click.echo(f"note: {exc} Drawing only the stored results.", err=True)
-            no_compute = True
-    if not no_compute:
-        for model in models:
-            for name in ensure_results(store, model, measure=measure, bootstrap=bootstrap):
-                click.echo(f"computed missing {name} results"
-                           f"{f' for {model}' if len(models) > 1 else ''} (saved to the store).", err=True)
-    frames = {model: report_frames(store, model, measure=measure) for model in models}
-    if len(models) == 1:
-        path = build_report(store, models[0], out, measure=measure, frames=frames[models[0]])
-    else:
-        from actstore.analyses.report_data import multi_model_frames
-        from actstore.reports.from_store import build_comparison_report
-
-        models, comparison, findings = multi_model_frames(store, models, frames, measure=measure)
-        path = build_comparison_report(store, models, out, comparison=comparison, measure=measure,
-                                       frames=frames, findings=findings)
-    for model in models:
-        _note_random_init(store.is_random_init(model), model)
-    click.echo(str(path))
+    result = write_report(_open(db, storage_options), models, out, measure=measure, compute=not no_compute,
+                          bootstrap=bootstrap, progress=lambda message: click.echo(message, err=True))
+    for model in result.models:
+        _note_random_init(result.random_init[model], model)
+    click.echo(str(result.path))
 
 
 @main.command("make-tiny-model")
