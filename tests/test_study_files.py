@@ -130,3 +130,35 @@ def test_set_overrides_a_key_and_an_unknown_study_is_named(tmp_path):
     with pytest.raises(StudyError, match="did you mean|Did you mean") as err:
         load_study("naacl2052")
     assert "naacl2025" in str(err.value)
+
+
+def test_dry_run_costs_a_present_model_from_its_adapter_and_status_says_all_is_left(tmp_path, tiny_bert_dir):
+    """Weights here: the estimate reads the adapter's points, widths and cost model (not the rough
+    default); the items and forwards follow from languages x limit x modalities and the batch size."""
+    path = tmp_path / "bert.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [store]
+        path = "{tmp_path / 'bert.lance'}"
+        [data]
+        languages = ["eng", "fra", "deu"]
+        limit = 10
+        [systems.bert]
+        model = "{tiny_bert_dir}"
+        modalities = ["text"]
+        batch_size = 4
+        [analyses]
+        similarity = ["cross-lingual"]
+        """))
+    from actstore.workflows.study.estimate import estimate
+
+    plan, _ = prepare(load_study(path))
+    cost = estimate(plan)[0]
+    assert (cost.items, cost.forwards, cost.exact) == (30, 9, True)
+    from actstore.ingest.adapters import load_adapter
+
+    adapter = load_adapter(str(tiny_bert_dir))
+    widths = [adapter.width(p) for p in adapter.points("text")]
+    assert cost.points == len(widths) and cost.disk_bytes == 30 * (4 * sum(widths) + 120 * len(widths))
+    status = CliRunner().invoke(main, ["study", str(path), "--status"])
+    assert status.exit_code == 0 and "not created yet" in status.output and "2 of 3 steps left" in status.output
+    assert not (tmp_path / "bert.lance").exists()
