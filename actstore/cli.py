@@ -1066,6 +1066,51 @@ def _intervention_line(row: dict) -> str:
         line += f"; output in {row['target_lang']} {row['lang_share']:.2f} -> {row['clamped_lang_share']:.2f}"
     return line
 
+# ---------------------------------------------------------------------------------------- study
+@main.command()
+@click.argument("study", required=False)
+@click.option("--list", "list_studies", is_flag=True, help="List the studies shipped with actstore.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its cost (items, forwards, peak memory, disk) "
+              "and which weights are missing; run nothing.")
+@click.option("--status", "show_status", is_flag=True, help="Show which steps the store already holds and which are left.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the study file, e.g. --set data.limit=5 --set store.path=x.lance (repeatable).")
+@quiet_option
+@friendly_errors
+def study(study, list_studies, dry_run, show_status, overrides, quiet):
+    """Run a whole study from one TOML file (or a shipped study by name): ingest -> analyses -> report.
+
+    Every step skips what the store already holds, so a killed study reruns to completion.
+
+    \b
+    Example:
+        actstore study --list
+        actstore study naacl2025 --dry-run
+        actstore study demo --set store.path=actstore.lance
+        actstore study my-study.toml --status
+    """
+    from actstore.workflows.study import load_study, prepare, run_study, shipped_studies
+
+    if list_studies:
+        for name, about in shipped_studies().items():
+            click.echo(f"{name}: {about}")
+        return
+    if study is None:
+        raise click.UsageError("Name a study file or a shipped study (see --list).")
+    spec = load_study(study, overrides=list(overrides))
+    plan, checked = prepare(spec, weights=not (dry_run or show_status))
+    if dry_run or show_status:
+        from actstore.workflows.study.describe import plan_lines, status_lines
+
+        for line in plan_lines(plan, checked) if dry_run else status_lines(plan):
+            click.echo(line)
+        return
+    result = run_study(plan, progress=not quiet, say=lambda text: click.echo(text, err=True))
+    for line in result.summary_lines():
+        click.echo(line)
+    if result.failed:
+        sys.exit(1)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -59,6 +59,7 @@ SLOW_MODULES = {
     "test_s3_store.py": "S3: a local S3 server (moto)",
     "test_store_concurrency.py": "concurrency: several writer processes",
     "test_memory_budget.py": "memory: measures peak memory of ingest subprocesses",
+    "test_study_run.py": "study: runs a small study end to end, then kills and reruns it",
 }
 
 
