@@ -37,6 +37,11 @@ SetKey = tuple[str, str]  # (lang, modality)
 
 
 def depth_of(point: str) -> str:
+    """The depth a point is compared at: `speech.L4` and `text.L4` meet at `L4`. Decoder points keep
+    their stack (`decoder.L4`): their rows' modality is the conditioning (the same decoder under
+    speech and text), so they must not stand in for an encoder's `speech.L4`/`text.L4`."""
+    if point.startswith("decoder."):
+        return point
     return point.split(".", 1)[1] if "." in point else point
 
 

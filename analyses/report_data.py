@@ -15,6 +15,7 @@ from actstore.store import Store
 from actstore.analyses.grids import load_grid
 from actstore.analyses.neuron_maps import load_neurons
 from actstore.analyses.retrieval_grid import load_retrieval
+from actstore.analyses.study_frames import neuron_study_frames
 from actstore.analyses.tsne_maps import load_tsne
 
 
@@ -29,6 +30,7 @@ def report_frames(store: Store, model: str, *, measure: str = "svcca") -> dict[s
         "neurons_top": neurons["neurons_top"],
         "neurons_overlap": neurons["neurons_overlap"],
         "concentration": neurons["concentration"],
+        **neuron_study_frames(store, model),  # the neuron study over sites (issue 16)
     }
 
 

@@ -1,8 +1,10 @@
 """Neuron sites as the analyses see them: names, which are stored, and their rows.
 
 A *site* is a set of neurons inside a layer, stored like a point (one pooled vector per item):
-`<stack>.L<i>.<site>` with stack `speech`, `text` or `decoder` and site `ffn` or
-`self_attn.q|k|v`, `cross_attn.q|k|v` (`speech.L3.ffn`, `decoder.L5.cross_attn.v`).
+`<stack>.L<i>.<site>` with stack `speech`, `text` or `decoder` (or a dotted stack such as
+`speech.llm` of the decoder-only families, split by position as their hidden states are) and site
+`ffn` (a conformer's two macaron FFNs: `ffn1`, `ffn2`), `self_attn.q|k|v` or `cross_attn.q|k|v`
+(`speech.L3.ffn`, `speech.L3.ffn1`, `decoder.L5.cross_attn.v`).
 
 Why the modality is read from the rows and not from the point: a decoder site holds the SAME
 neurons under two conditions (decoding conditioned on the speech or on the text encoding), and
@@ -26,7 +28,10 @@ from actstore.errors import AnalysisInputError
 from actstore.store import Store
 from actstore.analyses.aligned import choose_corpus
 
-SITE_RE = re.compile(r"^(speech|text|decoder)\.(?:llm\.)?L(\d+)\.(ffn|self_attn\.[qkv]|cross_attn\.[qkv])$")
+SITE_RE = re.compile(r"^([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)\.L(\d+)\."
+                     r"(ffn[12]?|self_attn\.[qkv]|cross_attn\.[qkv])$")
+#: page order of stacks (others, e.g. `speech.llm`, follow by name)
+STACK_ORDER = {"speech": 0, "text": 1, "decoder": 2}
 #: the columns an analysis of a site reads besides the vector (catalogue facts on every row)
 SITE_COLUMNS = ["lang", "modality", "sentence_id", "sample_id", "corpus", "script",
                 "resource_level", "family"]
@@ -69,8 +74,7 @@ def model_sites(store: Store, model: str, wanted: Sequence[str] | None = None) -
                 f"{', '.join(s.name for s in sites[:12]) or '(none: ingest with sites)'}"
                 f"{' ...' if len(sites) > 12 else ''}.")
         sites = [s for s in sites if any(fnmatch.fnmatchcase(s.name, w) for w in wanted)]
-    order = {"speech": 0, "text": 1, "decoder": 2}
-    return sorted(sites, key=lambda s: (order[s.stack], s.layer, s.kind))
+    return sorted(sites, key=lambda s: (STACK_ORDER.get(s.stack, len(STACK_ORDER)), s.stack, s.layer, s.kind))
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 `render_report(ReportInputs(provenance=..., similarity=..., ...), "report.html")` draws six
 sections (provenance, cross-modal, cross-lingual, retrieval, t-SNE, neurons) from Polars frames;
-a missing frame shows the command that fills it. Depends on `actstore` only, never on the CLI.
+a missing frame shows the command that fills it. The neuron study's sections (sites, interventions,
+concentration, probe) are drawn only where their frames are given. Depends on `actstore` only, never on the CLI.
 """
 
 from actstore.reports.inputs import COLUMNS, ReportError, ReportInputs

@@ -105,3 +105,45 @@ def blank_cells_note(rows: pl.DataFrame, group: str, groups: list[str], langs: l
         return None
     return (f"Blank {what} mean no score was computed there, never a score of 0: "
             + "; ".join(parts) + ".")
+
+
+# The neuron study over sites (reports/neuron_study_sections.py): how to read each chart.
+SITE_SPREAD = ("How to read this: for each comparison, every neuron of every site is ranked by "
+               "average precision (AP, scale-free, so sites of different widths rank on one scale) and "
+               "the best ones over all sites are counted where they sit. A cell is that count over the "
+               "count the site's width alone predicts: 1 = as many as expected, above 1 = selective "
+               "neurons crowd there, 0 = none. 'language vs rest | speech' ranks one language against "
+               "the others within speech rows; 'speech vs text' ranks the same neurons under speech- and "
+               "text-conditioned decoding (only sites whose rows hold both, i.e. the decoder).")
+SITE_BARS = ("How to read this: the same top neurons as the heatmap, as a share per layer (bar "
+             "height) split by site type (colour); the bars of one panel sum to 100%.")
+SITE_OVERLAP = ("How to read this: for each decoder site and language, the share of the top-k neurons "
+                "ranked on speech-conditioned rows that are also in the top-k ranked on text-conditioned "
+                "rows (averaged over languages); the dashed tick is the share two random sets of k "
+                "would have (k/width). Far above it: the decoder marks the language with the same "
+                "neurons whichever encoder fed it.")
+SITE_CONCENTRATION = ("How to read this: the Gini coefficient of mean |activation| over a site's neurons "
+                      "(0 = every neuron carries the same mass, near 1 = a few carry all of it) and the "
+                      "share of the mass in the top 1% of neurons, per script with its languages pooled, "
+                      "solid/dashed by modality (for decoder sites: the conditioning). Bars: 95% basic "
+                      "bootstrap intervals over items. Few items inflate both numbers (gini_noise_floor in "
+                      "the CSV is what noise alone gives): compare groups only where the gap is large "
+                      "beside it.")
+PROBE = ("How to read this: a cross-validated logistic-regression probe predicts the source language "
+         "from one layer's pooled states, separately for speech- and text-conditioned rows. Bars: 95% "
+         "Wilson interval over items; dashed tick: chance (always answering the commonest language). "
+         "Above chance: the layer still carries which language it is decoding.")
+INTERVENTION = ("How to read this: each panel is one experiment (a site, k neurons, the value they are "
+                "held at) under one conditioning. Per language, the chosen set's change of the "
+                "teacher-forced target log-likelihood per token (negative = the model finds the target "
+                "less likely) beside random controls of the same size and site (one point per seed) and, "
+                "where stored, controls matched on how far the clamp moves the units. Bars: bootstrap "
+                "intervals over sentences, where stored. The chosen set matters when its point sits "
+                "clearly outside the controls' spread, not merely below 0.")
+OUTPUT_LANGUAGE = ("How to read this: with --generate, the model decodes greedily and a language "
+                   "identifier (py3langid) judges each output; each point is the change, with the clamp "
+                   "minus without, of the share of outputs in the expected language (the sentence's own "
+                   "for transcription, the target's for translation).")
+INTERVENTION_PROB = ("How to read this: Whisper chooses the language at its first decoder step; each "
+                     "point is the change, with the clamp minus without, of the mean probability it "
+                     "gives the sentence's language there. Negative: the clamp pushes it off the language.")

@@ -25,7 +25,10 @@ from actstore.reports.inputs import ReportInputs
 from actstore.reports.render import check_out_path, render_report
 
 #: report frame -> the result table it is read from (names are defined once, in actstore.schema)
-RESULT_TABLES = {name: name for name in schema.RESULT_TABLES}
+RESULT_TABLES = {name: name for name in schema.RESULT_TABLES} | {
+    "site_top": schema.NEURON_SITES_TOP_TABLE, "site_spread": schema.NEURON_SITES_SPREAD_TABLE,
+    "site_overlap": schema.NEURON_SITES_OVERLAP_TABLE, "site_concentration": schema.SITE_CONCENTRATION_TABLE,
+    "probe": schema.LANGUAGE_PROBE_TABLE, "interventions": schema.INTERVENTIONS_TABLE}
 
 
 def _stored_names(runs: pl.DataFrame) -> dict[str, str]:

@@ -37,6 +37,18 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "neurons_overlap": ("model", "depth", "lang", "k", "shared"),
     "concentration": ("model", "depth", "point_order", "lang", "modality", "gini"),
+    # the neuron study over sites (issue 16): analyses.study_frames.neuron_study_frames
+    "site_top": ("model", "depth", "stack", "layer", "site_type", "target_kind", "target", "within",
+                 "direction", "rank", "neuron", "ap", "prior"),
+    "site_spread": ("model", "depth", "stack", "layer", "site_type", "target_kind", "target", "within",
+                    "direction", "n_top", "expected", "global_k"),
+    "site_overlap": ("model", "depth", "stack", "layer", "site_type", "lang", "direction", "k", "shared",
+                     "expected_by_chance"),
+    "site_concentration": ("model", "depth", "stack", "layer", "site_type", "lang", "modality", "script", "n",
+                           "gini", "gini_lo", "gini_hi", "top_share", "top_share_lo", "top_share_hi"),
+    "probe": ("model", "depth", "layer", "modality", "accuracy", "ci_lo", "ci_hi", "chance", "n"),
+    "interventions": ("model", "site", "neuron_set", "seed", "value", "lang", "modality", "k",
+                      "n_sentences", "delta_per_token"),
 }
 
 PROVENANCE_KEYS = ("model", "random_init", "store_uri", "store_version", "schema_version")
@@ -50,7 +62,8 @@ class ReportInputs:
 
     `provenance` is a dict with model, random_init, store_uri, store_version, schema_version,
     runs (DataFrame) and languages (DataFrame); see `COLUMNS` for the analysis frames.
-    `measure` picks the similarity measure drawn in the per-language and cross-lingual charts
+    The `site_*`, `probe` and `interventions` frames are the neuron study's (a section each, drawn
+    only where given). `measure` picks the similarity measure drawn in the per-language and cross-lingual charts
     (the cross-modal line chart offers every measure present).
     """
 
@@ -61,6 +74,12 @@ class ReportInputs:
     neurons_top: pl.DataFrame | None = None
     neurons_overlap: pl.DataFrame | None = None
     concentration: pl.DataFrame | None = None
+    site_top: pl.DataFrame | None = None
+    site_spread: pl.DataFrame | None = None
+    site_overlap: pl.DataFrame | None = None
+    site_concentration: pl.DataFrame | None = None
+    probe: pl.DataFrame | None = None
+    interventions: pl.DataFrame | None = None
     measure: str = "svcca"
 
     @property

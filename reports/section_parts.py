@@ -27,6 +27,10 @@ FILL_COMMANDS = {
     "runs": "actstore ingest --model {model}",
 }
 
+#: Opens the provenance and every neuron-study section of a random-init model.
+RANDOM_INIT_BANNER = '<div class="banner">RANDOM-INIT model: numbers are a pipeline check, not findings.</div>'
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits that keep the HTML small (a few MB at most); beyond them the report subsamples

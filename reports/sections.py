@@ -14,11 +14,12 @@ import polars as pl
 from actstore.reports import charts
 from actstore.reports.counts import counts_html
 from actstore.reports.lang_lines import FEW_LANGUAGES
+from actstore.reports.neuron_study_sections import study_sections
 from actstore.reports.explain import CHANCE, OVERLAP_K, blank_cells_note, explain_html
 from actstore.reports.pooling import with_pooling
 from actstore.reports.inputs import ReportInputs
 from actstore.reports.section_parts import (
-    FILL_COMMANDS, Context, Figure, Limits, Section, by_language, missing, modalities, note_html, paragraph,
+    FILL_COMMANDS, RANDOM_INIT_BANNER, Context, Figure, Limits, Section, by_language, missing, modalities, note_html, paragraph,
     single_language,
 )
 from actstore.reports.similarity_sections import cross_lingual_section, cross_modal_section
@@ -38,8 +39,7 @@ def provenance_section(ctx: Context) -> Section:
     prov = ctx.inputs.provenance
     section = Section("provenance", "Provenance")
     if prov.get("random_init"):
-        section.parts.append('<div class="banner">RANDOM-INIT model: numbers are a pipeline check, '
-                             "not findings.</div>")
+        section.parts.append(RANDOM_INIT_BANNER)
     facts = pl.DataFrame({
         "field": ["model", "random init", "store", "store version", "schema version"],
         "value": [str(prov["model"]), str(bool(prov["random_init"])).lower(), str(prov["store_uri"]),
@@ -250,4 +250,5 @@ def build_sections(inputs: ReportInputs, limits: Limits) -> tuple[list[Section],
                                                                                        "lang_b", "target"))
     ctx = Context(inputs, limits, langs)
     sections = [build(ctx) for build in SECTION_BUILDERS]
+    sections += study_sections(ctx)  # only where the neuron study's results are stored
     return sections, ctx.datasets

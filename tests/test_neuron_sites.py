@@ -171,20 +171,20 @@ def test_probe_refuses_a_class_smaller_than_the_folds():
         probe_accuracy(np.ones((7, 2)), ["a"] * 7)
 
 
-def test_neuron_study_charts_draw_the_stored_tables(db, tables):
+def test_neuron_study_rows_summarise_the_stored_tables(db, tables):
     from actstore.analyses.probe import language_probe
-    from actstore.reports.neuron_study import neuron_study_charts
+    from actstore.reports import neuron_study
 
-    probe = language_probe(Store.open(db), "m", points=["decoder.L1"], folds=3)
-    charts = neuron_study_charts(tables, probe)
-    assert set(charts) == {"spread", "concentration", "top_share", "probe"}
-    spec = charts["spread"].to_dict()
-    cells = spec["data"]["values"] if "data" in spec else spec["spec"]["data"]["values"]
-    cross = [c for c in cells if c["site"] == "decoder cross_attn.v" and c["comparison"] == "speech vs text"]
-    assert cross and cross[0]["n_top"] > 0
-    probe_rows = charts["probe"].to_dict()
-    assert "accuracy" in str(probe_rows) and "chance" in str(probe_rows)
-    assert neuron_study_charts({}, None) == {}
+    probe = neuron_study.probe_rows(language_probe(Store.open(db), "m", points=["decoder.L1"], folds=3))
+    assert set(probe["modality"]) == {"speech", "text"} and {"accuracy", "chance"} <= set(probe.columns)
+    cells = neuron_study.spread_rows(tables["neuron_sites_spread"])
+    cross = cells.filter((pl.col("site") == "decoder cross_attn.v") & (pl.col("comparison") == "speech vs text"))
+    assert cross.height and cross["n_top"][0] > 0
+    conc = neuron_study.concentration_rows(tables["site_concentration"])
+    assert set(conc["script"]) == {"Latin", "Cyrillic", "Thai"}  # languages pooled per script
+    for chart in (neuron_study.spread_heatmap("a"), neuron_study.concentration_chart("b"),
+                  neuron_study.probe_chart("c")):
+        assert chart.to_dict()["data"]["name"] in "abc"  # named datasets: the page stores each once
 
 
 def test_k_above_a_point_width_is_refused_too(tmp_path):
