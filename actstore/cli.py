@@ -1021,48 +1021,80 @@ def convert_model(src, dest, tokenizer, real):
 
 @main.command()
 @db_option
-@click.option("--model", required=True, help="A Whisper model directory (its decoder is used).")
+@click.option("--model", required=True, help="A model directory of a family that decodes (Whisper; others "
+              "as their adapters implement the intervention protocol).")
+@click.option("--adapter", "adapter_name", default=None, help="Adapter registry name (skips recognition).")
 @click.option("--name", default=None, help="Stored model name (default: the directory name); reference values "
               "and top neurons are read for it.")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda:0.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
 @click.option("--site", required=True, help="A neuron site, e.g. decoder.L2.ffn (fc2's input) or decoder.L1.self_attn.v.")
 @click.option("--units", default=None, help="Explicit units, comma-separated (e.g. 3,17,42).")
 @click.option("--top", type=int, default=None, help="Use the top K units of the stored neuron_sites_top table.")
 @click.option("--target", default=None, help="With --top: the target (language/class) of the stored ranking.")
 @click.option("--value", type=click.Choice(["median", "mean", "zero"]), default="median", show_default=True,
               help="Held value: the unit's median/mean over every stored row of the site, or zero.")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the random controls (same size, same site).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the controls (one set of each per seed).")
+@click.option("--controls", default="random,matched", show_default=True,
+              help="Controls beside the set: random (same size, same site) and/or matched (same size, same "
+              "site, matched on clamp displacement; README, Neuron study).")
+@click.option("--conditioning", type=click.Choice(["speech", "text", "both"]), default=None,
+              help="What the decoder is conditioned on (stored as `modality`; default: every one the family supports).")
+@click.option("--target-lang", default=None, help="Decode the parallel sentence in this language (translation; "
+              "families that translate); default: the sentence itself (transcription).")
+@click.option("--boot", type=int, default=1000, show_default=True,
+              help="Bootstrap resamples over sentences for the intervals (0: none).")
+@click.option("--generate", is_flag=True, help="Also decode greedily and judge the output's language (py3langid).")
+@click.option("--max-new-tokens", type=int, default=48, show_default=True, help="With --generate: the length bound.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--source", type=click.Choice(["flores", "fleurs", "manifest"]), default="manifest", show_default=True)
 @click.option("--data-dir", default=None, help="FLEURS/FLORES directory, or the manifest file.")
 @click.option("--split", default="devtest", show_default=True)
-@click.option("--langs", required=True, help="Languages of the held-out speech, comma-separated.")
+@click.option("--langs", required=True, help="Languages of the held-out sentences, comma-separated.")
 @click.option("--limit", type=int, default=None, help="At most this many sentences per language.")
 @friendly_errors
-def intervene(db, storage_options, model, name, site, units, top, target, value, seeds, source, data_dir,
-              split, langs, limit):
-    """Hold a neuron set at a value while Whisper decodes held-out speech teacher-forced, beside
-    random controls of the same size; store the change of the target log-likelihood per token.
+def intervene(db, storage_options, model, adapter_name, name, device, dtype, site, units, top, target, value,
+              seeds, controls, conditioning, target_lang, boot, generate, max_new_tokens, batch_size, source,
+              data_dir, split, langs, limit):
+    """Hold a neuron set at a value while the model decodes held-out sentences, beside random and
+    displacement-matched controls of the same size; store per language and conditioning the change
+    of the target log-likelihood per token, of the first-step language probability (Whisper) and,
+    with --generate, of the share of outputs in the right language, each with a bootstrap interval.
 
     \b
     Example:
         actstore intervene --model whisper-base --site decoder.L2.ffn --top 20 --target fra \\
-            --source fleurs --data-dir ~/fleurs --langs fra --limit 50
+            --source fleurs --data-dir ~/fleurs --langs fra --limit 50 --generate
     """
     from actstore.ingest.adapters import load_adapter
-    from actstore.ingest.intervention_run import held_out_items, run_intervention, save
+    from actstore.ingest.intervention_run import conditionings_for, held_out_items, run_intervention, save
 
     store = _open(db, storage_options)
     _require_writable(store)
-    items, corpus = held_out_items(source, data_dir, _csv(langs), split, limit)
-    adapter = load_adapter(model, name=name)
+    adapter = load_adapter(model, adapter=adapter_name, name=name, device=device, dtype=dtype)
+    conds = conditionings_for(adapter, conditioning, generate)
+    items, corpus = held_out_items(source, data_dir, _csv(langs), split, limit, conds, target_lang)
     frame = run_intervention(store, adapter, items, corpus, site=site, units=units, top=top, target=target,
-                             value=value, seeds=[int(s) for s in _csv(seeds)])
+                             value=value, seeds=[int(s) for s in _csv(seeds)], batch_size=batch_size,
+                             controls=_csv(controls) or [], boot=boot, max_new_tokens=max_new_tokens if generate else 0)
     save(store, frame)
     _note_random_init(bool(frame["random_init"][0]), adapter.model_name)
     for row in frame.iter_rows(named=True):
-        click.echo(f"{row['neuron_set']} seed {row['seed']} {row['lang']}: log-likelihood per token "
-                   f"{row['loglik_per_token']:.4f} -> {row['clamped_loglik_per_token']:.4f} "
-                   f"(change {row['delta_per_token']:+.4f}, {row['n_tokens']} tokens)")
+        click.echo(_intervention_line(row))
     click.echo(f"{frame.height} rows saved to table 'interventions'.", err=True)
+
+
+def _intervention_line(row: dict) -> str:
+    """One row of `intervene`'s output: the change with its interval, and what else was measured."""
+    ci = f" [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if row["ci_low"] is not None else ""
+    line = (f"{row['neuron_set']} seed {row['seed']} {row['lang']} {row['modality']}: log-likelihood per token "
+            f"{row['loglik_per_token']:.4f} -> {row['clamped_loglik_per_token']:.4f} "
+            f"(change {row['delta_per_token']:+.4f}{ci}, {row['n_tokens']} tokens)")
+    if row["lang_prob"] is not None:
+        line += f"; language prob {row['lang_prob']:.3f} -> {row['clamped_lang_prob']:.3f}"
+    if row["lang_share"] is not None:
+        line += f"; output in {row['target_lang']} {row['lang_share']:.2f} -> {row['clamped_lang_share']:.2f}"
+    return line
 
 
 if __name__ == "__main__":  # pragma: no cover

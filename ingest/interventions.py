@@ -10,6 +10,17 @@ row of that site of the model (all languages, both modalities, every corpus) -- 
 default. The stored vectors are means over positions, so this is the median (mean) of POOLED
 activations, not of single positions: a deliberate choice, since the store holds nothing finer.
 `zero` needs no store.
+
+Controls beside every chosen set, each of its size and from its site:
+- `random`: units drawn uniformly (one set per seed);
+- `matched` (displacement-matched): a unit's DISPLACEMENT is how far its clamp moves it, the mean
+  |value - stored pooled activation| over the reference rows (value = that unit's clamp value:
+  its median, mean or zero). Selective units sit far from the all-language median, so a plain
+  random set is moved less and cannot tell "specific" from "bigger push". The matched set takes,
+  for each chosen unit in a seeded random order, one of the `MATCH_POOL` not yet taken units of
+  the site outside the chosen set whose displacement is nearest to it (seeded pick among them, so
+  each seed gives its own set; without replacement). Rows store each set's mean displacement, so
+  the match can be checked.
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from actstore.errors import ActstoreError
 from actstore.ingest.adapters.common.sites import parse_name
 
 VALUE_KINDS = ("median", "mean", "zero")
+#: how many nearest-displacement candidates a matched control picks each unit from
+MATCH_POOL = 3
 
 
 def reference_values(store, model: str, site: str, units: Sequence[int], kind: str) -> np.ndarray:
@@ -31,12 +44,46 @@ def reference_values(store, model: str, site: str, units: Sequence[int], kind: s
         raise ActstoreError(f"Unknown value {kind!r}; use one of {', '.join(VALUE_KINDS)}.")
     if kind == "zero":
         return np.zeros(len(units), np.float32)
+    return unit_values(reference_rows(store, model, site, kind), kind)[list(units)]
+
+
+def reference_rows(store, model: str, site: str, why: str) -> np.ndarray:
+    """Every stored row of `site` [rows, width] (float32), or one sentence when there is none."""
     sl = store.read(model, points=site)
     if sl.meta.height == 0:
         raise ActstoreError(f"The store holds no rows of site {site!r} for model {model!r}, so its "
-                            f"{kind} is undefined; ingest that site first or use --value zero.")
-    x = np.asarray(sl.vectors, np.float64)[:, list(units)]
+                            f"{why} is undefined; ingest that site first or use --value zero.")
+    return np.asarray(sl.vectors, np.float32)
+
+
+def unit_values(rows: np.ndarray, kind: str) -> np.ndarray:
+    """The clamp value of every unit of a site: its median/mean over `rows`, or zero."""
+    if kind == "zero":
+        return np.zeros(rows.shape[1], np.float32)
+    x = rows.astype(np.float64)
     return (np.median(x, 0) if kind == "median" else x.mean(0)).astype(np.float32)
+
+
+def displacements(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per unit: mean |value - stored activation| over the reference rows (module doc)."""
+    return np.abs(rows.astype(np.float64) - values.astype(np.float64)).mean(0)
+
+
+def matched_units(disp: np.ndarray, chosen: Sequence[int], seed: int, site: str) -> tuple[int, ...]:
+    """A displacement-matched control of `chosen` (module doc), drawn with `seed`."""
+    chosen = [int(u) for u in chosen]
+    free = np.setdiff1d(np.arange(len(disp)), chosen)
+    if len(free) < len(chosen):
+        raise ActstoreError(f"A matched control of {len(chosen)} units needs as many other units of site "
+                            f"{site!r} (it has {len(free)}); choose k <= {len(disp) // 2} or --controls random.")
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in rng.permutation(chosen):
+        near = np.argsort(np.abs(disp[free] - disp[u]), kind="stable")[:MATCH_POOL]
+        pick = int(rng.choice(near))
+        out.append(int(free[pick]))
+        free = np.delete(free, pick)
+    return tuple(sorted(out))
 
 
 def top_units(store, model: str, site: str, k: int, target: str | None, width: int) -> tuple[int, ...]:

@@ -14,7 +14,10 @@ Whisper decodes speech-conditioned only.
 - `generate`: greedy, as Whisper runs without a language hint: the language token is the
   model's own choice at the first step (the argmax over language tokens, so a clamp that moves
   language identification shows in the output), then `<|transcribe|> <|notimestamps|>` are
-  forced and at most `max_new_tokens` text tokens follow, stopping at `<|endoftext|>`.
+  forced and at most `max_new_tokens` text tokens follow, stopping at `<|endoftext|>`. The
+  checkpoint's `suppress_tokens` (every step) and `begin_suppress_tokens` (first text step) from
+  its generation_config.json apply, as in Whisper's own decoding (the real-weights test checks
+  the output equals transformers' `generate`).
 Each clip is padded to the window on its own and decoder rows never read padding, so a padded
 batch gives each item's numbers alone (up to float round-off).
 """
@@ -99,6 +102,17 @@ def first_step_language_probs(adapter, items: Sequence[Item], clamps: Sequence[C
     return p[torch.arange(len(items)), [col[t] for t in own]].cpu().numpy().astype(np.float64)
 
 
+def suppressed(path) -> tuple[list[int], list[int]]:
+    """(suppress_tokens, begin_suppress_tokens) of the checkpoint's generation config ([] if none)."""
+    from transformers import GenerationConfig
+
+    try:
+        cfg = GenerationConfig.from_pretrained(path, local_files_only=True)
+    except OSError:  # no generation_config.json: nothing suppressed
+        return [], []
+    return list(cfg.suppress_tokens or []), list(cfg.begin_suppress_tokens or [])
+
+
 def generate(adapter, items: Sequence[Item], clamps: Sequence[Clamp] = (), max_new_tokens: int = 48) -> list[str]:
     """Greedy transcription of each item, language chosen by the model (module doc)."""
     dec = adapter._load_decoder()
@@ -109,13 +123,16 @@ def generate(adapter, items: Sequence[Item], clamps: Sequence[Clamp] = (), max_n
     forced = torch.tensor([tok.convert_tokens_to_ids(t) for t in decoding.PREFIX[2:]], device=dev)
     ids = torch.full((len(items), 1), tok.convert_tokens_to_ids(decoding.PREFIX[0]), device=dev)
     done = torch.zeros(len(items), dtype=torch.bool, device=dev)
+    always, begin = suppressed(adapter.path)
     with torch.no_grad(), clamped(whisper_sites(adapter), clamps):
         enc = _encoded(adapter, items)
         lang = langs[_logp(dec, ids, None, enc)[:, -1, langs].argmax(-1)]
         ids = torch.cat([ids, lang[:, None], forced.expand(len(items), -1)], 1)
         start = ids.shape[1]
-        for _ in range(max_new_tokens):  # lockstep: every row has the same length, no padding
-            nxt = _logp(dec, ids, None, enc)[:, -1].argmax(-1)
+        for step in range(max_new_tokens):  # lockstep: every row has the same length, no padding
+            logp = _logp(dec, ids, None, enc)[:, -1]
+            logp[:, always + (begin if step == 0 else [])] = -torch.inf
+            nxt = logp.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, end), nxt)
             ids = torch.cat([ids, nxt[:, None]], 1)
             done |= nxt == end
