@@ -203,13 +203,14 @@ def manifest(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family,ingest,sites,site", [
+@pytest.mark.parametrize("family,ingest,sites,site,extra", [
     ("tiny_seamless_dir", ("--layers", "1", "--sites", "ffn", "--target-lang", "eng"), "decoder.*",
-     "decoder.L1.ffn"),
+     "decoder.L1.ffn", ("--target-lang", "eng")),
     ("tiny_qwen2_audio_dir", ("--layers", "4", "--sites", "ffn"), "speech.llm.*,text.llm.*",
-     "speech.llm.L1.ffn"),
+     "speech.llm.L1.ffn", ()),
 ])
-def test_the_study_through_the_cli_is_deterministic(family, ingest, sites, site, tmp_path, manifest, request):
+def test_the_study_through_the_cli_is_deterministic(family, ingest, sites, site, extra, tmp_path, manifest,
+                                                    request):
     model = request.getfixturevalue(family)
     db = str(tmp_path / "db")
     common = ("--db", db, "--model", model, "--data-dir", manifest, "--langs", "eng,fra")
@@ -219,12 +220,15 @@ def test_the_study_through_the_cli_is_deterministic(family, ingest, sites, site,
         "--boot", "20", "--quiet")
     runs = []
     for _ in range(2):
-        out = cli(*(["intervene"] + list(common)), "--site", site, "--top", "3", "--target", "eng",
-                  "--seeds", "0,1", "--limit", "2").output
+        out = cli("intervene", *common, "--site", site, "--top", "3", "--target", "eng", "--seeds", "0,1",
+                  "--limit", "2", "--boot", "50", "--generate", "--max-new-tokens", "3", *extra).output
         assert "RANDOM-INIT" in out
-        runs.append(Store.open(db).read_results(INTERVENTIONS_TABLE).sort("neuron_set", "seed", "lang"))
+        runs.append(Store.open(db).read_results(INTERVENTIONS_TABLE)
+                    .sort("modality", "neuron_set", "seed", "lang"))
     rows = runs[0]
-    assert rows.height == 6 and rows["neuron_set"].to_list() == ["random"] * 4 + ["top:eng"] * 2
+    # per conditioning (both by default) and language: the set, 2 random and 2 matched controls
+    assert rows.height == 2 * 2 * 5 and set(rows["modality"]) == {"speech", "text"}
+    assert rows.group_by("neuron_set").len().sort("neuron_set")["len"].to_list() == [8, 8, 4]
     assert rows.filter(pl.col("neuron_set") == "random")["units"].n_unique() == 2  # one set per seed
     assert rows["random_init"].all() and (rows["n_sentences"] == 2).all()
     assert (rows["delta_per_token"] != 0).any()
