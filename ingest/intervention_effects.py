@@ -36,21 +36,26 @@ class Outcome:
     said: list[str | None] | None        # py3langid code of each greedy output (None: no --generate)
 
 
-def measure(adapter, items: Sequence[Item], clamps, *, conditioning: str, max_new_tokens: int,
-            batch_size: int) -> Outcome:
-    """Run the model over `items` in batches with `clamps`; `max_new_tokens` 0: no generation."""
-    ll, n, probs, said = [], [], [], []
+def measure(adapter, items: Sequence[Item], clamp_sets: Sequence[Sequence], *, conditioning: str,
+            max_new_tokens: int, batch_size: int) -> list[Outcome]:
+    """One `Outcome` per entry of `clamp_sets` (e.g. [] for the baseline, then each set's clamps)
+    over `items`; `max_new_tokens` 0: no generation. Batch-major: every condition of a batch runs
+    before the next batch, so a family may reuse what the clamps cannot change (Whisper keeps the
+    last encoder output: decoder-site interventions then run the encoder once per batch)."""
+    parts = [([], [], [], []) for _ in clamp_sets]
     for i in range(0, len(items), batch_size):
         batch = items[i:i + batch_size]
-        a, b = adapter.target_loglik(batch, clamps, conditioning=conditioning)
-        ll.append(a)
-        n.append(b)
-        probs.append(adapter.first_step_language_probs(batch, clamps) if conditioning == "speech" else None)
-        if max_new_tokens:
-            said += language_id.identify(adapter.generate(batch, clamps, max_new_tokens=max_new_tokens,
-                                                          conditioning=conditioning))
-    lang_prob = None if any(p is None for p in probs) else np.concatenate(probs)
-    return Outcome(np.concatenate(ll), np.concatenate(n), lang_prob, said if max_new_tokens else None)
+        for clamps, (ll, n, probs, said) in zip(clamp_sets, parts):
+            a, b = adapter.target_loglik(batch, clamps, conditioning=conditioning)
+            ll.append(a)
+            n.append(b)
+            probs.append(adapter.first_step_language_probs(batch, clamps) if conditioning == "speech" else None)
+            if max_new_tokens:
+                said += language_id.identify(adapter.generate(batch, clamps, max_new_tokens=max_new_tokens,
+                                                              conditioning=conditioning))
+    return [Outcome(np.concatenate(ll), np.concatenate(n),
+                    None if any(p is None for p in probs) else np.concatenate(probs),
+                    said if max_new_tokens else None) for ll, n, probs, said in parts]
 
 
 def draws(n: int, boot: int) -> np.ndarray:

@@ -157,11 +157,11 @@ def run_intervention(store, adapter, items: Sequence[Item], corpus: str, *, site
     out = []
     for modality in dict.fromkeys(it.modality for it in items):
         group = [it for it in items if it.modality == modality]
-        run = dict(conditioning=modality, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        base = fx.measure(adapter, group, [], **run)
+        clamp_sets = [[]] + [[Clamp(site, u, torch.from_numpy(vals))] for _, _, u, vals, _ in plan]
+        base, *outcomes = fx.measure(adapter, group, clamp_sets, conditioning=modality,
+                                     max_new_tokens=max_new_tokens, batch_size=batch_size)
         langs = np.array([it.lang for it in group])
-        for name, seed, u, vals, disp in plan:
-            got = fx.measure(adapter, group, [Clamp(site, u, torch.from_numpy(vals))], **run)
+        for (name, seed, u, vals, disp), got in zip(plan, outcomes):
             for lang in dict.fromkeys(langs.tolist()):
                 mask = langs == lang
                 tlang = next(it.target_lang or it.lang for it in group if it.lang == lang)

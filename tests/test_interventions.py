@@ -151,3 +151,31 @@ def test_the_protocol_refuses_what_a_family_cannot_do(adapter, tiny_bert_dir):
     with pytest.raises(ActstoreError, match="declares no intervention sites"):
         bert.intervention_sites()
     assert bert.first_step_language_probs(_items()) is None
+
+
+def test_one_batch_runs_the_encoder_once_under_decoder_clamps(adapter):
+    """target_loglik, first_step_language_probs and generate of one batch share one encoder run
+    (a decoder clamp cannot change it); an encoder hook or changed weights force a new run."""
+    items, enc, calls = _items(), adapter.encoder, []
+    forward = enc.forward
+    enc.forward = lambda *a, **k: (calls.append(1), forward(*a, **k))[1]
+    try:
+        dec_clamp = [Clamp("decoder.L1.ffn", (1, 2), torch.tensor([0.5, -1.0]))]
+        first = adapter.target_loglik(items, dec_clamp)
+        adapter.first_step_language_probs(items, dec_clamp)
+        adapter.generate(items, dec_clamp, max_new_tokens=2)
+        assert len(calls) <= 1
+        n = len(calls)
+        adapter.target_loglik(items, [Clamp("speech.L1.ffn", (1,), torch.tensor([2.0]))])
+        adapter.target_loglik(items, [Clamp("speech.L1.ffn", (1,), torch.tensor([2.0]))])
+        assert len(calls) == n + 2  # encoder clamps: recomputed every time
+        saved = enc.layers[0].fc1.bias.detach().clone()
+        with torch.no_grad():
+            enc.layers[0].fc1.bias.add_(1.0)
+        try:
+            assert not np.array_equal(adapter.target_loglik(items, dec_clamp)[0], first[0])
+        finally:
+            with torch.no_grad():
+                enc.layers[0].fc1.bias.copy_(saved)
+    finally:
+        del enc.forward
