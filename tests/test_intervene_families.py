@@ -177,6 +177,25 @@ def test_qwen_zeroed_ffn_site_equals_a_zeroed_down_proj(qwen):
     assert np.abs(hand[0] - qwen.target_loglik(items)[0]).max() > 1e-4
 
 
+def test_seamless_reuses_an_encoding_only_while_nothing_can_change_it(seamless, monkeypatch):
+    calls = []
+    real = seamless._speech_inputs
+    monkeypatch.setattr(seamless, "_speech_inputs", lambda items: calls.append(1) or real(items))
+    items = _items("speech")
+    seamless._encoding_memo = None
+    base = seamless.target_loglik(items)
+    seamless.target_loglik(items, [MOVED["seamless"]])  # a decoder clamp: the same encoding
+    seamless.generate(items, [MOVED["seamless"]], max_new_tokens=2)
+    assert len(calls) == 1
+    seamless.target_loglik(items, [Clamp("speech.L1.ffn1", (0,), torch.zeros(1))])  # an encoder clamp
+    assert len(calls) == 2
+    seamless.target_loglik(items)  # the clamped encoding was not kept
+    seamless.target_loglik(items[:2])  # other items
+    assert len(calls) == 4
+    seamless._encoding_memo = None
+    assert np.array_equal(seamless.target_loglik(items)[0], base[0])
+
+
 def test_the_families_declare_what_they_condition_on_and_refuse_the_rest(seamless, qwen):
     assert type(seamless).conditionings == ("speech", "text") == type(qwen).conditionings
     assert seamless.first_step_language_probs(_items("speech")) is None  # the language is forced
