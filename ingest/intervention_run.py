@@ -130,7 +130,7 @@ def _plan(store, adapter, items: Sequence[Item], *, site, units, top, target, va
     needed = value != "zero" or "matched" in controls
     why = value if value != "zero" else "displacement (the matched control)"
     try:
-        rows = iv.reference_rows(store, model, site, why) if (needed or value == "zero") else None
+        rows = iv.reference_rows(store, model, site, why)
     except ActstoreError:
         if needed:
             raise

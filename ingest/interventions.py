@@ -56,17 +56,27 @@ def reference_rows(store, model: str, site: str, why: str) -> np.ndarray:
     return np.asarray(sl.vectors, np.float32)
 
 
+#: columns per chunk when reducing reference rows in float64 (bounds memory at wide sites)
+CHUNK = 1024
+
+
 def unit_values(rows: np.ndarray, kind: str) -> np.ndarray:
     """The clamp value of every unit of a site: its median/mean over `rows`, or zero."""
     if kind == "zero":
         return np.zeros(rows.shape[1], np.float32)
-    x = rows.astype(np.float64)
-    return (np.median(x, 0) if kind == "median" else x.mean(0)).astype(np.float32)
+    out = np.empty(rows.shape[1], np.float32)
+    for j in range(0, rows.shape[1], CHUNK):
+        x = rows[:, j:j + CHUNK].astype(np.float64)
+        out[j:j + CHUNK] = np.median(x, 0) if kind == "median" else x.mean(0)
+    return out
 
 
 def displacements(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per unit: mean |value - stored activation| over the reference rows (module doc)."""
-    return np.abs(rows.astype(np.float64) - values.astype(np.float64)).mean(0)
+    out = np.empty(rows.shape[1], np.float64)
+    for j in range(0, rows.shape[1], CHUNK):
+        out[j:j + CHUNK] = np.abs(rows[:, j:j + CHUNK].astype(np.float64) - values[j:j + CHUNK]).mean(0)
+    return out
 
 
 def matched_units(disp: np.ndarray, chosen: Sequence[int], seed: int, site: str) -> tuple[int, ...]:

@@ -81,3 +81,16 @@ def test_a_language_py3langid_cannot_identify_is_refused_and_empty_output_is_not
         language_id.langid_code("snd")
     assert language_id.identify(["", "  "]) == [None, None]
     assert language_id.as_catalogue("zh") == "cmn" and language_id.as_catalogue("xh") == "xh"
+
+
+def test_wide_sites_reduce_in_chunks_with_the_same_answer(monkeypatch):
+    import actstore.ingest.interventions as iv
+
+    rows = np.random.default_rng(0).standard_normal((31, 50)).astype(np.float32)
+    whole = [unit_values(rows, k) for k in ("median", "mean")]
+    monkeypatch.setattr(iv, "CHUNK", 7)
+    for kind, want in zip(("median", "mean"), whole):
+        got = unit_values(rows, kind)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(displacements(rows, got), np.abs(rows.astype(float) - got.astype(float)).mean(0),
+                                   rtol=1e-12)
