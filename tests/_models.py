@@ -72,3 +72,20 @@ def assert_batch_equals_single(adapter, items: list[Item], points: list[str], at
                                        rtol=0, err_msg=f"{p} item {i}")
             assert batch[p].n_frames[i] == alone[p].n_frames[0]
     return batch
+
+
+def write_manifest(root, sentences: dict[str, list[str]]):
+    """A manifest CSV in `root`: per language, sentence i (from 1) as text and as speech (noise of
+    0.4 + 0.1 i seconds, seeded per language and sentence); returns the CSV's path."""
+    import soundfile as sf
+
+    rows = ["sentence_id,lang,modality,text,audio"]
+    for j, (lang, texts) in enumerate(sentences.items()):
+        for i, text in enumerate(texts, 1):
+            wav = root / f"{lang}{i}.wav"
+            noise = 0.1 * np.random.default_rng(100 * j + i).standard_normal(int((0.4 + 0.1 * i) * 16000))
+            sf.write(wav, noise.astype(np.float32), 16000, subtype="PCM_16")
+            text = text.replace('"', "'")
+            rows += [f'{i},{lang},speech,"{text}",{wav.name}', f'{i},{lang},text,"{text}",']
+    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    return root / "m.csv"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from _cli import cli
-from _models import assert_pairs_equal_alone, flores_lines, speech_items
+from _models import assert_pairs_equal_alone, flores_lines, speech_items, write_manifest
 from actstore.ingest.adapters import load_adapter
 from actstore.ingest.adapters.common.hooks import Capture
 from actstore.ingest.items import Item
@@ -141,20 +141,8 @@ def test_qwen_separate_mode_sites_equal_alone(tiny_qwen2_audio_dir):
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    """English speech (0.5-0.9 s) and its text, sentence ids 1..3."""
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("sites_decoder_only")
-    rows = ["sentence_id,lang,modality,text,audio"]
-    for i, text in enumerate(flores_lines("eng_Latn", 3), 1):
-        wav = root / f"clip{i}.wav"
-        n = int((0.5 + 0.2 * (i - 1)) * 16000)
-        audio = 0.1 * np.random.default_rng(i).standard_normal(n)
-        sf.write(wav, audio.astype(np.float32), 16000, subtype="PCM_16")
-        text = text.replace('"', "'")
-        rows += [f'{i},eng,speech,"{text}",{wav.name}', f'{i},eng,text,"{text}",']
-    (root / "m.csv").write_text("\n".join(rows) + "\n")
-    return root / "m.csv"
+    """English speech (0.5-0.7 s noise) and its text, sentence ids 1..3."""
+    return write_manifest(tmp_path_factory.mktemp("sites_decoder_only"), {"eng": flores_lines("eng_Latn", 3)})
 
 
 @pytest.mark.parametrize("family,layers,expected", [

@@ -55,3 +55,32 @@ def greedy(last_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tenso
         cut = next((i for i, t in enumerate(row) if t in set(ends)), len(row))
         out.append(row[:cut])
     return out
+
+
+def reuse_encoding(owner, encoder: torch.nn.Module, items: Sequence, what: str,
+                   compute: Callable[[], tuple]) -> tuple:
+    """`compute()` (an encoder's output for `items`), or the owner's last result for the same
+    items while nothing can have changed it: the encoder carries no hook (a clamp on an encoder
+    site, anyone's capture: always recomputed) and its weights are unchanged (their in-place
+    version counters are in the key). One slot per owner.
+
+    Why: an intervention on decoder sites runs the baseline and every neuron set, each for the
+    log-likelihood and the greedy output, over the same batch; the encoder output is the same
+    for all of them and often most of their cost.
+    """
+    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in encoder.modules())
+    key = (what, tuple((it.lang, it.sample_id, _digest(it, what)) for it in items),
+           tuple(p._version for p in encoder.parameters()))
+    memo = getattr(owner, "_encoding_memo", None)
+    if not hooked and memo is not None and memo[0] == key:
+        return memo[1]
+    out = compute()
+    owner._encoding_memo = None if hooked else (key, out)
+    return out
+
+
+def _digest(item, what: str) -> bytes:
+    import hashlib
+
+    data = np.asarray(item.audio, np.float32).tobytes() if what == "speech" else (item.text or "").encode()
+    return hashlib.blake2b(data, digest_size=16).digest()

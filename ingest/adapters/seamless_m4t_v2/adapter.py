@@ -228,14 +228,22 @@ class SeamlessM4Tv2Adapter(HFAdapter):
 
     def encode_source(self, items: Sequence[Item], conditioning: str) -> tuple[torch.Tensor, torch.Tensor]:
         """What the shared decoder reads: the speech (after the adaptor) or the text encoder's
-        output [B, S, d] and its valid positions [B, S] (call under the caller's clamps)."""
-        if conditioning == "speech":
+        output [B, S, d] and its valid positions [B, S] (call under the caller's clamps; the last
+        result is reused while no clamp or hook is on that encoder: `common.decode.reuse_encoding`)."""
+        from actstore.ingest.adapters.common.decode import reuse_encoding
+
+        def speech():
             x, mask = self._speech_inputs(items)
             with Capture() as cap:
                 h = self._run_speech_encoder(cap, x, mask).last_hidden_state
             return h, self._adaptor_mask(mask, h.shape[1])
-        ids, mask = self._token_ids(items)
-        return self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask.bool()
+
+        def text():
+            ids, mask = self._token_ids(items)
+            return self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state, mask.bool()
+
+        encoder = self.speech_encoder if conditioning == "speech" else self.text_encoder
+        return reuse_encoding(self, encoder, items, conditioning, speech if conditioning == "speech" else text)
 
     def _forward_speech(self, items, points):
         enc = self.speech_encoder
