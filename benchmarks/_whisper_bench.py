@@ -2,9 +2,13 @@
 their transcription as the decoder target, the models (tiny random-init, real base, a full-size
 random-init config), and the timing rule.
 
-Timing rule: each arm's time is the FASTEST of interleaved repeats. On a shared machine other
-processes only ever add time, so the minimum is the least noisy estimate of the work itself
-(medians on a busy 2-core machine moved by +-20%, the tiny model's by a factor of 10).
+Timing rule: each arm's time is the process's CPU time (`time.process_time`, every thread of the
+process; torch runs one thread by default here, `--threads`), the FASTEST of interleaved
+repeats. On a shared machine other processes only ever add time; CPU time leaves out the time
+spent waiting for a core, which wall time cannot (with a load average of 10-15 on 2 cores, the
+real Whisper base's wall times moved by +-20% between repeats and the minimum of 5 still read a
++16% "overhead" for clamps that cost a copy of one [4, T, 2048] tensor). The fastest wall times
+are printed beside it.
 """
 
 from __future__ import annotations
@@ -33,16 +37,20 @@ def espeak_items(n: int, max_chars: int) -> list[Item]:
 
 
 def fastest(arms: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Seconds per arm: the minimum over `repeats` interleaved calls (after one warm-up call each)."""
+    """CPU seconds per arm: the minimum over `repeats` interleaved calls (after one warm-up call
+    each); prints the fastest wall times too."""
     for fn in arms.values():
         fn()
-    times: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
+    wall: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(repeats):
         for name, fn in arms.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: min(ts) for name, ts in times.items()}
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - t0)
+    print("  wall time, fastest: " + ", ".join(f"{n} {min(ts) * 1000:.1f} ms" for n, ts in wall.items()))
+    return {name: min(ts) for name, ts in cpu.items()}
 
 
 def tiny_whisper():
@@ -113,8 +121,8 @@ def free_gib(path: str = "/tmp") -> float:
 
 
 def ratio_line(label: str, arms: dict[str, float], base: str, target: float | None = None) -> str:
-    """`label: base 12.3 ms, other 13.0 ms (x1.06)` for every arm against `base`."""
-    parts = [f"{base} {arms[base] * 1000:.1f} ms"]
+    """`label: CPU time base 12.3 ms, other 13.0 ms (x1.06)` for every arm against `base`."""
+    parts = [f"CPU time {base} {arms[base] * 1000:.1f} ms"]
     for name, t in arms.items():
         if name != base:
             parts.append(f"{name} {t * 1000:.1f} ms (x{t / arms[base]:.3f}"

@@ -49,7 +49,7 @@ def bench(label: str, adapter, items, repeats: int) -> dict[str, float]:
                               ("decoder", [f"decoder.L{n_dec}"], dec_sites)):
         ma, mb, ratio = _ratio(adapter, items, plain, extra, repeats)
         overheads[arm] = ratio
-        print(f"{label:>22} {arm:8} plain {ma * 1000:8.1f} ms  +{len(extra)} sites {mb * 1000:8.1f} ms  "
+        print(f"{label:>22} {arm:8} CPU time plain {ma * 1000:8.1f} ms  +{len(extra)} sites {mb * 1000:8.1f} ms  "
               f"ratio x{ratio:.3f} (target <= x{TARGET:.2f})")
     return overheads
 
