@@ -133,8 +133,8 @@ def match_systems(store: Store, models: Sequence[str], published: Published,
     out: dict[str, SystemMatch] = {}
     for model in models:
         runs = store.runs(model)
-        ids = [model, *[i for i in runs["model_id"].drop_nulls().unique().to_list()]]
-        adapters = [a for a in runs["adapter"].drop_nulls().unique().to_list()]
+        ids = [model, *runs["model_id"].drop_nulls().unique().to_list()]
+        adapters = {a.lower() for a in runs["adapter"].drop_nulls().unique().to_list()}
         found = None
         if model in systems:
             found = (systems[model], EXPLICIT)
@@ -143,7 +143,7 @@ def match_systems(store: Store, models: Sequence[str], published: Published,
                           if _matches(spec.get("model_ids", []), ids)), None)
         if found is None:
             found = next(((s, BY_FAMILY) for s, spec in published.systems.items()
-                          if set(a.lower() for a in adapters) & {a.lower() for a in spec.get("adapters", [])}), None)
+                          if adapters & {a.lower() for a in spec.get("adapters", [])}), None)
         if found is not None:
             out[model] = SystemMatch(model, found[0], found[1], store.is_random_init(model))
     return out

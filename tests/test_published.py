@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 
 import _report_fixtures as fx
+from _cli import cli
 from _store_data import activation_rows
 from actstore.analyses.grids import save_grid
 from actstore.errors import ReportError
@@ -171,19 +172,17 @@ def test_one_model_page_closes_with_the_published_numbers(store, tmp_path):
 
 
 def test_mapping_says_which_system_a_model_is(store, tmp_path):
-    result = write_report(store, [REAL, OTHER], tmp_path / "m.html", compute=False,
-                          systems={OTHER: "salmonn"})
+    result = write_report(store, [OTHER], tmp_path / "m.html", compute=False, systems={OTHER: "salmonn"})
     mine = result.published.filter(pl.col("model") == OTHER)
     assert mine["compared"].all() and mine["how"].unique().to_list() == ["mapping"]
     pub = load_published().frame.filter(pl.col("system") == "salmonn")
     cm_all = mine.filter((pl.col("metric") == "cross-modal") & (pl.col("group") == "all"))
     assert cm_all["difference"][0] == pytest.approx(0.825 - pub.filter(pl.col("group") == "all")["published"][0])
     # another measure than the paper's: published values only, and the page says why
-    cka = write_report(store, [REAL, OTHER], tmp_path / "c.html", compute=False, measure="cka",
-                       systems={OTHER: "salmonn"})
+    cka = write_report(store, [OTHER], tmp_path / "c.html", compute=False, measure="cka", systems={OTHER: "salmonn"})
     assert cka.published["ours"].is_null().all()
     assert "rerun with <code>--measure svcca</code>" in _section(cka.path)
-    none = write_report(store, [REAL, OTHER], tmp_path / "n.html", compute=False, published=None)
+    none = write_report(store, [REAL], tmp_path / "n.html", compute=False, published=None)
     assert none.published is None and '<section id="published">' not in none.path.read_text()
 
 
@@ -195,3 +194,15 @@ def test_bad_mapping_is_one_sentence_and_writes_nothing(store, tmp_path, systems
     with pytest.raises(ReportError, match=re.escape(message)):
         write_report(store, [REAL, OTHER], tmp_path / "bad.html", systems=systems)
     assert not (tmp_path / "bad.html").exists()
+
+
+def test_cli_system_option_maps_a_model(store, tmp_path):
+    out = tmp_path / "cli.html"
+    cli("report", "--db", store.uri, "--model", REAL, "--model", OTHER, "--system", f"{OTHER}=salmonn",
+        "--no-compute", "--out", out)
+    section = _section(out)
+    assert f"{0.825 - 0.878:.3f}" in section  # SALMONN's all-languages cross-modal: ours - published
+    assert "published values only" not in section
+    bad = cli("report", "--db", store.uri, "--model", OTHER, "--system", "salmonn", "--out", tmp_path / "b.html",
+              code=None)
+    assert bad.exit_code != 0 and "is not MODEL=SYSTEM" in bad.output and not (tmp_path / "b.html").exists()
