@@ -53,7 +53,7 @@ class ComparisonInputs:
     #: `actstore.analyses.findings.findings_frames`: drawn first when it holds a real model
     findings: dict[str, pl.DataFrame | None] | None = None
     #: the study's published numbers beside ours (`actstore.published.beside_ours`), drawn after
-    #: the findings when a model is one of the study's systems
+    #: the comparison when a model is one of the study's systems
     published: PublishedTable | None = None
 
 
@@ -233,11 +233,11 @@ def render_comparison_html(inputs: ComparisonInputs, limits: Limits | None = Non
     inputs = _check(inputs)
     datasets: dict[str, pl.DataFrame] = {}
     sections = [findings_section(inputs.findings, inputs.measure, datasets)] if _has_findings(inputs) else []
+    sections.append(comparison_section(inputs, datasets))
     if inputs.published is not None:
         from actstore.reports.published import published_section
 
         sections += [s for s in [published_section(inputs.published)] if s is not None]
-    sections.append(comparison_section(inputs, datasets))
     for index, model_inputs in enumerate(inputs.models, 1):
         model_inputs = validated(model_inputs)
         own, own_data = build_sections(model_inputs, limits or Limits())

@@ -149,6 +149,9 @@ def test_real_checkpoint_gets_the_difference_random_init_published_only(store, t
         assert other.height == 6 and other["system"].unique().to_list() == [system]
         assert other["ours"].is_null().all() and other["difference"].is_null().all()
 
+    page = result.path.read_text()
+    ids = [s.split('"')[0] for s in page.split('<section id="')[1:]]
+    assert ids.index("published") == ids.index("comparison") + 1  # after the comparison, before each model's own
     section = _section(result.path)
     assert "Niehues" in section and "aclanthology.org/2025.naacl-short.51" in section
     compared, rest = section.split("RANDOM-INIT", 1)[0], section.split("RANDOM-INIT", 1)[1]
