@@ -54,10 +54,10 @@ def write_report(store: Store, models: Sequence[str], out: str | Path, *, measur
     worth telling a user (default: silent). Unknown models, a bad `systems` mapping and an
     unwritable `out` raise before any computing.
 
-    Where a model is one of the `published` study's systems (its name or model id tells, or `systems` maps stored model name -> system, e.g. {"my-seamless":
-    "seamless-m4t-v2"}), the page shows the study's published numbers beside ours, with the
-    difference only for trained weights of the study's checkpoint (`actstore.published`).
-    `published=None` leaves that section out.
+    Where a model is one of the `published` study's systems (its name or model id tells, or
+    `systems` maps stored model name -> system, e.g. {"my-seamless": "seamless-m4t-v2"}), the
+    page shows the study's published numbers beside ours, with the difference only for trained
+    weights of the study's checkpoint (`actstore.published`). `published=None` leaves them out.
     """
     from actstore.analyses.complete import ensure_results
     from actstore.analyses.report_data import report_frames
