@@ -921,8 +921,11 @@ def _check_neighbour_options(sample_id, all_queries, lang, target_lang, corpus, 
 @click.option("--no-compute", is_flag=True, help="Do not compute missing results; their sections say which command fills them.")
 @click.option("--bootstrap", type=int, default=0, show_default=True,
               help="Recompute the cross-modal scores with intervals of N half-sample rounds (0: none).")
+@click.option("--system", "systems", multiple=True, metavar="MODEL=SYSTEM",
+              help="Which of the study's systems a model is where its name does not tell (seamless-m4t-v2, "
+                   "sonar, salmonn), for the published numbers beside ours; repeatable.")
 @friendly_errors
-def report(db, storage_options, models, out, measure, no_compute, bootstrap):
+def report(db, storage_options, models, out, measure, no_compute, bootstrap, systems):
     """Write one self-contained HTML report (works offline) for a stored model, or for several.
 
     With several --model options, real (trained) models come first: the page opens with their
@@ -930,17 +933,27 @@ def report(db, storage_options, models, out, measure, no_compute, bootstrap):
     language heatmap, cross-model and retrieval results); then, under a random-init banner, the
     study's comparison (final-layer cross-modal similarity per resource level, cross-lingual
     speech-speech vs text-text, per-layer curves on one axis); then each model's own sections.
+    A model that is one of the study's systems gets the published numbers beside ours (the
+    difference only for the study's trained checkpoint; published values alone for random-init).
 
     \b
     Example:
         actstore report --model tiny-random-seamless-m4t-v2 --out report.html
         actstore report --model tiny-random-seamless-m4t-v2 --model tiny-random-sonar \\
             --model tiny-random-salmonn --out comparison.html
+        actstore report --model my-seamless --system my-seamless=seamless-m4t-v2 --out mine.html
     """
     from actstore.workflows.report import write_report
 
+    mapping = {}
+    for pair in systems:
+        model, sep, system = pair.partition("=")
+        if not sep or not model.strip() or not system.strip():
+            raise click.UsageError(f"--system {pair!r} is not MODEL=SYSTEM; e.g. --system my-seamless=seamless-m4t-v2.")
+        mapping[model.strip()] = system.strip()
     result = write_report(_open(db, storage_options), models, out, measure=measure, compute=not no_compute,
-                          bootstrap=bootstrap, progress=lambda message: click.echo(message, err=True))
+                          bootstrap=bootstrap, progress=lambda message: click.echo(message, err=True),
+                          systems=mapping)
     for model in result.models:
         _note_random_init(result.random_init[model], model)
     click.echo(str(result.path))

@@ -54,6 +54,13 @@ def test_library_call_writes_the_cli_page(store_dir):
     assert result.random_init == {seamless: True, SONAR: True}
     assert result.computed[seamless] and result.computed[SONAR]  # a fresh store: results were computed
     assert any(f"for {SONAR}" in line and "saved to the store" in line for line in said)
+    # both are random-init builds of study architectures (adapter families): published values only
+    rows = result.published
+    assert set(rows["system"]) == {"seamless-m4t-v2", "sonar"} and (rows["how"] == "adapter family").all()
+    assert rows["ours"].is_null().all() and rows["difference"].is_null().all()
+    page = result.path.read_text()
+    published = page[page.index('<section id="published">'):]
+    assert published.index('<div class="banner">RANDOM-INIT models: ') < published.index("</section>")
 
     run = cli("report", "--db", db, "--model", seamless, "--model", SONAR, "--out", tmp / "cli.html")
     assert "computed missing" not in run.output  # the library call saved them
