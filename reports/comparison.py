@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from actstore.kinds import SYMMETRIC_KINDS
+from actstore.published import PublishedTable
 from actstore.reports import comparison_charts as ccharts
 from actstore.reports.assets import RESOURCE_ORDER
 from actstore.reports.findings import findings_section
@@ -51,6 +52,9 @@ class ComparisonInputs:
     measure: str = "svcca"
     #: `actstore.analyses.findings.findings_frames`: drawn first when it holds a real model
     findings: dict[str, pl.DataFrame | None] | None = None
+    #: the study's published numbers beside ours (`actstore.published.beside_ours`), drawn after
+    #: the findings when a model is one of the study's systems
+    published: PublishedTable | None = None
 
 
 def _check(inputs: ComparisonInputs) -> ComparisonInputs:
@@ -229,6 +233,10 @@ def render_comparison_html(inputs: ComparisonInputs, limits: Limits | None = Non
     inputs = _check(inputs)
     datasets: dict[str, pl.DataFrame] = {}
     sections = [findings_section(inputs.findings, inputs.measure, datasets)] if _has_findings(inputs) else []
+    if inputs.published is not None:
+        from actstore.reports.published import published_section
+
+        sections += [s for s in [published_section(inputs.published)] if s is not None]
     sections.append(comparison_section(inputs, datasets))
     for index, model_inputs in enumerate(inputs.models, 1):
         model_inputs = validated(model_inputs)

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from actstore import schema
+from actstore.published import PublishedTable
 from actstore.schema import sql_quote
 from actstore.store import Store
 from actstore.reports.inputs import ReportInputs
@@ -100,21 +101,30 @@ def report_inputs(store: Store, model: str, *, measure: str = "svcca",
 
 
 def build_report(store: Store, model: str, out: str | Path, *, measure: str = "svcca",
-                 frames: dict[str, pl.DataFrame | None] | None = None) -> Path:
-    """Write the HTML report of `model` from what the store holds to `out` (atomically)."""
+                 frames: dict[str, pl.DataFrame | None] | None = None,
+                 published: PublishedTable | None = None) -> Path:
+    """Write the HTML report of `model` from what the store holds to `out` (atomically); with
+    `published` (`actstore.published.beside_ours`) the study's published numbers close the page."""
     check_out_path(out)
-    return render_report(report_inputs(store, model, measure=measure, frames=frames), out)
+    extra = []
+    if published is not None:
+        from actstore.reports.published import published_section
+
+        extra = [s for s in [published_section(published)] if s is not None]
+    return render_report(report_inputs(store, model, measure=measure, frames=frames), out, extra=extra)
 
 
 def build_comparison_report(store: Store, models: list[str], out: str | Path, *,
                             comparison: dict[str, pl.DataFrame], measure: str = "svcca",
                             frames: dict[str, dict[str, pl.DataFrame | None]] | None = None,
-                            findings: dict[str, pl.DataFrame | None] | None = None) -> Path:
+                            findings: dict[str, pl.DataFrame | None] | None = None,
+                            published: PublishedTable | None = None) -> Path:
     """Write one HTML page comparing `models` side by side, then each model's own sections.
 
     `comparison` is `actstore.analyses.comparison.comparison_frames(...)`; `frames` maps each model
     to its `report_frames` (as for `build_report`); `findings`
-    (`actstore.analyses.findings.findings_frames`), where it holds a real model, opens the page.
+    (`actstore.analyses.findings.findings_frames`), where it holds a real model, opens the page;
+    `published` (`actstore.published.beside_ours`) puts the study's published numbers beside ours.
     """
     from actstore.reports.comparison import ComparisonInputs, render_comparison
 
@@ -122,4 +132,4 @@ def build_comparison_report(store: Store, models: list[str], out: str | Path, *,
     frames = frames or {}
     inputs = [report_inputs(store, m, measure=measure, frames=frames.get(m)) for m in models]
     return render_comparison(ComparisonInputs(frames=comparison, models=inputs, measure=measure,
-                                              findings=findings), out)
+                                              findings=findings, published=published), out)

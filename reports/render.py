@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from actstore.reports.counts import counts_html
 from actstore.reports.inputs import ReportError, ReportInputs, validated
 from actstore.reports.page import build_page
-from actstore.reports.sections import Limits, build_sections
+from actstore.reports.sections import Limits, Section, build_sections
 
 
 def render_html(inputs: ReportInputs, limits: Limits | None = None,
-                generated_at: datetime | None = None) -> str:
-    """The report as one HTML string (no file written)."""
+                generated_at: datetime | None = None, extra: Sequence[Section] = ()) -> str:
+    """The report as one HTML string (no file written); `extra` sections (without charts, e.g.
+    `reports.published`) follow the model's own."""
     inputs = validated(inputs)
     sections, datasets = build_sections(inputs, limits or Limits())
+    sections = [*sections, *extra]
     return build_page(inputs.model, sections, datasets, generated_at, header=counts_html(inputs))
 
 
@@ -48,14 +51,14 @@ def _writable_dir(out_path: Path) -> Path:
 
 
 def render_report(sections: ReportInputs, out_path: str | os.PathLike, *, limits: Limits | None = None,
-                  generated_at: datetime | None = None) -> Path:
+                  generated_at: datetime | None = None, extra: Sequence[Section] = ()) -> Path:
     """Render `sections` to one self-contained HTML file at `out_path`; returns the resolved path.
 
     Raises ReportError for inputs that lack columns or a path that cannot be written; on any
     error no file (not even a temporary one) is left behind.
     """
     out = check_out_path(out_path)
-    return write_atomically(render_html(sections, limits, generated_at), out)
+    return write_atomically(render_html(sections, limits, generated_at, extra), out)
 
 
 def write_atomically(page: str, out: Path) -> Path:
