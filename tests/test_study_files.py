@@ -83,6 +83,9 @@ MALFORMED = textwrap.dedent("""\
 
     [analyses]
     similarity = ["cross-modal", "sideways"]
+
+    [report]
+    published = { m = "seamless" }
     """)
 
 
@@ -100,6 +103,7 @@ def test_a_malformed_study_gets_one_sentence_per_problem_with_key_and_line(tmp_p
         "line 14, key systems.m.target_lang: a decoder target needs decoder sites": "sites",
         "line 17, key analyses.similarity: 'sideways' is not a similarity kind": "cross-modal",
         "line 12, key systems.m.model:": "No model file or directory",
+        "line 20, key report.published.m: 'seamless' is not a system of the published study": "seamless-m4t-v2",
     }
     assert len(lines) == len(expect), lines
     for start, also in expect.items():

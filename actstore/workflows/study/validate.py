@@ -293,6 +293,12 @@ def _report(c: _Checker, study: Study) -> None:
         if model not in study.systems:
             c.bad(("report", "models"), f"{model!r} is not a system of this study; use one of {', '.join(study.systems)}.")
     published = report.get("published", {})
-    for model in published if isinstance(published, dict) else ():
+    from actstore.published import load_published
+
+    known = load_published().systems
+    for model, system in (published.items() if isinstance(published, dict) else ()):
         if model not in study.systems:
             c.bad(("report", "published", model), f"{model!r} is not a system of this study.")
+        elif system not in known:
+            c.bad(("report", "published", model), f"{system!r} is not a system of the published study; "
+                                                  f"use one of {', '.join(known)}.")
