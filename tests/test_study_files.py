@@ -166,3 +166,11 @@ def test_dry_run_costs_a_present_model_from_its_adapter_and_status_says_all_is_l
     status = CliRunner().invoke(main, ["study", str(path), "--status"])
     assert status.exit_code == 0 and "not created yet" in status.output and "2 of 3 steps left" in status.output
     assert not (tmp_path / "bert.lance").exists()
+
+
+def test_a_speech_text_comparison_of_a_one_modality_system_is_impossible(tmp_path):
+    path = tmp_path / "text-only.toml"
+    path.write_text('[systems.minilm]\nmodel = "all-MiniLM-L6-v2"\nmodalities = ["text"]\n\n'
+                    '[analyses]\nsimilarity = ["cross-modal"]\n')
+    problems = validate(load_study(path)).problems
+    assert len(problems) == 1 and "line 6, key analyses.similarity: cross-modal compares speech with text" in problems[0]
