@@ -174,3 +174,31 @@ def test_a_speech_text_comparison_of_a_one_modality_system_is_impossible(tmp_pat
                     '[analyses]\nsimilarity = ["cross-modal"]\n')
     problems = validate(load_study(path)).problems
     assert len(problems) == 1 and "line 6, key analyses.similarity: cross-modal compares speech with text" in problems[0]
+
+
+def test_a_failing_step_is_one_sentence_and_what_needs_it_is_skipped(tmp_path, tiny_bert_dir):
+    """A problem only the run can see (here: no FLEURS data at data_dir) fails its step with the
+    library's sentence; the system's analyses and the report are skipped, the exit status is 1,
+    and the refused ingest created no store."""
+    path = tmp_path / "fails.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [store]
+        path = "{tmp_path / 'fails.lance'}"
+        [data]
+        source = "fleurs"
+        data_dir = "{tmp_path / 'no-fleurs'}"
+        languages = ["eng", "fra"]
+        [systems.bert]
+        model = "{tiny_bert_dir}"
+        modalities = ["text"]
+        [analyses]
+        similarity = ["cross-lingual"]
+        """))
+    out = CliRunner().invoke(main, ["study", str(path), "--quiet"])
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    failed = [line for line in lines if line.startswith("failed")]
+    assert len(failed) == 1 and "ingest bert" in failed[0]
+    assert sum(line.startswith("skipped") for line in lines) == 2  # the similarity step and the report
+    assert lines[-1] == "study fails: 2 skipped, 1 failed of 3 steps."
+    assert not (tmp_path / "fails.lance").exists()
