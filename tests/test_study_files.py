@@ -202,3 +202,29 @@ def test_a_failing_step_is_one_sentence_and_what_needs_it_is_skipped(tmp_path, t
     assert sum(line.startswith("skipped") for line in lines) == 2  # the similarity step and the report
     assert lines[-1] == "study fails: 2 skipped, 1 failed of 3 steps."
     assert not (tmp_path / "fails.lance").exists()
+
+
+def test_demo_sh_sets_only_keys_the_demo_study_has():
+    """`make demo` runs scripts/demo.sh, which passes the Makefile's sizes to `actstore study demo`
+    with --set: every key it sets must name a table of demo.toml and a key that table takes."""
+    import re
+    from pathlib import Path
+
+    from actstore.workflows.study.spec import SCHEMA
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "demo.sh").read_text()
+    assert '"$A" study demo' in script
+    keys = re.findall(r"--set ([\w.\-]+)=", script)
+    assert len(keys) >= 10
+    study = load_study("demo")
+    for key in keys:
+        *tables, last = key.split(".")
+        if tables[0] == "systems":
+            assert tables[1] in study.systems, key
+            assert last in SCHEMA["system"], key
+        else:
+            assert last in SCHEMA[tables[0]], key
+    checked = validate(load_study("demo", overrides=[f"{k}=3" if k.endswith("limit") else
+                                                      f"{k}=eng,fra" if k.endswith("languages") else f"{k}=x"
+                                                      for k in keys]))
+    assert checked.problems == []
