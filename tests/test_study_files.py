@@ -83,6 +83,9 @@ MALFORMED = textwrap.dedent("""\
 
     [analyses]
     similarity = ["cross-modal", "sideways"]
+
+    [report]
+    published = { m = "seamless" }
     """)
 
 
@@ -100,6 +103,7 @@ def test_a_malformed_study_gets_one_sentence_per_problem_with_key_and_line(tmp_p
         "line 14, key systems.m.target_lang: a decoder target needs decoder sites": "sites",
         "line 17, key analyses.similarity: 'sideways' is not a similarity kind": "cross-modal",
         "line 12, key systems.m.model:": "No model file or directory",
+        "line 20, key report.published.m: 'seamless' is not a system of the published study": "seamless-m4t-v2",
     }
     assert len(lines) == len(expect), lines
     for start, also in expect.items():
@@ -162,3 +166,65 @@ def test_dry_run_costs_a_present_model_from_its_adapter_and_status_says_all_is_l
     status = CliRunner().invoke(main, ["study", str(path), "--status"])
     assert status.exit_code == 0 and "not created yet" in status.output and "2 of 3 steps left" in status.output
     assert not (tmp_path / "bert.lance").exists()
+
+
+def test_a_speech_text_comparison_of_a_one_modality_system_is_impossible(tmp_path):
+    path = tmp_path / "text-only.toml"
+    path.write_text('[systems.minilm]\nmodel = "all-MiniLM-L6-v2"\nmodalities = ["text"]\n\n'
+                    '[analyses]\nsimilarity = ["cross-modal"]\n')
+    problems = validate(load_study(path)).problems
+    assert len(problems) == 1 and "line 6, key analyses.similarity: cross-modal compares speech with text" in problems[0]
+
+
+def test_a_failing_step_is_one_sentence_and_what_needs_it_is_skipped(tmp_path, tiny_bert_dir):
+    """A problem only the run can see (here: no FLEURS data at data_dir) fails its step with the
+    library's sentence; the system's analyses and the report are skipped, the exit status is 1,
+    and the refused ingest created no store."""
+    path = tmp_path / "fails.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [store]
+        path = "{tmp_path / 'fails.lance'}"
+        [data]
+        source = "fleurs"
+        data_dir = "{tmp_path / 'no-fleurs'}"
+        languages = ["eng", "fra"]
+        [systems.bert]
+        model = "{tiny_bert_dir}"
+        modalities = ["text"]
+        [analyses]
+        similarity = ["cross-lingual"]
+        """))
+    out = CliRunner().invoke(main, ["study", str(path), "--quiet"])
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    failed = [line for line in lines if line.startswith("failed")]
+    assert len(failed) == 1 and "ingest bert" in failed[0]
+    assert sum(line.startswith("skipped") for line in lines) == 2  # the similarity step and the report
+    assert lines[-1] == "study fails: 2 skipped, 1 failed of 3 steps."
+    assert not (tmp_path / "fails.lance").exists()
+
+
+def test_demo_sh_sets_only_keys_the_demo_study_has():
+    """`make demo` runs scripts/demo.sh, which passes the Makefile's sizes to `actstore study demo`
+    with --set: every key it sets must name a table of demo.toml and a key that table takes."""
+    import re
+    from pathlib import Path
+
+    from actstore.workflows.study.spec import SCHEMA
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "demo.sh").read_text()
+    assert '"$A" study demo' in script
+    keys = re.findall(r"--set ([\w.\-]+)=", script)
+    assert len(keys) >= 10
+    study = load_study("demo")
+    for key in keys:
+        *tables, last = key.split(".")
+        if tables[0] == "systems":
+            assert tables[1] in study.systems, key
+            assert last in SCHEMA["system"], key
+        else:
+            assert last in SCHEMA[tables[0]], key
+    checked = validate(load_study("demo", overrides=[f"{k}=3" if k.endswith("limit") else
+                                                      f"{k}=eng,fra" if k.endswith("languages") else f"{k}=x"
+                                                      for k in keys]))
+    assert checked.problems == []

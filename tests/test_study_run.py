@@ -58,6 +58,7 @@ STUDY = """\
 
     [report]
     path = "report.html"
+    published = {{ tiny-random-seamless-m4t-v2 = "seamless-m4t-v2" }}
     """
 
 
@@ -98,7 +99,8 @@ def clean(runner, tmp_path_factory, tiny_seamless_dir):
     folder = tmp_path_factory.mktemp("clean")
     study = write_study(folder, tiny_seamless_dir)
     assert runner.run(["study", str(study), "--quiet"]) == 0
-    assert (folder / "out" / "report.html").is_file()
+    html = (folder / "out" / "report.html").read_text(encoding="utf-8")
+    assert "0.901" in html  # the published SeamlessM4T v2 value, shown for the mapped (random-init) system
     return folder, store_state(folder / "small.lance"), results(folder / "small.lance")
 
 
@@ -130,6 +132,13 @@ def test_a_killed_study_reruns_to_the_same_store_and_numbers(runner, clean, tiny
             runner.env[variable] = spec
         code = runner.run(["study", str(study), "--quiet"], fault=spec if variable == "ACTSTORE_FAULT" else None)
         assert code == -9, (variable, spec, code)
+        if spec == "texts:2":  # killed inside the first ingest: --status says how far it got
+            from click.testing import CliRunner
+
+            from actstore.cli import main
+
+            status = CliRunner().invoke(main, ["study", str(study), "--status"]).output
+            assert "left  ingest tiny-random-seamless-m4t-v2" in status and "of ~20 items stored)" in status, status
     runner.env.pop("ACTSTORE_STUDY_FAULT", None)
     assert runner.run(["study", str(study), "--quiet"]) == 0
     got = store_state(tmp_path / "small.lance")

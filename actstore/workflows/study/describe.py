@@ -50,7 +50,7 @@ def plan_lines(plan: Plan, checked: Checked) -> list[str]:
 def status_lines(plan: Plan) -> list[str]:
     """Per step: done (stored), left, or always run; then the count left."""
     from actstore.workflows.study.actions import Context
-    from actstore.workflows.study.status import step_done
+    from actstore.workflows.study.status import step_done, stored_items
 
     store = Context(plan.db, plan.storage_options, models={}).store()
     lines, left = [f"study {plan.study.name}, store {plan.db}{'' if store else ' (not created yet)'}:"], 0
@@ -58,7 +58,8 @@ def status_lines(plan: Plan) -> list[str]:
         done = step_done(store, step)
         mark = {True: "done", False: "left", None: "runs"}[done]
         left += done is False
-        lines.append(f"  {mark:5} {step.label}")
+        got = f" ({stored_items(store, step)} of ~{step.units} items stored)" if step.kind == "ingest" and not done else ""
+        lines.append(f"  {mark:5} {step.label}{got}")
     lines.append(f"{left} of {len(plan.steps)} steps left" + (" (conversions and the report run every time; "
                  "both are quick when their inputs are stored)." if plan.steps else "."))
     return lines

@@ -116,7 +116,7 @@ def build_plan(study: Study, checked: Checked) -> Plan:
         steps.append(_ingest_step(study, sp))
     for sp in systems.values():
         steps += _analysis_steps(study, sp)
-    for i, item in enumerate(study.values.get("cross_model", [])):
+    for item in study.values.get("cross_model", []):
         if item["a"] in systems and item["b"] in systems:
             steps.append(Step("cross-model", item["a"], f"cross-model {item['a']} vs {item['b']}", dict(item)))
     report = study.table("report")
@@ -127,7 +127,8 @@ def build_plan(study: Study, checked: Checked) -> Plan:
                            "measure": report.get("measure", "svcca"), "bootstrap": report.get("bootstrap", 0),
                            "published": dict(report.get("published", {}))}))
     store = study.table("store")
-    db = str(study.path(store["path"])) if "://" not in store.get("path", "://") else store["path"]
+    path = str(store.get("path") or f"{study.name}.lance")  # default: <name>.lance here
+    db = path if "://" in path else str(study.path(path))
     return Plan(study, systems, steps, skipped, db, store.get("storage_options") or None)
 
 

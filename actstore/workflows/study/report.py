@@ -1,9 +1,9 @@
-"""The study's report step: the multi-model report library call with the study's models, measure
-and system mapping (which of the study's systems each model is, for the published numbers)."""
+"""The study's report step: the multi-model report library call (`workflows.report.write_report`)
+with the study's models, measure and system mapping (`[report] published`: which of the
+published study's systems each model is, so the page shows the published numbers beside ours)."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 from actstore.store import Store
@@ -13,13 +13,11 @@ def write_study_report(store: Store, args: dict[str, Any], say: Callable[[str], 
     """Write the report the study's [report] table asks for; returns what was written."""
     from actstore.workflows.report import write_report
 
-    extra = {}
-    mapping = args.get("published") or {}
-    params = inspect.signature(write_report).parameters
-    if mapping and "systems" in params:
-        extra["systems"] = mapping
     result = write_report(store, args["models"], args["path"], measure=args.get("measure", "svcca"),
-                          bootstrap=args.get("bootstrap", 0), progress=say, **extra)
+                          bootstrap=args.get("bootstrap", 0), progress=say,
+                          systems=args.get("published") or None)
     random = [m for m, r in result.random_init.items() if r]
     note = f" ({', '.join(random)}: RANDOM-INIT, a pipeline check, not findings)" if random else ""
-    return f"{result.path}{note}"
+    beside = "" if result.published is None or not result.published.height else \
+        f"; published numbers beside ours for {result.published['system'].n_unique()} systems"
+    return f"{result.path}{note}{beside}"

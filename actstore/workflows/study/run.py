@@ -114,13 +114,19 @@ def _one(ctx: Context, step: Step, display: _Display, broken: set) -> StepResult
     if step.system in broken and step.kind not in ("build", "convert"):
         display.update(step.units)
         return StepResult(step, "skipped", message=f"{step.system}'s earlier step failed")
-    if step.kind == "report" and broken & set(step.args["models"]):
+    needs = set(step.args["models"]) if step.kind == "report" else {step.args["a"], step.args["b"]} \
+        if step.kind == "cross-model" else set()
+    if broken & needs:
         display.update(step.units)
         return StepResult(step, "skipped", message=f"{', '.join(sorted(broken))} failed earlier")
     start = time.perf_counter()
+    if step.kind == "build" and step_done(None, step):  # already built: only its path is needed
+        ACTIONS[step.kind](ctx, step)
+        display.update(step.units)
+        return StepResult(step, "stored", time.perf_counter() - start)
     if step.kind not in ("build", "convert") and step_done(ctx.store(), step):
         display.update(step.units)
-        return StepResult(step, "stored", 0.0)
+        return StepResult(step, "stored", time.perf_counter() - start)
     try:
         before = display.bar.n
         message = ACTIONS[step.kind](ctx, step)

@@ -39,6 +39,18 @@ def ingest_done(store: Store, step: Step) -> bool:
     return False
 
 
+def stored_items(store: Store | None, step: Step) -> int:
+    """Items (sample ids per language and modality) of an ingest step's model already stored at
+    some point, within the step's languages and modalities: how far a partial ingest got."""
+    if store is None or step.system not in store.models():
+        return 0
+    a = step.args
+    keys = (store.scan_activations(step.system, with_vectors=False)
+            .filter(pl.col("lang").is_in(list(a["langs"])) & pl.col("modality").is_in(list(a["modalities"])))
+            .select("lang", "modality", "sample_id").unique().collect())
+    return keys.height
+
+
 def _similarity_done(store: Store, step: Step) -> bool:
     from actstore.analyses.complete import _languages_by_modality, kind_languages
     from actstore.analyses.grids import load_grid
@@ -64,7 +76,9 @@ def _neurons_done(store: Store, step: Step) -> bool:
 
     a = step.args
     hidden = a.get("points") or not a.get("sites")
-    ok = not hidden or all(v is not None for v in load_neurons(store, a["model"]).values())
+    # the run writes every table the model's rows allow (a text-only model has no speech-vs-text
+    # table), so one stored table means it ran
+    ok = not hidden or any(v is not None for v in load_neurons(store, a["model"]).values())
     if a.get("sites"):
         ok = ok and any(v is not None for v in load_site_tables(store, a["model"]).values())
     return ok

@@ -179,7 +179,20 @@ def _system(c: _Checker, name: str, system: Any) -> None:
     if "analyses" in system:
         c.keys(system["analyses"], "analyses", path + ("analyses",))
         _analyses(c, system["analyses"] if isinstance(system["analyses"], dict) else {}, path + ("analyses",))
+    _one_modality(c, name, system)
     _weights(c, name, system)
+
+
+def _one_modality(c: _Checker, name: str, system: dict) -> None:
+    """A speech-text comparison asked of a system that ingests one modality: impossible."""
+    mods = system.get("modalities", c.study.table("data").get("modalities", list(MODALITIES)))
+    own = system.get("analyses") if isinstance(system.get("analyses"), dict) else {}
+    kinds = own.get("similarity", c.study.table("analyses").get("similarity", []))
+    both = [k for k in (kinds if isinstance(kinds, list) else [kinds]) if k in (CROSS_MODAL, "speech-text")]
+    if both and isinstance(mods, list) and len(set(mods)) == 1:
+        where = ("systems", name, "analyses", "similarity") if "similarity" in own else ("analyses", "similarity")
+        c.bad(where, f"{both[0]} compares speech with text, but {name} ingests {mods[0]} only; drop it for "
+                     f"{name} (its own analyses table) or ingest both modalities.")
 
 
 def _text(value: Any) -> str | None:
@@ -293,6 +306,12 @@ def _report(c: _Checker, study: Study) -> None:
         if model not in study.systems:
             c.bad(("report", "models"), f"{model!r} is not a system of this study; use one of {', '.join(study.systems)}.")
     published = report.get("published", {})
-    for model in published if isinstance(published, dict) else ():
+    from actstore.published import load_published
+
+    known = load_published().systems
+    for model, system in (published.items() if isinstance(published, dict) else ()):
         if model not in study.systems:
             c.bad(("report", "published", model), f"{model!r} is not a system of this study.")
+        elif system not in known:
+            c.bad(("report", "published", model), f"{system!r} is not a system of the published study; "
+                                                  f"use one of {', '.join(known)}.")
