@@ -63,7 +63,8 @@ def model_sites(store: Store, model: str, wanted: Sequence[str] | None = None) -
     Sorted by stack (speech, text, decoder), layer and kind, so tables and heatmaps read in
     model order. An unknown name (no stored site matches it) is refused.
     """
-    points = store.require_model(model)["point"].to_list()
+    # a decoder site is registered once per conditioning (modality): list each site once
+    points = list(dict.fromkeys(store.require_model(model)["point"].to_list()))
     sites = [s for s in (parse_site(p) for p in points) if s is not None]
     if wanted:
         unknown = [w for w in wanted if not any(fnmatch.fnmatchcase(s.name, w) for s in sites)]
