@@ -136,7 +136,7 @@ def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per
         run_tsne(store, model, depths=_ends(store, model, sorted(mods)) or None,
                  per_language=tsne_per_language, seed=seed)
         done.append("tsne")
-    if n_langs >= 2 and any(v is None for v in load_neurons(store, model).values()):
+    if n_langs >= 2 and load_neurons(store, model)["neurons_top"] is None:  # one run writes all (overlap: only with both modalities)
         log.info("computing neuron tables")
         run_neurons(store, model, depths=states, seed=seed)
         done.append("neurons")

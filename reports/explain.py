@@ -132,7 +132,10 @@ SITE_CONCENTRATION = ("How to read this: the Gini coefficient of mean |activatio
 PROBE = ("How to read this: a cross-validated logistic-regression probe predicts the source language "
          "from one layer's pooled states, separately for speech- and text-conditioned rows. Bars: 95% "
          "Wilson interval over items; dashed tick: chance (always answering the commonest language). "
-         "Above chance: the layer still carries which language it is decoding.")
+         "Above chance: the layer still carries which language it is decoding. Where the decoder's "
+         "prompt names the source language (Whisper's <|xx|> token; SeamlessM4T transcribing, whose "
+         "target token is the source's), the probe can read it off the prompt: decode a translation "
+         "into one language (--target-lang eng) to ask what the encoder hands over.")
 INTERVENTION = ("How to read this: each panel is one experiment (a site, k neurons, the value they are "
                 "held at) under one conditioning. Per language, the chosen set's change of the "
                 "teacher-forced target log-likelihood per token (negative = the model finds the target "

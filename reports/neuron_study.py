@@ -13,6 +13,7 @@ import altair as alt
 import polars as pl
 
 from actstore.reports.assets import CATEGORY_PALETTE, MODALITY_COLOURS
+from actstore.reports.charts import DASH_LEGEND
 
 _MOD_SCALE = alt.Scale(domain=list(MODALITY_COLOURS), range=list(MODALITY_COLOURS.values()))
 #: names the control sets of `intervene` store in `neuron_set`, and how the report labels them
@@ -103,7 +104,7 @@ def concentration_rows(conc: pl.DataFrame) -> pl.DataFrame:
 def concentration_chart(name: str, statistic: str = "gini") -> alt.FacetChart:
     """Per site and layer, concentration of each script by modality, with its 95% interval."""
     base = alt.Chart().encode(x=alt.X("layer:O"), color=alt.Color("modality:N", scale=_MOD_SCALE),
-                              strokeDash=alt.StrokeDash("script:N"))
+                              strokeDash=alt.StrokeDash("script:N", legend=DASH_LEGEND))
     line = base.mark_line(point=True).encode(
         y=alt.Y(f"{statistic}:Q", title=statistic.replace("_", " ")),
         tooltip=["site:N", "layer:O", "script:N", "modality:N", "n:Q", alt.Tooltip(f"{statistic}:Q", format=".3f"),

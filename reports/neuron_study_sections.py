@@ -33,12 +33,16 @@ def _section(ctx: Context, sid: str, title: str, intro: str) -> Section:
 
 
 def _start(ctx: Context, frame: pl.DataFrame | None, to_rows, dataset: str, sid: str, title: str,
-           intro: str) -> tuple[Section, pl.DataFrame, str] | None:
+           intro: str, exact: bool = False) -> tuple[Section, pl.DataFrame, str] | None:
     """A section drawing one stored frame: (section, its chart rows, their dataset name), or None
-    when nothing is stored."""
+    when nothing is stored. `exact`: keep full precision (the page rounds to 4 decimals, which
+    would flatten log-likelihood changes of 1e-5 to 0; intervention rows are few)."""
     if frame is None:
         return None
     rows = to_rows(frame)
+    if exact:
+        ctx.datasets[dataset] = rows
+        return _section(ctx, sid, title, intro), rows, dataset
     return _section(ctx, sid, title, intro), rows, ctx.add(dataset, rows)
 
 
@@ -124,7 +128,7 @@ def intervention_section(ctx: Context) -> Section | None:
                      "Neuron study: interventions against random controls",
                      "A neuron set is held at a value (the median over the reference rows, zero or the mean) "
                      "while the model decodes held-out sentences (actstore intervene); sets of the same size "
-                     "and site are the controls.")
+                     "and site are the controls.", exact=True)
     if started is None:
         return None
     section, rows, name = started
@@ -141,7 +145,7 @@ def intervention_section(ctx: Context) -> Section | None:
             charts.intervention_chart(name, sets, value, interval, title), (name,)))
         section.parts.append(explain_html(how))
     section.parts.append("<h3>Chosen sets beside their controls</h3>")
-    section.parts.append(html_table(rounded(_effect_table(rows, effects)), digits=4))
+    section.parts.append(html_table(_effect_table(rows, effects), digits=6))
     return section
 
 
