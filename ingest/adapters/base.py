@@ -312,4 +312,4 @@ class Adapter(ABC):
         if not type(self).decodes:
             raise ActstoreError(f"{what} needs a family that decodes; {self.adapter_label} is encoder-only.")
         raise ActstoreError(f"{what} is not implemented for the {self.adapter_label} family yet; "
-                            "use a Whisper model.")
+                            "use Whisper, SeamlessM4T v2 or Qwen2-Audio.")
