@@ -1050,17 +1050,16 @@ def intervene(db, storage_options, model, adapter_name, name, device, dtype, sit
             --source fleurs --data-dir ~/fleurs --langs fra --limit 50 --generate
     """
     from actstore.ingest.adapters import load_adapter
-    from actstore.ingest.intervention_run import conditionings_for, held_out_items, run_intervention, save
+    from actstore.ingest.intervention_request import InterventionRequest, intervene as run
 
     store = _open(db, storage_options)
     _require_writable(store)
     adapter = load_adapter(model, adapter=adapter_name, name=name, device=device, dtype=dtype)
-    conds = conditionings_for(adapter, conditioning, generate)
-    items, corpus = held_out_items(source, data_dir, _csv(langs), split, limit, conds, target_lang)
-    frame = run_intervention(store, adapter, items, corpus, site=site, units=units, top=top, target=target,
-                             value=value, seeds=[int(s) for s in _csv(seeds)], batch_size=batch_size,
-                             controls=_csv(controls) or [], boot=boot, max_new_tokens=max_new_tokens if generate else 0)
-    save(store, frame)
+    frame = run(store, adapter, InterventionRequest(
+        site=site, langs=_csv(langs), units=units, top=top, target=target, value=value,
+        seeds=[int(s) for s in _csv(seeds)], controls=_csv(controls) or [], conditioning=conditioning,
+        target_lang=target_lang, boot=boot, max_new_tokens=max_new_tokens if generate else 0,
+        batch_size=batch_size, source=source, data_dir=data_dir, split=split, limit=limit))
     _note_random_init(bool(frame["random_init"][0]), adapter.model_name)
     for row in frame.iter_rows(named=True):
         click.echo(_intervention_line(row))
