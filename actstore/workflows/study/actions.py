@@ -143,17 +143,20 @@ def run_cross_model(ctx: Context, step: Step) -> str:
 
 def run_intervention(ctx: Context, step: Step) -> str:
     from actstore.ingest.adapters import load_adapter
-    from actstore.ingest.intervention_run import held_out_items, run_intervention as intervene, save
+    from actstore.ingest.intervention_request import InterventionRequest, intervene
 
-    a = step.args
-    items, corpus = held_out_items(a.get("source", "flores"), a.get("data_dir"), list(a["languages"]),
-                                   a.get("split", "devtest"), a.get("limit"))
-    adapter = load_adapter(ctx.models.get(step.system) or a["weights"], name=a["model"])
-    units = ",".join(map(str, a["units"])) if "units" in a else None
-    frame = intervene(ctx.store(), adapter, items, corpus, site=a["site"], units=units, top=a.get("top"),
-                      target=a.get("target"), value=a.get("value", "median"),
-                      seeds=list(a.get("seeds", [0, 1, 2])))
-    save(ctx.store(), frame)
+    a = dict(step.args)
+    adapter = load_adapter(ctx.models.get(step.system) or a["weights"], name=a["model"],
+                           device=a.get("device", "cpu"), dtype=a.get("dtype", "float32"))
+    frame = intervene(ctx.store(), adapter, InterventionRequest(
+        site=a["site"], langs=list(a["languages"]),
+        units=",".join(map(str, a["units"])) if "units" in a else None, top=a.get("top"),
+        target=a.get("target"), value=a.get("value", "median"), seeds=list(a.get("seeds", [0, 1, 2])),
+        controls=list(a.get("controls", ["random", "matched"])), conditioning=a.get("conditioning"),
+        target_lang=a.get("target_lang"), boot=a.get("boot", 1000),
+        max_new_tokens=a.get("max_new_tokens", 48) if a.get("generate") else 0,
+        batch_size=a.get("batch_size", 8), source=a.get("source", "flores"), data_dir=a.get("data_dir"),
+        split=a.get("split", "devtest"), limit=a.get("limit")))
     return f"{frame.height} intervention rows"
 
 

@@ -185,5 +185,6 @@ def _analysis_steps(study: Study, sp: SystemPlan) -> list[Step]:
                               {**common, "seed": seed, **(options if isinstance(options, dict) else {})}))
     for item in table.get("interventions", []):
         steps.append(Step("intervention", sp.name, f"intervene {item['site']} of {sp.name}",
-                          {**common, "weights": sp.spec.get("model"), **item}))
+                          {**common, "weights": sp.spec.get("model"), "device": sp.spec.get("device", "cpu"),
+                           "dtype": sp.spec.get("dtype", "float32"), **item}))
     return steps

@@ -11,8 +11,11 @@ from actstore.store import Store
 
 def write_study_report(store: Store, args: dict[str, Any], say: Callable[[str], None]) -> str:
     """Write the report the study's [report] table asks for; returns what was written."""
+    from pathlib import Path
+
     from actstore.workflows.report import write_report
 
+    Path(args["path"]).parent.mkdir(parents=True, exist_ok=True)  # the study's out folder
     result = write_report(store, args["models"], args["path"], measure=args.get("measure", "svcca"),
                           bootstrap=args.get("bootstrap", 0), progress=say,
                           systems=args.get("published") or None)

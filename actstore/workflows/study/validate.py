@@ -276,6 +276,7 @@ def _analyses(c: _Checker, table: dict, path: tuple) -> None:
             if ("units" in item) == ("top" in item):
                 c.bad(path + ("interventions", i), "give exactly one of units (a list) or top (K of the stored ranking).")
             c.codes(item.get("languages"), path + ("interventions", i, "languages"))
+            _intervention_choices(c, item, path + ("interventions", i))
     n = table.get("n")
     for kind, value in (n.items() if isinstance(n, dict) else [(None, n)] if n is not None else []):
         if not isinstance(value, int) or isinstance(value, bool) or value < 3:
@@ -285,6 +286,17 @@ def _analyses(c: _Checker, table: dict, path: tuple) -> None:
     for key in ("bootstrap", "seed"):
         if key in table and (not isinstance(table[key], int) or table[key] < 0):
             c.bad(path + (key,), f"{table[key]!r} must be a whole number from 0.")
+
+
+def _intervention_choices(c: _Checker, item: dict, path: tuple) -> None:
+    """The options `actstore intervene` would refuse, refused before anything runs."""
+    if item.get("conditioning", "speech") not in ("speech", "text", "both"):
+        c.bad(path + ("conditioning",), f"{item['conditioning']!r} must be speech, text or both.")
+    bad = [x for x in item.get("controls", []) if x not in ("random", "matched")]
+    if bad:
+        c.bad(path + ("controls",), f"{bad} are not controls; use random and/or matched.")
+    if "target_lang" in item:
+        c.codes([item["target_lang"]], path + ("target_lang",))
 
 
 def _cross_model(c: _Checker, study: Study) -> None:
