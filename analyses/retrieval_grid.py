@@ -74,7 +74,10 @@ def retrieval_grid_with_items(store: Store, model: str, *, kinds: Sequence[str] 
             b = sets.vectors[spec.y][sets.rows_for(spec.y, spec.ids)]
             # recall@k with k >= n rows is 1 by definition (every rank is < n): not an input error
             ks = tuple(k for k in (1, 5, 10) if k <= a.shape[0])
-            result = retrieval_scores(a, b, ks=ks, margin_k=margin_k, backend=backend, device=device)
+            # the margin's neighbourhood cannot exceed the candidates: a language pair with fewer
+            # sentences than margin_k uses all of them (each row stores the margin_k it used)
+            used_k = min(margin_k, a.shape[0])
+            result = retrieval_scores(a, b, ks=ks, margin_k=used_k, backend=backend, device=device)
             for r in result.to_rows():
                 rows.append({
                     "depth": depth.name, "point_order": depth.order, "layer": depth.layer,
@@ -85,7 +88,7 @@ def retrieval_grid_with_items(store: Store, model: str, *, kinds: Sequence[str] 
                     "xsim_error": r["xsim_error"], "margin_k": r["margin_k"],
                     "n_limit": n or 0, "seed": seed, "corpus": selection.corpus,
                 })
-            items.append(_item_rows(result, spec, depth.name, n or 0, seed, margin_k, selection.corpus))
+            items.append(_item_rows(result, spec, depth.name, n or 0, seed, used_k, selection.corpus))
             if progress is not None:
                 progress(1)
     frame = pl.DataFrame(rows, schema_overrides={"layer": pl.Int32, "n_limit": pl.Int32})
