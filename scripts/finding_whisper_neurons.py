@@ -4,8 +4,8 @@ random and displacement-matched controls of the same size at the same site. Call
 `scripts/finding_whisper_neurons.sh` (stage `sweep`), which documents the whole procedure.
 
 Why a driver beside `actstore intervene`: the CLI re-runs Whisper's encoder (a padded 30 s window,
-~95% of the compute) for every neuron set and every measure, so a sweep of 2 sizes x (1 chosen +
-10 random + 5 matched) sets costs ~35 encoder passes per sentence: hours on 2 shared CPU cores.
+~80% of the compute) for every neuron set and every measure, so a sweep of 2 sizes x (1 chosen +
+5 random + 2 matched) sets costs 36 encoder passes per sentence: hours on 2 shared CPU cores.
 Every clamp here sits on a DECODER site, which cannot change the encoder's output, so this driver
 memoises the encoder's forward by its input features and then calls the adapter's own public
 protocol (`target_loglik`, `first_step_language_probs`) unchanged: one encoder pass per sentence.
