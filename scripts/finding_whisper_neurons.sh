@@ -18,11 +18,12 @@ FLORES=${FLORES:-../shared/data/flores200}   # a FLORES-200 directory with dev/ 
 LANGS=${LANGS:-eng,fra,deu,ita,rus}           # ranked languages (AP: one language vs the rest)
 LIMIT=${LIMIT:-40}                           # devtest sentences per language for the ranking
 SITES=${SITES:-ffn,self_attn.v,cross_attn.k,cross_attn.v}  # site kinds at every layer of both stacks
-IV_LANGS=${IV_LANGS:-eng,fra,deu,rus}        # languages whose own top units are clamped
-IV_LIMIT=${IV_LIMIT:-16}                     # held-out dev sentences per language
+IV_LANGS=${IV_LANGS:-eng,rus,deu,fra}        # languages whose own top units are clamped
+IV_LIMIT=${IV_LIMIT:-12}                     # held-out dev sentences per language
+SWEEP_JOBS=${SWEEP_JOBS:-2}                  # sweep processes (languages split between them)
 KS=${KS:-10 50}                              # sizes of the clamped sets
-RANDOM_SETS=${RANDOM_SETS:-6}                # random controls (same site, same size), seeds 0..N-1
-MATCHED_SETS=${MATCHED_SETS:-3}              # displacement-matched controls, seeds 0..N-1
+RANDOM_SETS=${RANDOM_SETS:-5}                # random controls (same site, same size), seeds 0..N-1
+MATCHED_SETS=${MATCHED_SETS:-2}              # displacement-matched controls, seeds 0..N-1
 CLI_LIMIT=${CLI_LIMIT:-4}                    # held-out sentences of the `actstore intervene` run
 CLI_SEEDS=${CLI_SEEDS:-0}                    # its random controls
 TOPK=${TOPK:-50}                             # top units stored per language and site (>= max KS)
@@ -58,9 +59,17 @@ fi
 
 if has sweep; then
   step "3 sweep: per language its top-k units (k in $KS) at the decoder site holding most of its selective units, held at their median on $IV_LIMIT held-out dev sentences, vs $RANDOM_SETS random and $MATCHED_SETS displacement-matched controls"
-  "$BIN/python" scripts/finding_whisper_neurons.py --db "$DB" --model "$W" --name "$NAME" \
-    --flores "$FLORES" --langs "$IV_LANGS" --ks "$KS" --limit "$IV_LIMIT" --random "$RANDOM_SETS" \
-    --matched "$MATCHED_SETS" --boot 2000 --out "$OUT/sweep" 2>&1 | grep -v espeak-ng
+  # IV_LANGS split over SWEEP_JOBS processes (each writes $OUT/sweep-<i>.parquet as each language ends)
+  IFS=, read -r -a langs <<< "$IV_LANGS"
+  for ((i = 0; i < SWEEP_JOBS; i++)); do
+    part=$(for ((j = i; j < ${#langs[@]}; j += SWEEP_JOBS)); do printf '%s,' "${langs[j]}"; done)
+    "$BIN/python" scripts/finding_whisper_neurons.py --db "$DB" --model "$W" --name "$NAME" \
+      --flores "$FLORES" --langs "${part%,}" --ks "$KS" --limit "$IV_LIMIT" --random "$RANDOM_SETS" \
+      --matched "$MATCHED_SETS" --boot 2000 --out "$OUT/sweep-$i" > "$OUT/sweep-$i.log" 2>&1 &
+  done
+  wait
+  "$BIN/python" scripts/finding_whisper_neurons.py --db "$DB" --model "$W" --flores "$FLORES" --langs "$IV_LANGS" \
+    --out "$OUT/sweep" --summarise "$OUT"/sweep-*.parquet
 fi
 
 if has intervene; then
