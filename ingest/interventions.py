@@ -110,8 +110,11 @@ def top_units(store, model: str, site: str, k: int, target: str | None, width: i
     if top is None or top.height == 0:
         raise ActstoreError(f"No stored top neurons for site {site!r} of {model!r}"
                             f"{' and target ' + target if target else ''}; run `actstore analyze "
-                            "neuron-sites` first or pass --units.")
-    first = top.sort("rank").row(0, named=True)
+                            "neurons --sites` first or pass --units.")
+    # one ranking: high activation = the target ("positive") where stored, then a fixed order of
+    # the comparisons (`within`), so the chosen units never depend on the stored row order
+    top = top.with_columns((top["direction"] != "positive").alias("_not_positive"))
+    first = top.sort("_not_positive", "target", "within", "rank").row(0, named=True)
     top = top.filter((top["target"] == first["target"]) & (top["direction"] == first["direction"])
                      & (top["within"] == first["within"])).sort("rank")
     if top.height < k:

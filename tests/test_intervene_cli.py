@@ -167,3 +167,19 @@ def test_held_out_items_give_each_conditioning_its_sentences_and_targets(manifes
     assert items[0].audio is not None and items[2].text == TEXTS[0] and corpus.startswith("manifest:m")
     with pytest.raises(ActstoreError, match="has no fra sentences to decode as targets"):
         held_out_items("manifest", str(manifest), ["eng"], "devtest", 2, ("speech",), target_lang="fra")
+
+
+def test_top_k_takes_the_positive_ranking_whatever_the_stored_row_order(tmp_path):
+    """`analyze neurons` stores both directions; --top means "high activation = the target"."""
+    import polars as pl
+
+    from actstore.ingest.interventions import top_units
+    from actstore.schema import NEURON_SITES_TOP_TABLE
+
+    store = Store.open(str(tmp_path / "db"), create=True)
+    base = {"model": "m", "depth": "decoder.L1.ffn", "langs": "eng,fra", "corpus": "c", "target_kind": "lang",
+            "target": "eng", "within": "speech"}
+    ranked = pl.concat([pl.DataFrame({**base, "direction": "negative", "rank": [1, 2], "neuron": [7, 8]}),
+                        pl.DataFrame({**base, "direction": "positive", "rank": [2, 1], "neuron": [4, 3]})])
+    store.write_results(NEURON_SITES_TOP_TABLE, ranked, key=("model", "depth", "target", "direction", "rank"))
+    assert top_units(Store.open(str(tmp_path / "db")), "m", "decoder.L1.ffn", 2, "eng", width=16) == (3, 4)
