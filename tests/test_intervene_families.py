@@ -3,7 +3,7 @@ log-likelihood and greedy decoding equal transformers' own (outside reference), 
 to their current values changes nothing (bitwise), a padded batch equals each item alone (1e-5)
 with and without a clamp, a whole FFN site held at constants equals a hand-built model; and the
 whole study through the CLI (ingest --sites, analyze neurons, intervene --top k with random
-controls) gives the same numbers on a rerun."""
+controls, report) gives the same numbers on a rerun and a page with the neuron study."""
 
 from __future__ import annotations
 
@@ -252,3 +252,8 @@ def test_the_study_through_the_cli_is_deterministic(family, ingest, sites, site,
     assert rows["random_init"].all() and (rows["n_sentences"] == 2).all()
     assert (rows["delta_per_token"] != 0).any()
     assert runs[0].equals(runs[1])  # the same numbers on a rerun (same machine: bitwise)
+    page = tmp_path / "report.html"
+    cli("report", "--db", db, "--model", name, "--out", page)
+    html = page.read_text()
+    assert '<section id="neuron-sites">' in html and '<section id="interventions">' in html
+    assert "RANDOM-INIT" in html
