@@ -89,3 +89,20 @@ def write_manifest(root, sentences: dict[str, list[str]]):
             rows += [f'{i},{lang},speech,"{text}",{wav.name}', f'{i},{lang},text,"{text}",']
     (root / "m.csv").write_text("\n".join(rows) + "\n")
     return root / "m.csv"
+
+
+def real_whisper_base(*, speech: bool = True):
+    """The converted real Whisper base directory, or a pytest skip saying what is missing (the
+    pinned weight packages; espeak-ng where the test synthesises speech)."""
+    import pytest
+
+    from actstore.ingest.convert.weights import WeightsNotInstalledError, whisper_base_dir
+    from actstore.ingest.sources.espeak import EspeakSynthesizer
+
+    try:
+        path = whisper_base_dir()
+    except WeightsNotInstalledError as exc:
+        pytest.skip(f"real Whisper base weights not installed: {exc}")
+    if speech and not EspeakSynthesizer().available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    return path

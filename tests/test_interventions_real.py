@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from actstore.ingest.convert.weights import WeightsNotInstalledError, whisper_base_dir
+from _models import real_whisper_base
 from actstore.ingest.items import Item
 
 SENTENCES = {"eng": "Yesterday we walked to the old market and bought fresh bread, apples and cheese.",
@@ -25,13 +25,8 @@ def real():
     from actstore.ingest.adapters import load_adapter
     from actstore.ingest.sources.espeak import EspeakSynthesizer
 
-    try:
-        path = whisper_base_dir()
-    except WeightsNotInstalledError as exc:
-        pytest.skip(f"real Whisper base weights not installed: {exc}")
+    path = real_whisper_base()
     syn = EspeakSynthesizer()
-    if not syn.available():
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     items = [Item(sentence_id=i, lang=lang, modality="speech", sample_id=lang, split="devtest",
                   audio=syn.synthesize(text, VOICES[lang]), target=text, target_lang=lang)
              for i, (lang, text) in enumerate(SENTENCES.items())]

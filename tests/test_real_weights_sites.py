@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from _models import real_whisper_base
 from actstore.ingest.adapters import load_adapter
-from actstore.ingest.convert.weights import WeightsNotInstalledError, whisper_base_dir
 from actstore.ingest.items import Item
 from actstore.ingest.sources.espeak import EspeakSynthesizer
 
@@ -16,11 +16,7 @@ SENTENCE = "Yesterday we walked to the old market and bought fresh bread."
 
 @pytest.fixture(scope="module")
 def adapter():
-    try:
-        path = whisper_base_dir()
-    except WeightsNotInstalledError as exc:
-        pytest.skip(f"real Whisper base weights not installed: {exc}")
-    return load_adapter(str(path))
+    return load_adapter(str(real_whisper_base(speech=False)))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 
 from _cli import cli
 from _fixtures_dir import fixtures_root
+from _models import real_whisper_base
 from actstore.schema import INTERVENTIONS_TABLE
 from actstore.store import Store
 
@@ -21,16 +22,7 @@ SITE = "decoder.L6.ffn"
 
 @pytest.fixture(scope="module")
 def real_dir():
-    from actstore.ingest.convert.weights import WeightsNotInstalledError, whisper_base_dir
-    from actstore.ingest.sources.espeak import EspeakSynthesizer
-
-    try:
-        path = whisper_base_dir()
-    except WeightsNotInstalledError as exc:
-        pytest.skip(f"real Whisper base weights not installed: {exc}")
-    if not EspeakSynthesizer().available():
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    return path
+    return real_whisper_base()
 
 
 @pytest.fixture(scope="module")

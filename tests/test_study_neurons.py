@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import textwrap
 
-import polars as pl
 import pytest
 
 from _cli import cli

@@ -10,7 +10,7 @@ so a step killed half-way simply runs again.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from actstore.store import Store
 from actstore.workflows.study.plan import Step
