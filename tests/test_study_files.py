@@ -228,3 +228,17 @@ def test_demo_sh_sets_only_keys_the_demo_study_has():
                                                       f"{k}=eng,fra" if k.endswith("languages") else f"{k}=x"
                                                       for k in keys]))
     assert checked.problems == []
+
+
+def test_a_dry_run_without_weights_counts_the_neuron_sites_on_disk():
+    """neurons2026 without its weights: 30 languages x 200 sentences x speech and text, 4 layers of
+    width 1024, sites ffn (4 x 1024), self_attn.k/v in each encoder plus the decoder's ffn,
+    self_attn.k/v and cross_attn.k/v (target_lang eng), float16 vectors and 120 bytes per row."""
+    from actstore.workflows.study.estimate import estimate
+
+    plan, _ = prepare(load_study("neurons2026"), weights=False)
+    (cost,) = estimate(plan)
+    per_layer = [4096, 1024, 1024] + [4096, 1024, 1024, 1024, 1024]  # encoder, then decoder sites
+    widths = [1024] * 4 + per_layer * 4
+    assert cost.points == 2 * len(widths) and not cost.exact
+    assert cost.disk_bytes == 30 * 200 * 2 * (sum(widths) * 2 + 120 * len(widths)) == 1_526_400_000

@@ -52,14 +52,16 @@ def estimate_system(plan: Plan, step: Step) -> SystemCost:
     forwards = len(sp.langs) * len(sp.modalities) * math.ceil(per_lang / batch)
     vec_bytes = 2 if a["vector_dtype"] == "float16" else 4
     points, widths, stages, note = _shape(sp, a)
+    # the default cost model sizes a forward by the hidden states, not by the sites read from it
+    hidden = {m: [w for w in widths[m][:_hidden_count(a)]] for m in sp.modalities}
     peak = 0
     for modality in sp.modalities:
         batch_items = [Item(sentence_id=i, lang="eng", modality=modality, sample_id=str(i), split=a["split"],
                             text="x" * TEXT_BYTES if modality == "text" else None,
                             audio=np.broadcast_to(np.float32(0), (_units(modality),)) if modality == "speech"
                             else None) for i in range(batch)]
-        model = stages(modality) if stages else default_cost_model(widths[modality] or [1024],
-                                                                    len(widths[modality]) or 16, modality)
+        model = stages(modality) if stages else default_cost_model(hidden[modality] or [1024],
+                                                                    len(hidden[modality]) or 16, modality)
         peak = max(peak, int(estimate_bytes(model, batch_items) * SAFETY_MARGIN) + FORWARD_OVERHEAD)
     disk = sum(len(sp.langs) * per_lang * (sum(widths[m]) * vec_bytes + ROW_OVERHEAD * len(widths[m]))
                for m in sp.modalities)
@@ -84,12 +86,33 @@ def _shape(sp, a):
         widths = {m: [adapter.width(p) for p in chosen.get(m, [])] for m in sp.modalities}
         return sum(map(len, widths.values())), widths, adapter.cost_model, ""
     width = int(sp.spec.get("width", 1024))
-    layers = a["layers"]
-    n = len(layers) if isinstance(layers, list) else 16 if layers == "study" else 25
-    widths = {m: [width] * n for m in sp.modalities}
+    n = _hidden_count(a)
+    sites = _rough_site_widths(list(a.get("sites") or []), width, decoder=bool(a.get("target_lang"))) * n
+    widths = {m: [width] * n + sites for m in sp.modalities}
     why = ("weights missing" if sp.missing else "not built yet" if "build" in sp.spec
            else "weights not converted yet")
-    return n * len(sp.modalities), widths, None, f"rough ({why}): default cost model, width {width}, {n} points"
+    counted = f", {len(sites)} sites per modality (FFN at 4x the width)" if sites else ""
+    return (sum(map(len, widths.values())), widths, None,
+            f"rough ({why}): default cost model, width {width}, {n} points{counted}")
+
+
+def _hidden_count(a: dict) -> int:
+    """How many hidden-state points a study's layers ask for, when the model is not here to say."""
+    layers = a["layers"]
+    return len(layers) if isinstance(layers, list) else 16 if layers == "study" else 25
+
+
+def _rough_site_widths(kinds: list[str], width: int, *, decoder: bool) -> list[int]:
+    """Per layer, the widths of the sites a study asks for when the model's config is not here:
+    an FFN site at 4x the hidden width (the usual ratio), a projection at the width; the encoder
+    stack of each modality has every kind but cross-attention, and a decoding run (target_lang)
+    adds the decoder's sites for each conditioning. Sites dominate a neuron study's disk (a full
+    SeamlessM4T v2 holds 1.23 GB per 1,000 items in float16), so leaving them out misled."""
+    def one(kind: str) -> int:
+        return 4 * width if kind.startswith("ffn") else width
+
+    encoder = [one(k) for k in kinds if not k.startswith("cross_attn")]
+    return encoder + ([one(k) for k in kinds] if decoder else [])
 
 
 def estimate(plan: Plan) -> list[SystemCost]:
