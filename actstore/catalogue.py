@@ -34,6 +34,12 @@ class Language:
     fleurs_config: str = ""
     espeak_voice: str = ""
 
+    @property
+    def short_code(self) -> str:
+        """The two-letter (ISO 639-1 style) code FLEURS spells the language with (`fr_fr` -> `fr`),
+        which Whisper's language tokens and py3langid use; "" where the catalogue has no config."""
+        return self.fleurs_config.split("_")[0]
+
 
 _COLUMNS = tuple(f.name for f in fields(Language))
 _BOOL_COLUMNS = ("seamless_salmonn_set", "sonar_set")

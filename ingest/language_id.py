@@ -39,7 +39,7 @@ def langid_code(lang: str) -> str:
     from actstore.catalogue import Catalogue
 
     cat = Catalogue.load()
-    prefix = str(cat.get(lang).fleurs_config).split("_")[0] if lang in cat else ""
+    prefix = cat.get(lang).short_code if lang in cat else ""
     for code in (ALIASES.get(lang, ""), prefix, lang):
         if code and code in known_codes():
             return code

@@ -66,14 +66,15 @@ def load_decoder(path: str, dtype, device):
 def language_token(tokenizer, lang: str) -> int:
     """Whisper's `<|xx|>` token for a catalogue language (ISO 639-3), or an error."""
     from actstore.catalogue import Catalogue
+    from actstore.errors import UnknownLanguageError
     from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
     cands = [lang[:2]]
     try:
         row = Catalogue.load().get(lang)
-        cands = [str(row.fleurs_config).split("_")[0], TO_LANGUAGE_CODE.get(row.name.lower()),
+        cands = [row.short_code, TO_LANGUAGE_CODE.get(row.name.lower()),
                  TO_LANGUAGE_CODE.get(row.name.split()[-1].lower())] + cands
-    except Exception:  # a language outside the catalogue: try its first two letters
+    except UnknownLanguageError:  # a language outside the catalogue: try its first two letters
         pass
     for code in cands:
         if code:

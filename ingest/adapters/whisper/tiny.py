@@ -27,7 +27,7 @@ def _tiny_tokenizer():
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    codes = set(LANGUAGES) | {str(lang.fleurs_config).split("_")[0] for lang in Catalogue.load()}
+    codes = set(LANGUAGES) | {lang.short_code for lang in Catalogue.load()}
     specials = (["<|endoftext|>", "<|startoftranscript|>"] + [f"<|{c}|>" for c in sorted(codes)]
                 + ["<|translate|>", "<|transcribe|>", "<|notimestamps|>"])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<|endoftext|>",
