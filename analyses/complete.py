@@ -66,13 +66,29 @@ def _ends(store: Store, model: str, need: Sequence[str]) -> list[str]:
     return sorted({depths[0].name, depths[-1].name}, key=[d.name for d in depths].index)
 
 
-def _languages_by_modality(store: Store, model: str) -> dict[str, set[str]]:
+def languages_by_modality(store: Store, model: str) -> dict[str, set[str]]:
+    """The languages stored per modality for `model` (a grid's completeness is judged on them)."""
     pairs = (store.scan_activations(model, with_vectors=False).select("modality", "lang").unique()
              .collect().iter_rows())
     out: dict[str, set[str]] = {}
     for modality, lang in pairs:
         out.setdefault(modality, set()).add(lang)
     return out
+
+
+def complete_kinds(store: Store, model: str, measure: str,
+                   by_modality: dict[str, set[str]] | None = None) -> set[str]:
+    """The similarity kinds whose stored `measure` grid covers every language they can have.
+
+    A kind counts as done only then: a rerun on a subset (--langs eng,fra) must not make the report
+    pass the subset off as the whole grid, and a language stored as text only (no espeak-ng voice)
+    must not make every report recompute the speech grids that can never include it."""
+    grid = load_grid(store, model, measure=measure)
+    if grid is None:
+        return set()
+    by_modality = languages_by_modality(store, model) if by_modality is None else by_modality
+    return {k for k in grid["kind"].unique().to_list()
+            if not missing_languages(grid.filter(pl.col("kind") == k), kind_languages(k, by_modality))}
 
 
 def kind_languages(kind: str, by_modality: dict[str, set[str]]) -> list[str]:
@@ -100,16 +116,9 @@ def ensure_results(store: Store, model: str, *, measure: str = "svcca", tsne_per
         return ensure_neuron_study(store, model, seed=seed)
     done: list[str] = []
     mods = stored_modalities(store, model) if states is None else _state_modalities(store, model, states)
-    by_modality = _languages_by_modality(store, model)
+    by_modality = languages_by_modality(store, model)
     n_langs = len(set().union(*by_modality.values())) if by_modality else 0
-    grid = load_grid(store, model, measure=measure)
-    # a kind counts as done only when its rows cover every language it can have: a rerun on a
-    # subset (--langs eng,fra) must not make the report pass the subset off as the whole grid, and
-    # a language stored as text only (no espeak-ng voice) must not make every report recompute the
-    # speech grids that can never include it
-    kinds_done = set() if grid is None else {
-        k for k in grid["kind"].unique().to_list()
-        if not missing_languages(grid.filter(pl.col("kind") == k), kind_languages(k, by_modality))}
+    kinds_done = complete_kinds(store, model, measure, by_modality)
     options = GridOptions(measure=measure, seed=seed)
     if bootstrap:  # asked for intervals: (re)compute them, never draw older ones of another method
         kinds_done.discard("cross-modal")

@@ -52,22 +52,16 @@ def stored_items(store: Store | None, step: Step) -> int:
 
 
 def _similarity_done(store: Store, step: Step) -> bool:
-    from actstore.analyses.complete import _languages_by_modality, kind_languages
-    from actstore.analyses.grids import load_grid
-    from actstore.analyses.results import missing_languages
+    from actstore.analyses.complete import complete_kinds, languages_by_modality
     from actstore.kinds import CROSS_LINGUAL_KINDS, CROSS_MODAL
 
     a = step.args
-    grid = load_grid(store, a["model"], measure=a["measure"])
-    if grid is None:
-        return False
-    by_modality = _languages_by_modality(store, a["model"])
+    by_modality = languages_by_modality(store, a["model"])
     mods = set(by_modality)
     cross_lingual = [k for k, m in CROSS_LINGUAL_KINDS.items() if set(m) <= mods]
     kinds = {"cross-modal": [CROSS_MODAL], "cross-lingual": cross_lingual,
              "all": ([CROSS_MODAL] if mods == {"speech", "text"} else []) + cross_lingual}.get(a["kind"], [a["kind"]])
-    return all(not missing_languages(grid.filter(pl.col("kind") == k), kind_languages(k, by_modality))
-               and grid.filter(pl.col("kind") == k).height for k in kinds)
+    return set(kinds) <= complete_kinds(store, a["model"], a["measure"], by_modality)
 
 
 def _neurons_done(store: Store, step: Step) -> bool:
