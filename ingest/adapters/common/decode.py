@@ -3,14 +3,17 @@ teacher-forced target, and greedy decoding in lockstep.
 
 Why here: SeamlessM4T v2's shared text decoder and a decoder-only LLM score and decode their
 targets the same way; only how the logits are made differs (each family passes a function).
+Every encoder-decoder family (Whisper too) reuses its encoder output through `reuse_encoding`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 
 def target_scores(head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor, labels: torch.Tensor,
@@ -58,7 +61,7 @@ def greedy(last_logits: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tenso
 
 
 def reuse_encoding(owner, encoder: torch.nn.Module, items: Sequence, what: str,
-                   compute: Callable[[], tuple]) -> tuple:
+                   compute: Callable[[], T]) -> T:
     """`compute()` (an encoder's output for `items`), or the owner's last result for the same
     items while nothing can have changed it: the encoder carries no hook (a clamp on an encoder
     site, anyone's capture: always recomputed) and its weights are unchanged (their in-place

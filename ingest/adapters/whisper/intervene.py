@@ -24,13 +24,13 @@ batch gives each item's numbers alone (up to float round-off).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from actstore.ingest.adapters.common.clamps import Clamp, clamped
+from actstore.ingest.adapters.common.decode import reuse_encoding
 from actstore.ingest.adapters.common.sites import Site
 from actstore.ingest.adapters.whisper import decoding
 from actstore.ingest.items import SAMPLE_RATE, Item
@@ -50,26 +50,17 @@ def whisper_sites(adapter) -> dict[str, Site]:
 def _encoded(adapter, items: Sequence[Item]) -> torch.Tensor:
     """The encoder output of each clip, padded to the window on its own (call under clamps).
 
-    The last result is kept (one slot) and reused for the same clips while the encoder carries
-    no hook (a clamp on an encoder site or anyone's capture hook: always recomputed) and its
-    weights are unchanged (their in-place version counters are in the key), so
+    Reused for the same clips while nothing can change it (`common.decode.reuse_encoding`), so
     `target_loglik`, `first_step_language_probs` and `generate` of one batch under decoder
     clamps run the encoder once, not three times (it is most of their cost on CPU)."""
-    enc = adapter.encoder
-    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in enc.modules())
-    key = (tuple((it.lang, it.sample_id, hashlib.blake2b(np.asarray(it.audio, np.float32).tobytes(),
-                                                          digest_size=16).digest()) for it in items),
-           tuple(p._version for p in enc.parameters()))
-    memo = getattr(adapter, "_encoded_memo", None)
-    if not hooked and memo is not None and memo[0] == key:
-        return memo[1]
-    fe = adapter.feature_extractor
-    feats = [fe(np.asarray(it.audio, dtype=np.float32), sampling_rate=SAMPLE_RATE,
-                return_tensors="pt")["input_features"] for it in items]
-    x = torch.cat(feats).to(adapter.device, adapter.torch_dtype)
-    out = enc(input_features=x).last_hidden_state
-    adapter._encoded_memo = None if hooked else (key, out)
-    return out
+    def compute() -> torch.Tensor:
+        fe = adapter.feature_extractor
+        feats = [fe(np.asarray(it.audio, dtype=np.float32), sampling_rate=SAMPLE_RATE,
+                    return_tensors="pt")["input_features"] for it in items]
+        x = torch.cat(feats).to(adapter.device, adapter.torch_dtype)
+        return adapter.encoder(input_features=x).last_hidden_state
+
+    return reuse_encoding(adapter, adapter.encoder, items, "speech", compute)
 
 
 def _logp(dec, ids: torch.Tensor, mask: torch.Tensor | None, enc: torch.Tensor) -> torch.Tensor:
